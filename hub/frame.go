@@ -1,0 +1,453 @@
+package hub
+
+import (
+	"errors"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Version is the wire protocol version this hub speaks (docs/protocol.md).
+const Version = 1
+
+// Frame types a client may send.
+const (
+	TypeJoin = "join"
+	TypeMsg  = "msg"
+	TypePing = "ping"
+)
+
+// Error codes carried in error frames. docs/protocol.md lists each with the
+// condition that raises it and whether the connection stays open.
+const (
+	CodeBadFrame       = "bad_frame"       // not a JSON object of known fields
+	CodeBadVersion     = "bad_version"     // "v" is not 1
+	CodeUnknownType    = "unknown_type"    // "type" is not join, msg or ping
+	CodeBadName        = "bad_name"        // name empty, too long or unprintable
+	CodeBadRoom        = "bad_room"        // room empty, too long or unprintable
+	CodeNameTaken      = "name_taken"      // a live session in the room has the name
+	CodeRoomFull       = "room_full"       // the room has MaxMembers members
+	CodeTooManyRooms   = "too_many_rooms"  // MaxRooms rooms exist
+	CodeAlreadyJoined  = "already_joined"  // one join per connection
+	CodeNotJoined      = "not_joined"      // msg before join
+	CodeBadBody        = "bad_body"        // body missing, not base64 or too large
+	CodeNoSuchMember   = "no_such_member"  // "to" names nobody in the room
+	CodeRateLimited    = "rate_limited"    // frames dropped: over the rate
+	CodeServerFull     = "server_full"     // MaxConns reached; close 1013 follows
+	CodeTooManyConns   = "too_many_conns"  // MaxConnsPerPeer reached; close 1008 follows
+	CodeJoinTimeout    = "join_timeout"    // no join within JoinTimeout; close 1008 follows
+	CodeShuttingDown   = "shutting_down"   // the server is stopping; close 1001 follows
+	CodeReplaced       = "replaced"        // a resumed session took this one's place
+	CodeBadEncoding    = "bad_encoding"    // text frame not valid UTF-8; close 1007 follows
+	CodeBinaryRejected = "binary_rejected" // binary frames are not part of the protocol
+)
+
+// Close codes the hub asks its transport to send (RFC 6455 section 7.4 and
+// the private range for onionchat's own).
+const (
+	CloseNormal        = 1000
+	CloseGoingAway     = 1001 // server shutting down
+	CloseUnsupported   = 1003 // binary frame
+	CloseBadData       = 1007 // invalid UTF-8
+	ClosePolicy        = 1008 // flood, join timeout, too many connections from one peer
+	CloseTooBig        = 1009 // frame over the size limit
+	CloseTryAgainLater = 1013 // server full
+	CloseReplaced      = 4000 // a resumed session replaced this one
+)
+
+// Limits that are part of the protocol rather than configuration.
+const (
+	MaxNameRunes   = 32 // a member name, after trimming
+	MaxRoomRunes   = 64 // a room name, after trimming
+	MaxResumeBytes = 64 // a resume token
+	MaxID          = 1<<53 - 1
+)
+
+// ClientFrame is one decoded client frame. Body points into the decoded
+// input where it needed no unescaping, so it must not be kept past the
+// buffer given to DecodeClientFrame.
+type ClientFrame struct {
+	V      int    // protocol version, must be 1
+	Type   string // one of the Type constants, or what the client sent
+	Room   string // join: room name
+	Name   string // join: member name
+	Resume string // join: token from an earlier welcome, optional
+	Body   []byte // msg: base64 ciphertext
+	To     string // msg: a single recipient, optional
+	ID     int64  // msg, ping: client's reference echoed in errors and pongs; 0 if absent
+}
+
+// A FrameError is a client frame the hub refuses, with the protocol error
+// code to report.
+type FrameError struct {
+	Code string
+	Msg  string
+}
+
+func (e *FrameError) Error() string { return e.Code + ": " + e.Msg }
+
+func badFrame(msg string) error { return &FrameError{Code: CodeBadFrame, Msg: msg} }
+
+var errEnd = errors.New("unexpected end of frame")
+
+// DecodeClientFrame parses a client frame: a single JSON object whose keys
+// are among v, type, room, name, resume, body, to and id, each at most once,
+// strings for the text fields and integers for v and id. Anything else is a
+// *FrameError with code bad_frame. It validates JSON structure only; the
+// meaning of each field is checked by the hub.
+func DecodeClientFrame(b []byte) (ClientFrame, error) {
+	var f ClientFrame
+	if !utf8.Valid(b) {
+		return f, &FrameError{Code: CodeBadEncoding, Msg: "frame is not valid UTF-8"}
+	}
+	d := decoder{b: b}
+	d.ws()
+	if !d.eat('{') {
+		return f, badFrame("frame is not a JSON object")
+	}
+	var seen uint8
+	d.ws()
+	if d.eat('}') {
+		return f, badFrame("frame has no type")
+	}
+	for {
+		d.ws()
+		kb, err := d.str()
+		if err != nil {
+			return f, badFrame("bad key: " + err.Error())
+		}
+		d.ws()
+		if !d.eat(':') {
+			return f, badFrame("expected ':' after a key")
+		}
+		d.ws()
+		idx, ok := fieldIndex[string(kb)]
+		if !ok {
+			return f, badFrame("unknown field " + strconv.Quote(truncate(string(kb), 32)))
+		}
+		key, bit := fieldNames[idx], uint8(1)<<idx
+		if seen&bit != 0 {
+			return f, badFrame("field " + strconv.Quote(key) + " given twice")
+		}
+		seen |= bit
+		switch key {
+		case "v", "id":
+			n, err := d.int()
+			if err != nil {
+				return f, badFrame("field " + strconv.Quote(key) + ": " + err.Error())
+			}
+			if key == "v" {
+				if n > 1<<20 {
+					n = 1 << 20
+				}
+				f.V = int(n)
+			} else {
+				if n < 1 || n > MaxID {
+					return f, badFrame(`field "id" must be an integer from 1 to 2^53-1`)
+				}
+				f.ID = n
+			}
+		default:
+			s, err := d.str()
+			if err != nil {
+				return f, badFrame("field " + strconv.Quote(key) + ": " + err.Error())
+			}
+			switch key {
+			case "type":
+				switch string(s) {
+				case TypeMsg:
+					f.Type = TypeMsg
+				case TypeJoin:
+					f.Type = TypeJoin
+				case TypePing:
+					f.Type = TypePing
+				default:
+					f.Type = truncate(string(s), 32)
+				}
+			case "room":
+				f.Room = string(s)
+			case "name":
+				f.Name = string(s)
+			case "resume":
+				f.Resume = string(s)
+			case "body":
+				f.Body = s
+			case "to":
+				f.To = string(s)
+			}
+		}
+		d.ws()
+		if d.eat(',') {
+			continue
+		}
+		if d.eat('}') {
+			break
+		}
+		return f, badFrame("expected ',' or '}' after a value")
+	}
+	d.ws()
+	if d.i != len(d.b) {
+		return f, badFrame("data after the JSON object")
+	}
+	if seen&1 == 0 {
+		return f, &FrameError{Code: CodeBadVersion, Msg: `frame has no "v"; this server speaks version 1`}
+	}
+	if seen&2 == 0 {
+		return f, badFrame("frame has no type")
+	}
+	return f, nil
+}
+
+// fieldNames lists the keys a client frame may have; a key's index is its
+// bit in the decoder's seen set ("v" is bit 0, "type" bit 1).
+var fieldNames = [8]string{"v", "type", "room", "name", "resume", "body", "to", "id"}
+
+var fieldIndex = func() map[string]uint8 {
+	m := make(map[string]uint8, len(fieldNames))
+	for i, n := range fieldNames {
+		m[n] = uint8(i)
+	}
+	return m
+}()
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+type decoder struct {
+	b []byte
+	i int
+}
+
+func (d *decoder) ws() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *decoder) eat(c byte) bool {
+	if d.i < len(d.b) && d.b[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// int parses a JSON integer (no fraction, no exponent) of at most 16 digits.
+func (d *decoder) int() (int64, error) {
+	start := d.i
+	neg := d.eat('-')
+	digits := d.i
+	for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
+		d.i++
+	}
+	n := d.i - digits
+	if n == 0 {
+		if d.i < len(d.b) && (d.b[d.i] == '"' || d.b[d.i] == 't' || d.b[d.i] == 'f' || d.b[d.i] == 'n' || d.b[d.i] == '[' || d.b[d.i] == '{') {
+			return 0, errors.New("must be an integer")
+		}
+		return 0, errors.New("bad number")
+	}
+	if n > 1 && d.b[digits] == '0' {
+		return 0, errors.New("bad number: leading zero")
+	}
+	if d.i < len(d.b) && (d.b[d.i] == '.' || d.b[d.i] == 'e' || d.b[d.i] == 'E') {
+		return 0, errors.New("must be an integer")
+	}
+	if n > 16 {
+		return 0, errors.New("number too large")
+	}
+	v, err := strconv.ParseInt(string(d.b[start:d.i]), 10, 64)
+	if err != nil {
+		return 0, errors.New("bad number")
+	}
+	if neg {
+		return v, errors.New("must not be negative")
+	}
+	return v, nil
+}
+
+// str parses a JSON string. Without escapes it returns a slice of the
+// input; with escapes it builds a new one.
+func (d *decoder) str() ([]byte, error) {
+	if d.i >= len(d.b) {
+		return nil, errEnd
+	}
+	if d.b[d.i] != '"' {
+		return nil, errors.New("must be a string")
+	}
+	d.i++
+	start := d.i
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		switch {
+		case c == '"':
+			s := d.b[start:d.i:d.i]
+			d.i++
+			return s, nil
+		case c == '\\':
+			return d.strEscaped(start)
+		case c < 0x20:
+			return nil, errors.New("control character in string")
+		}
+		d.i++
+	}
+	return nil, errEnd
+}
+
+func (d *decoder) strEscaped(start int) ([]byte, error) {
+	out := make([]byte, 0, d.i-start+16)
+	out = append(out, d.b[start:d.i]...)
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		switch {
+		case c == '"':
+			d.i++
+			return out, nil
+		case c < 0x20:
+			return nil, errors.New("control character in string")
+		case c != '\\':
+			out = append(out, c)
+			d.i++
+			continue
+		}
+		d.i++
+		if d.i >= len(d.b) {
+			return nil, errEnd
+		}
+		e := d.b[d.i]
+		d.i++
+		switch e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := d.hex4()
+			if !ok {
+				return nil, errors.New(`bad \u escape`)
+			}
+			if utf16.IsSurrogate(r) {
+				r2 := rune(utf8.RuneError)
+				if d.i+1 < len(d.b) && d.b[d.i] == '\\' && d.b[d.i+1] == 'u' {
+					save := d.i
+					d.i += 2
+					if lo, ok := d.hex4(); ok {
+						r2 = utf16.DecodeRune(r, lo)
+					}
+					if r2 == utf8.RuneError {
+						d.i = save
+					}
+				}
+				if r2 == utf8.RuneError {
+					return nil, errors.New("unpaired surrogate in string")
+				}
+				r = r2
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return nil, errors.New("bad escape in string")
+		}
+	}
+	return nil, errEnd
+}
+
+func (d *decoder) hex4() (rune, bool) {
+	if d.i+4 > len(d.b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range d.b[d.i : d.i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	d.i += 4
+	return r, true
+}
+
+// validBase64 reports whether s is standard base64 (RFC 4648 section 4)
+// with padding, which is what the browser's btoa produces.
+func validBase64(s []byte) bool {
+	if len(s)%4 != 0 {
+		return false
+	}
+	n := len(s)
+	if n >= 1 && s[n-1] == '=' {
+		n--
+		if n >= 1 && s[n-1] == '=' {
+			n--
+		}
+	}
+	for i := 0; i < n; i++ {
+		if !b64[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var b64 = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
+		t[c] = true
+	}
+	return t
+}()
+
+// appendString appends s as a JSON string. Invalid UTF-8 cannot reach it:
+// names, rooms and bodies are validated before they are echoed.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigit[c>>4], hexDigit[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+const hexDigit = "0123456789abcdef"

@@ -1,0 +1,146 @@
+package hub
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestDecodeClientFrame(t *testing.T) {
+	ok := []struct {
+		in   string
+		want ClientFrame
+	}{
+		{`{"v":1,"type":"join","room":"r","name":"n"}`, ClientFrame{V: 1, Type: "join", Room: "r", Name: "n"}},
+		{` { "type" : "msg" , "v" : 1 , "body":"aGk=", "to":"b", "id": 42 } `, ClientFrame{V: 1, Type: "msg", Body: []byte("aGk="), To: "b", ID: 42}},
+		{`{"v":1,"type":"join","room":"caf\u00e9 \ud83d\ude00","name":"a\"b\\c\/d\n"}`, ClientFrame{V: 1, Type: "join", Room: "café 😀", Name: "a\"b\\c/d\n"}},
+		{`{"v":3,"type":"x"}`, ClientFrame{V: 3, Type: "x"}},
+	}
+	for _, tc := range ok {
+		got, err := DecodeClientFrame([]byte(tc.in))
+		if err != nil {
+			t.Errorf("%s: %v", tc.in, err)
+			continue
+		}
+		if got.V != tc.want.V || got.Type != tc.want.Type || got.Room != tc.want.Room || got.Name != tc.want.Name ||
+			string(got.Body) != string(tc.want.Body) || got.To != tc.want.To || got.ID != tc.want.ID || got.Resume != tc.want.Resume {
+			t.Errorf("%s: got %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+	bad := []struct{ in, code, msg string }{
+		{``, CodeBadFrame, "not a JSON object"},
+		{`null`, CodeBadFrame, "not a JSON object"},
+		{`{}`, CodeBadFrame, "no type"},
+		{`{"type":"ping"}`, CodeBadVersion, `no "v"`},
+		{`{"v":1}`, CodeBadFrame, "no type"},
+		{`{"v":1,"type":"ping","Type":"x"}`, CodeBadFrame, `unknown field "Type"`},
+		{`{"v":1,"type":"ping","type":"msg"}`, CodeBadFrame, "given twice"},
+		{`{"v":"1","type":"ping"}`, CodeBadFrame, "must be an integer"},
+		{`{"v":1.0,"type":"ping"}`, CodeBadFrame, "must be an integer"},
+		{`{"v":-1,"type":"ping"}`, CodeBadFrame, "negative"},
+		{`{"v":01,"type":"ping"}`, CodeBadFrame, "leading zero"},
+		{`{"v":1,"type":"ping","id":0}`, CodeBadFrame, "id"},
+		{`{"v":1,"type":"ping","id":9007199254740992}`, CodeBadFrame, "id"},
+		{`{"v":1,"type":1}`, CodeBadFrame, "must be a string"},
+		{`{"v":1,"type":"ping",}`, CodeBadFrame, "bad key"},
+		{`{"v":1,"type":"ping"}{}`, CodeBadFrame, "data after"},
+		{`{"v":1,"type":"pi` + "\n" + `ng"}`, CodeBadFrame, "control character"},
+		{`{"v":1,"type":"\ud800"}`, CodeBadFrame, "surrogate"},
+		{`{"v":1,"type":"\x"}`, CodeBadFrame, "bad escape"},
+		{`{"v":1,"type":"ping"`, CodeBadFrame, "expected"},
+		{"{\"v\":1,\"type\":\"\xff\"}", CodeBadEncoding, "UTF-8"},
+		{`{"v":1,"type":"ping","name":["a"]}`, CodeBadFrame, "must be a string"},
+	}
+	for _, tc := range bad {
+		_, err := DecodeClientFrame([]byte(tc.in))
+		fe, ok := err.(*FrameError)
+		if !ok || fe.Code != tc.code || !strings.Contains(fe.Msg, tc.msg) {
+			t.Errorf("%q: got %v, want %s containing %q", tc.in, err, tc.code, tc.msg)
+		}
+	}
+}
+
+func TestDecodeAllocatesLittle(t *testing.T) {
+	in := []byte(`{"v":1,"type":"msg","body":"` + strings.Repeat("QUJD", 100) + `","id":5}`)
+	if n := testing.AllocsPerRun(100, func() { DecodeClientFrame(in) }); n > 0 {
+		t.Errorf("decoding a msg frame allocates %v times, want 0", n)
+	}
+}
+
+func TestValidBase64(t *testing.T) {
+	for s, want := range map[string]bool{
+		"": true, "aGk=": true, "aGk": false, "aA==": true, "a===": false, "aGk=aGk=": false,
+		"ab+/": true, "ab-_": false, "ab c": false,
+	} {
+		if got := validBase64([]byte(s)); got != want {
+			t.Errorf("validBase64(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestCleanName(t *testing.T) {
+	for in, want := range map[string]string{
+		"  alice ": "alice", "Ünïcödé 名前": "Ünïcödé 名前", "a b": "a b",
+		"": "", "   ": "", "a\x00": "", "a\u200db": "", "a\nb": "", "\xff": "",
+		strings.Repeat("é", 32): strings.Repeat("é", 32), strings.Repeat("é", 33): "",
+	} {
+		got, ok := CleanName(in, MaxNameRunes)
+		if got != want || ok != (want != "") {
+			t.Errorf("CleanName(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+}
+
+// FuzzDecodeClientFrame checks that the decoder never panics and that
+// whatever it accepts, encoding/json reads the same way.
+func FuzzDecodeClientFrame(f *testing.F) {
+	for _, s := range []string{
+		`{"v":1,"type":"join","room":"r","name":"n","resume":"t"}`,
+		`{"v":1,"type":"msg","body":"aGk=","to":"b","id":1}`,
+		`{"v":1,"type":"ping","id":9}`,
+		`{"v":1,"type":"join","room":"\u00e9\ud83d\ude00","name":"\"\\\/\b\f\n\r\t"}`,
+		`{"v":01}`, `{`, `[]`, `{"v":1,"type":"ping","v":1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := DecodeClientFrame(b)
+		if err != nil {
+			if _, ok := err.(*FrameError); !ok {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			return
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("accepted %q, which encoding/json rejects: %v", b, err)
+		}
+		str := func(k string) string { s, _ := m[k].(string); return s }
+		if got.Type != str("type") && len(str("type")) <= 32 || got.Room != str("room") || got.Name != str("name") ||
+			got.Resume != str("resume") || string(got.Body) != str("body") || got.To != str("to") {
+			t.Fatalf("%q: decoded %+v, encoding/json says %v", b, got, m)
+		}
+		if v, _ := m["v"].(float64); int(v) != got.V && v < 1<<20 {
+			t.Fatalf("%q: v %d, encoding/json says %v", b, got.V, m["v"])
+		}
+	})
+}
+
+// FuzzAppendString checks that every string the hub echoes is JSON that
+// decodes to itself.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "alice", `"\<>&`, "\x00\x1f\u2028", "名前 😀"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		b := appendString(nil, s)
+		var back string
+		if err := json.Unmarshal(b, &back); err != nil || back != s {
+			t.Fatalf("appendString(%q) = %s, decodes to %q, %v", s, b, back, err)
+		}
+	})
+}
