@@ -1,0 +1,150 @@
+package web
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"github.com/onionchat/onionchat/hub"
+)
+
+type wsHandler struct {
+	hub      *hub.Hub
+	limit    int64
+	upgrader websocket.Upgrader
+}
+
+// ServeHTTP upgrades the request and returns at once: the connection's
+// reader runs in its own goroutine, so the HTTP server's goroutine and its
+// buffers are freed for the life of the connection.
+func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ws, err := wh.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // gorilla has answered with an HTTP error (403 for a foreign Origin)
+	}
+	nc := ws.NetConn()
+	s := wh.hub.Open(conn{nc}, PeerKey(r))
+	go readLoop(ws, s, wh.limit)
+}
+
+// conn adapts the upgraded net.Conn to hub.Conn. The hub's writer writes
+// whole WebSocket frames with one Write; gorilla writes to the same net.Conn
+// only for its own protocol-error close frames, and net.Conn serialises
+// whole Writes, so frames never interleave.
+type conn struct{ net.Conn }
+
+var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// readLoop reads client frames into a pooled buffer and hands them to the
+// hub until the connection fails, then ends the session.
+func readLoop(ws *websocket.Conn, s *hub.Session, limit int64) {
+	defer s.End()
+	ws.SetReadLimit(limit) // gorilla answers a larger frame with close 1009
+	ws.SetPongHandler(func(string) error { s.Touch(); return nil })
+	ws.SetPingHandler(func(data string) error {
+		s.Touch()
+		s.Queue(frame(websocket.PongMessage, []byte(data)))
+		return nil
+	})
+	ws.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			code = websocket.CloseNormalClosure
+		}
+		s.Fail(code, "", "")
+		return nil
+	})
+	for {
+		typ, r, err := ws.NextReader()
+		if err != nil {
+			return
+		}
+		if typ != websocket.TextMessage {
+			s.Fail(hub.CloseUnsupported, hub.CodeBinaryRejected, "binary frames are not part of the protocol")
+			continue
+		}
+		bp := readPool.Get().(*[]byte)
+		b, err := readAll((*bp)[:0], r)
+		if err != nil {
+			*bp = b[:0]
+			readPool.Put(bp)
+			return
+		}
+		s.Receive(b)
+		if cap(b) <= 64<<10 {
+			*bp = b[:0]
+			readPool.Put(bp)
+		}
+	}
+}
+
+func readAll(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if errors.Is(err, io.EOF) {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// noWriteBuffers keeps gorilla from holding a write buffer per connection:
+// the hub writes pre-encoded frames itself, so gorilla's buffered writer is
+// never used.
+type noWriteBuffers struct{}
+
+func (noWriteBuffers) Get() any { return nil }
+func (noWriteBuffers) Put(any)  {}
+
+// Wire encodes hub frames as unmasked server-to-client WebSocket frames
+// (RFC 6455 section 5.2).
+type Wire struct{}
+
+func (Wire) Text(payload []byte) []byte { return frame(websocket.TextMessage, payload) }
+func (Wire) Ping() []byte               { return []byte{0x80 | websocket.PingMessage, 0} }
+
+// Close encodes a close frame; reason is cut to fit a control frame.
+func (Wire) Close(code int, reason string) []byte {
+	if len(reason) > 123 {
+		reason = reason[:123]
+		for !utf8.ValidString(reason) {
+			reason = reason[:len(reason)-1]
+		}
+	}
+	p := make([]byte, 2, 2+len(reason))
+	binary.BigEndian.PutUint16(p, uint16(code))
+	return frame(websocket.CloseMessage, append(p, reason...))
+}
+
+func frame(op int, payload []byte) []byte {
+	n := len(payload)
+	var hdr [10]byte
+	hdr[0] = 0x80 | byte(op) // FIN
+	h := 2
+	switch {
+	case n < 126:
+		hdr[1] = byte(n)
+	case n <= 0xffff:
+		hdr[1] = 126
+		binary.BigEndian.PutUint16(hdr[2:], uint16(n))
+		h = 4
+	default:
+		hdr[1] = 127
+		binary.BigEndian.PutUint64(hdr[2:], uint64(n))
+		h = 10
+	}
+	b := make([]byte, h+n)
+	copy(b, hdr[:h])
+	copy(b[h:], payload)
+	return b
+}
