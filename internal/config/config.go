@@ -1,0 +1,374 @@
+// Package config reads onionchat's TOML configuration. Decoding is strict:
+// an unknown key, a value of the wrong type or a value out of range is an
+// error that names the file, the line and the key. A missing file is not
+// needed: Default gives a working configuration.
+//
+// The package owns the file format and its defaults; it does not start
+// anything.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/onionchat/onionchat/hub"
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// Modes.
+const (
+	ModeOnion = "onion" // publish an onion service through our own tor
+	ModeLAN   = "lan"   // serve HTTPS with a self-signed certificate
+	ModeBoth  = "both"  // both at once, one hub
+)
+
+// Config is the whole configuration. The zero value is not useful; start
+// from Default.
+type Config struct {
+	Mode    string `toml:"mode"`
+	DataDir string `toml:"data_dir"` // empty: DefaultDataDir()
+	LAN     LAN    `toml:"lan"`
+	Hub     Hub    `toml:"hub"`
+	Tor     Tor    `toml:"tor"`
+}
+
+// LAN configures the HTTPS mode.
+type LAN struct {
+	Listen   string   `toml:"listen"`    // host:port
+	Names    []string `toml:"names"`     // extra certificate names (DNS names or IPs)
+	CertFile string   `toml:"cert_file"` // with key_file: your own certificate instead of ours
+	KeyFile  string   `toml:"key_file"`
+}
+
+// Hub holds the relay's limits and its optional in-memory backlog.
+type Hub struct {
+	MaxFrameBytes    int      `toml:"max_frame_bytes"`
+	Rate             float64  `toml:"rate"`
+	Burst            int      `toml:"burst"`
+	MaxConns         int      `toml:"max_conns"`
+	MaxConnsPerPeer  int      `toml:"max_conns_per_peer"`
+	MaxRooms         int      `toml:"max_rooms"`
+	MaxMembers       int      `toml:"max_members"`
+	SendQueue        int      `toml:"send_queue"`
+	SendQueueBytes   int      `toml:"send_queue_bytes"`
+	PingInterval     Duration `toml:"ping_interval"`
+	IdleTimeout      Duration `toml:"idle_timeout"`
+	JoinTimeout      Duration `toml:"join_timeout"`
+	WriteTimeout     Duration `toml:"write_timeout"`
+	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	HistoryMessages  int      `toml:"history_messages"`
+	HistoryTTL       Duration `toml:"history_ttl"`
+}
+
+// Duration is a time.Duration written as a string such as "30s" or "1h".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler. Its error is a
+// parser error so that the decoder reports the line it came from.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil || !isDurationText(b) {
+		return &unstable.ParserError{Highlight: b, Message: `want a duration such as "30s", "5m" or "1h"`}
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// isDurationText rejects bare numbers: "5" parses only as "0".
+func isDurationText(b []byte) bool {
+	return len(b) > 0 && (b[len(b)-1] < '0' || b[len(b)-1] > '9')
+}
+
+// Default returns the configuration used when no file sets a key.
+func Default() Config {
+	return Config{
+		Mode: ModeOnion,
+		LAN:  LAN{Listen: "127.0.0.1:8443", Names: []string{}},
+		Hub: Hub{
+			MaxFrameBytes:    hub.DefaultMaxFrameBytes,
+			Rate:             hub.DefaultRate,
+			Burst:            hub.DefaultBurst,
+			MaxConns:         hub.DefaultMaxConns,
+			MaxConnsPerPeer:  hub.DefaultMaxConnsPerPeer,
+			MaxRooms:         hub.DefaultMaxRooms,
+			MaxMembers:       hub.DefaultMaxMembers,
+			SendQueue:        hub.DefaultSendQueue,
+			SendQueueBytes:   hub.DefaultSendQueueBytes,
+			PingInterval:     Duration{hub.DefaultPingInterval},
+			IdleTimeout:      Duration{hub.DefaultIdleTimeout},
+			JoinTimeout:      Duration{hub.DefaultJoinTimeout},
+			WriteTimeout:     Duration{hub.DefaultWriteTimeout},
+			HandshakeTimeout: Duration{10 * time.Second},
+			HistoryMessages:  0,
+			HistoryTTL:       Duration{hub.DefaultHistoryTTL},
+		},
+		Tor: defaultTor(),
+	}
+}
+
+// Error is a problem with one key of a configuration file.
+type Error struct {
+	File string
+	Line int    // 1-based; 0 when unknown
+	Key  string // dotted, such as "hub.max_conns"; empty for syntax errors
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads the file at path over Default.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes data, named name in errors, over Default and validates the
+// result.
+func Parse(name string, data []byte) (Config, error) {
+	c := Default()
+	lines, _ := keyLines(data) // a syntax error is reported, with its line, by Decode
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, decodeError(name, err)
+	}
+	if err := c.validate(); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.File = name
+			e.Line = lines[e.Key]
+		}
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate checks a configuration built in code or changed by flags; its
+// errors name the key but no file or line.
+func (c *Config) Validate() error {
+	err := c.validate()
+	var e *Error
+	if errors.As(err, &e) && e.File == "" {
+		e.File = "config"
+	}
+	return err
+}
+
+func decodeError(name string, err error) error {
+	var de *toml.DecodeError
+	var pe *unstable.ParserError
+	switch {
+	case errors.As(err, &de):
+		row, _ := de.Position()
+		key := strings.Join(de.Key(), ".")
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		switch {
+		case msg == "unknown field":
+			msg = "unknown key"
+			if _, known := sections[strings.SplitN(key, ".", 2)[0]]; !known && strings.Contains(key, ".") {
+				msg = "unknown key (no such section)"
+			}
+		case msg == "missing table":
+			msg = "unknown section"
+		case strings.HasPrefix(msg, "cannot decode TOML "):
+			got := strings.Fields(strings.TrimPrefix(msg, "cannot decode TOML "))[0]
+			msg = "want " + want(key) + ", not a TOML " + got
+		}
+		return &Error{File: name, Line: row, Key: key, Msg: msg}
+	case errors.As(err, &pe):
+		return &Error{File: name, Msg: pe.Message}
+	}
+	return &Error{File: name, Msg: err.Error()}
+}
+
+var sections = map[string]struct{}{"lan": {}, "hub": {}, "tor": {}}
+
+// want describes the type a key takes, for type-mismatch errors.
+func want(key string) string {
+	switch key {
+	case "mode", "data_dir", "lan.listen", "lan.cert_file", "lan.key_file", "tor.path":
+		return "a string"
+	case "lan.names", "tor.extra_torrc":
+		return "a list of strings"
+	case "hub.rate":
+		return "a number"
+	}
+	if strings.HasSuffix(key, "_interval") || strings.HasSuffix(key, "_timeout") || strings.HasSuffix(key, "_ttl") {
+		return `a duration string such as "30s"`
+	}
+	if strings.HasPrefix(key, "tor.") {
+		return "a value of the documented type"
+	}
+	return "an integer"
+}
+
+// keyLines maps each dotted key of the document to the line it is set on.
+func keyLines(data []byte) (map[string]int, error) {
+	lines := make(map[string]int)
+	var p unstable.Parser
+	p.Reset(data)
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			var line int
+			table, line = keyParts(&p, e.Key())
+			lines[strings.Join(table, ".")] = line
+		case unstable.KeyValue:
+			parts, line := keyParts(&p, e.Key())
+			lines[strings.Join(append(append([]string(nil), table...), parts...), ".")] = line
+		}
+	}
+	return lines, p.Error()
+}
+
+// keyParts returns a key's parts and the line of its first part.
+func keyParts(p *unstable.Parser, it unstable.Iterator) (parts []string, line int) {
+	for it.Next() {
+		n := it.Node()
+		if line == 0 {
+			line = p.Shape(n.Raw).Start.Line
+		}
+		parts = append(parts, string(n.Data))
+	}
+	return parts, line
+}
+
+func bad(key, format string, args ...any) error {
+	return &Error{Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (c *Config) validate() error {
+	switch c.Mode {
+	case ModeOnion, ModeLAN, ModeBoth:
+	default:
+		return bad("mode", "want %q, %q or %q, not %q", ModeOnion, ModeLAN, ModeBoth, c.Mode)
+	}
+	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
+		return bad("data_dir", "want an absolute path, not %q", c.DataDir)
+	}
+	if _, port, err := net.SplitHostPort(c.LAN.Listen); err != nil {
+		return bad("lan.listen", "want host:port such as \"127.0.0.1:8443\", not %q", c.LAN.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return bad("lan.listen", "bad port %q", port)
+	}
+	for _, n := range c.LAN.Names {
+		if strings.TrimSpace(n) == "" || strings.ContainsAny(n, " /:\t") && net.ParseIP(n) == nil {
+			return bad("lan.names", "%q is neither a host name nor an IP address", n)
+		}
+	}
+	if (c.LAN.CertFile == "") != (c.LAN.KeyFile == "") {
+		return bad("lan.cert_file", "set both cert_file and key_file, or neither")
+	}
+	h := &c.Hub
+	ints := []struct {
+		key      string
+		v        int
+		min, max int
+	}{
+		{"hub.max_frame_bytes", h.MaxFrameBytes, 1 << 10, 16 << 20},
+		{"hub.burst", h.Burst, 1, 1 << 20},
+		{"hub.max_conns", h.MaxConns, 1, 1 << 24},
+		{"hub.max_conns_per_peer", h.MaxConnsPerPeer, 1, 1 << 24},
+		{"hub.max_rooms", h.MaxRooms, 1, 1 << 24},
+		{"hub.max_members", h.MaxMembers, 2, 1 << 24},
+		{"hub.send_queue", h.SendQueue, 1, 1 << 20},
+		{"hub.send_queue_bytes", h.SendQueueBytes, h.MaxFrameBytes, 1 << 30},
+		{"hub.history_messages", h.HistoryMessages, 0, 100000},
+	}
+	for _, i := range ints {
+		if i.v < i.min || i.v > i.max {
+			return bad(i.key, "want %d to %d, not %d", i.min, i.max, i.v)
+		}
+	}
+	if !(h.Rate > 0) || h.Rate > 1e6 || math.IsNaN(h.Rate) {
+		return bad("hub.rate", "want frames per second above 0 and at most 1000000, not %v", h.Rate)
+	}
+	durs := []struct {
+		key string
+		v   time.Duration
+	}{
+		{"hub.ping_interval", h.PingInterval.Duration},
+		{"hub.idle_timeout", h.IdleTimeout.Duration},
+		{"hub.join_timeout", h.JoinTimeout.Duration},
+		{"hub.write_timeout", h.WriteTimeout.Duration},
+		{"hub.handshake_timeout", h.HandshakeTimeout.Duration},
+		{"hub.history_ttl", h.HistoryTTL.Duration},
+	}
+	for _, d := range durs {
+		if d.v < 10*time.Millisecond || d.v > 30*24*time.Hour {
+			return bad(d.key, "want 10ms to 720h, not %v", d.v)
+		}
+	}
+	if h.IdleTimeout.Duration <= h.PingInterval.Duration {
+		return bad("hub.idle_timeout", "must be longer than hub.ping_interval (%v)", h.PingInterval.Duration)
+	}
+	return c.Tor.validate()
+}
+
+// HubConfig returns the hub's part of c.
+func (c *Config) HubConfig() hub.Config {
+	h := &c.Hub
+	return hub.Config{
+		MaxFrameBytes:   h.MaxFrameBytes,
+		Rate:            h.Rate,
+		Burst:           h.Burst,
+		MaxConns:        h.MaxConns,
+		MaxConnsPerPeer: h.MaxConnsPerPeer,
+		MaxRooms:        h.MaxRooms,
+		MaxMembers:      h.MaxMembers,
+		SendQueue:       h.SendQueue,
+		SendQueueBytes:  h.SendQueueBytes,
+		PingInterval:    h.PingInterval.Duration,
+		IdleTimeout:     h.IdleTimeout.Duration,
+		JoinTimeout:     h.JoinTimeout.Duration,
+		WriteTimeout:    h.WriteTimeout.Duration,
+		HistoryMessages: h.HistoryMessages,
+		HistoryTTL:      h.HistoryTTL.Duration,
+	}
+}
+
+// DefaultDataDir is where keys and certificates live when data_dir is not
+// set: $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/onionchat, else
+// ~/.local/share/onionchat.
+func DefaultDataDir() (string, error) {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return strings.Split(d, ":")[0], nil
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "onionchat"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("config: no data directory: set data_dir or $HOME: %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "onionchat"), nil
+}

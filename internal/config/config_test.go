@@ -1,0 +1,139 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+func TestNoFileGivesDefaults(t *testing.T) {
+	c, err := Parse("empty.toml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Fatalf("empty file: %+v, want defaults", c)
+	}
+	d := Default()
+	if err := d.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+// The example file documents every key with its default value.
+func TestExampleIsDefaultsAndComplete(t *testing.T) {
+	data, err := os.ReadFile("../../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("config.example.toml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Fatalf("config.example.toml differs from Default():\n%+v\n%+v", c, Default())
+	}
+	lines, _ := keyLines(data)
+	var all map[string]any
+	b, _ := toml.Marshal(Default())
+	toml.Unmarshal(b, &all)
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			if _, ok := lines[prefix+k]; !ok {
+				t.Errorf("config.example.toml does not document %s", prefix+k)
+			}
+		}
+	}
+	walk("", all)
+}
+
+func TestErrorsNameKeyAndLine(t *testing.T) {
+	for _, tc := range []struct{ doc, want string }{
+		{"mode = \"lan\"\n\n[hub]\nmax_connz = 5\n", "c.toml:4: hub.max_connz: unknown key"},
+		{"colour = \"red\"\n", "c.toml:1: colour: unknown key"},
+		{"[hubb]\nrate = 1\n", "c.toml:1: hubb: unknown section"},
+		{"[hub]\nmax_conns = \"many\"\n", "c.toml:2: hub.max_conns: want an integer, not a TOML string"},
+		{"[hub]\n\nping_interval = 30\n", `c.toml:3: hub.ping_interval: want a duration such as "30s"`},
+		{"[hub]\nping_interval = \"soon\"\n", `c.toml:2: hub.ping_interval: want a duration`},
+		{"# comment\n[hub]\nmax_conns = 0\n", "c.toml:3: hub.max_conns: want 1 to"},
+		{"[hub]\nrate = -2.5\n", "c.toml:2: hub.rate: want frames per second above 0"},
+		{"[hub]\nping_interval = \"2m\"\n", "hub.idle_timeout: must be longer than hub.ping_interval"},
+		{"mode = \"tor\"\n", `c.toml:1: mode: want "onion", "lan" or "both", not "tor"`},
+		{"[lan]\nlisten = \"8443\"\n", "c.toml:2: lan.listen: want host:port"},
+		{"[lan]\ncert_file = \"/x.pem\"\n", "c.toml:2: lan.cert_file: set both"},
+		{"data_dir = \"relative\"\n", "c.toml:1: data_dir: want an absolute path"},
+		{"[tor]\nextra_torrc = [\"SocksPort 9050\"]\n", `c.toml:2: tor.extra_torrc: is for private test networks only`},
+		{"[tor]\nsandbox = \"yes\"\n", `c.toml:2: tor.sandbox: want "auto", "on" or "off"`},
+		{"mode = \"lan\n", "c.toml:1: basic strings cannot have new lines"},
+	} {
+		_, err := Parse("c.toml", []byte(tc.doc))
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Errorf("%q: error %v is not a *config.Error", tc.doc, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q:\n got %q\nwant %q", tc.doc, err, tc.want)
+		}
+	}
+}
+
+func TestValues(t *testing.T) {
+	c, err := Parse("c.toml", []byte(`
+mode = "both"
+data_dir = "/var/lib/onionchat"
+[lan]
+listen = "0.0.0.0:9443"
+names = ["chat.lan", "192.168.1.5"]
+[hub]
+rate = 2.5
+history_messages = 50
+history_ttl = "30m"
+[tor]
+ephemeral = true
+extra_torrc = ["TestingTorNetwork 1", "DirAuthority a 127.0.0.1:1 0000"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode != ModeBoth || c.LAN.Listen != "0.0.0.0:9443" || len(c.LAN.Names) != 2 || c.Hub.Rate != 2.5 ||
+		c.Hub.HistoryMessages != 50 || c.Hub.HistoryTTL.Duration != 30*time.Minute || !c.Tor.Ephemeral || len(c.Tor.ExtraTorrc) != 2 {
+		t.Fatalf("got %+v", c)
+	}
+	h := c.HubConfig()
+	if h.HistoryTTL != 30*time.Minute || h.Rate != 2.5 || h.MaxConns != Default().Hub.MaxConns {
+		t.Fatalf("HubConfig %+v", h)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	if data, err := os.ReadFile("../../config.example.toml"); err == nil {
+		f.Add(data)
+	}
+	for _, s := range []string{"", "mode = \"lan\"", "[hub]\nrate = 1e400", "[hub]\nx=1", "a.b.c = 1", "[[hub]]", "[lan]\nnames = [1]"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse("f.toml", b)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.File != "f.toml" || e.Msg == "" {
+				t.Fatalf("error %v (%T) does not name the file and say what is wrong", err, err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse accepted what Validate refuses: %v", err)
+		}
+	})
+}
