@@ -401,7 +401,8 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 		ctype        string
 	}{
 		{"GET", "/", 200, "text/html; charset=utf-8"},
-		{"GET", "/app.js", 200, "text/javascript; charset=utf-8"},
+		{"GET", "/app.mjs", 200, "text/javascript; charset=utf-8"},
+		{"GET", "/crypto.mjs", 200, "text/javascript; charset=utf-8"},
 		{"GET", "/style.css", 200, "text/css; charset=utf-8"},
 		{"GET", "/favicon.ico", 200, "image/x-icon"},
 		{"HEAD", "/", 200, "text/html; charset=utf-8"},
