@@ -1,0 +1,164 @@
+package onion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Feature is the setting of an optional tor defence.
+type Feature string
+
+// Feature values. The zero value means FeatureAuto.
+const (
+	FeatureAuto Feature = ""    // on where the installed tor supports it
+	FeatureOn   Feature = "on"  // on, or refuse to start
+	FeatureOff  Feature = "off" // off
+)
+
+// ParseFeature maps "auto", "on" and "off" to a Feature.
+func ParseFeature(s string) (Feature, error) {
+	switch s {
+	case "", "auto":
+		return FeatureAuto, nil
+	case "on":
+		return FeatureOn, nil
+	case "off":
+		return FeatureOff, nil
+	}
+	return "", fmt.Errorf("want auto, on or off, not %q", s)
+}
+
+// Defaults of Conf's zero values.
+const (
+	DefaultMaxStreams     = 32
+	DefaultMaxMemInQueues = "64 MB"
+	DefaultPublishTimeout = 3 * time.Minute
+)
+
+// Support says which optional defences the installed tor has.
+type Support struct {
+	Sandbox bool // seccomp syscall sandbox (Sandbox 1)
+	PoW     bool // proof-of-work defence for onion services
+}
+
+// ErrNoTor is wrapped by errors about a missing tor binary.
+var ErrNoTor = errors.New("tor not found")
+
+// InstallHint tells the owner how to get tor.
+const InstallHint = "install it with: sudo apt-get install tor && sudo systemctl disable --now tor " +
+	"(onionchat runs its own tor), or set tor.path in the config"
+
+// FindTor returns the tor binary to use: path if set, else "tor" on $PATH.
+func FindTor(path string) (string, error) {
+	if path == "" {
+		path = "tor"
+	}
+	p, err := exec.LookPath(path)
+	if err != nil {
+		return "", fmt.Errorf("onion: %w (%s): %s", ErrNoTor, path, InstallHint)
+	}
+	return p, nil
+}
+
+// Detect asks the tor binary which defences it supports, without starting
+// it on any network: "--list-modules" for proof of work, and a
+// "--verify-config" of a torrc with "Sandbox 1" and "DisableNetwork 1".
+func Detect(ctx context.Context, torPath string) (Support, error) {
+	var s Support
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, torPath, "--list-modules").Output()
+	if err != nil {
+		return s, fmt.Errorf("onion: %s --list-modules: %w", torPath, err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(l) == "pow: yes" {
+			s.PoW = true
+		}
+	}
+	dir, err := os.MkdirTemp("", "onionchat-verify-")
+	if err != nil {
+		return s, fmt.Errorf("onion: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	torrc := filepath.Join(dir, "torrc")
+	empty := filepath.Join(dir, "defaults")
+	body := "DisableNetwork 1\nSocksPort 0\nDataDirectory " + filepath.Join(dir, "data") + "\nSandbox 1\n"
+	if err := os.WriteFile(torrc, []byte(body), 0o600); err != nil {
+		return s, fmt.Errorf("onion: %w", err)
+	}
+	os.WriteFile(empty, nil, 0o600)
+	s.Sandbox = exec.CommandContext(ctx, torPath, "--verify-config", "-f", torrc, "--defaults-torrc", empty).Run() == nil
+	return s, nil
+}
+
+// torrc renders the configuration onionchat gives its tor. Every line is
+// here so that a reader can audit it in one place.
+type torrc struct {
+	dataDir    string // tor's DataDirectory (working files)
+	serviceDir string // HiddenServiceDir
+	socket     string // unix socket visitors are forwarded to
+	sandbox    bool
+	pow        bool
+	conf       Conf
+}
+
+func (t torrc) String() string {
+	c := t.conf
+	var b strings.Builder
+	line := func(k string, v ...any) {
+		b.WriteString(k)
+		for _, x := range v {
+			fmt.Fprintf(&b, " %v", x)
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("# Written by onionchat at every start; edits are lost.\n")
+	line("DataDirectory", t.dataDir)
+	line("ClientOnly", 1)     // never a relay
+	line("SocksPort", 0)      // nothing here uses tor as a client proxy
+	line("Log notice stdout") // onionchat reads it; no log files
+	line("SafeLogging", b01(!c.NoSafeLogging))
+	line("AvoidDiskWrites", b01(!c.NoAvoidDiskWrites))
+	line("Sandbox", b01(t.sandbox))
+	line("MaxMemInQueues", or(c.MaxMemInQueues, DefaultMaxMemInQueues))
+	line("HiddenServiceDir", t.serviceDir)
+	line("HiddenServicePort", 80, "unix:"+t.socket)
+	line("HiddenServiceExportCircuitID", "haproxy")
+	line("HiddenServiceEnableIntroDoSDefense", b01(!c.NoIntroDoSDefense))
+	line("HiddenServicePoWDefensesEnabled", b01(t.pow))
+	line("HiddenServiceMaxStreams", orInt(c.MaxStreams, DefaultMaxStreams))
+	line("HiddenServiceMaxStreamsCloseCircuit", 1)
+	for _, l := range c.ExtraTorrc {
+		line(l)
+	}
+	return b.String()
+}
+
+func b01(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func or(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func orInt(v, d int) string {
+	if v <= 0 {
+		v = d
+	}
+	return strconv.Itoa(v)
+}
