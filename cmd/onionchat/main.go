@@ -15,8 +15,10 @@ import (
 	"syscall"
 
 	"github.com/onionchat/onionchat/internal/app"
-	"github.com/onionchat/onionchat/internal/config"
 )
+
+// version is set at release build time (-ldflags "-X main.version=…").
+var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -31,27 +33,43 @@ func main() {
 	}
 }
 
+const usage = `Usage:
+  onionchat [flags]                  serve (onion mode unless --mode or the config says otherwise)
+  onionchat address [flags]          print the stored onion address and its QR code; starts nothing
+  onionchat auth add NAME [flags]    authorize a friend's Tor Browser; prints the key to give them
+  onionchat auth list [flags]        list authorized clients
+  onionchat auth remove NAME [flags] revoke a client (a running onionchat applies it at once)
+  onionchat check-config [flags]     check a config file and exit
+  onionchat version                  print the version
+
+Flags:
+`
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("onionchat", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "TOML configuration `file` (see config.example.toml); none: defaults")
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		switch args[0] {
+		case "version":
+			fmt.Fprintln(stdout, "onionchat", versionString())
+			return nil
+		case "check-config":
+			return checkConfig(args[1:], stdout, stderr)
+		case "address":
+			return address(args[1:], stdout, stderr)
+		case "auth":
+			return auth(args[1:], stdout, stderr)
+		}
+		return fmt.Errorf("unknown command %q; see onionchat --help", args[0])
+	}
+	fs, load := flags("onionchat", stderr)
 	mode := fs.String("mode", "", "onion, lan or both (overrides mode)")
 	listen := fs.String("listen", "", "LAN mode `host:port` (overrides lan.listen)")
-	dataDir := fs.String("data-dir", "", "`directory` for keys and certificate (overrides data_dir)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: onionchat [flags]\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	ephemeral := fs.Bool("ephemeral", false, "a new onion address for this run, no key kept on disk (overrides tor.ephemeral)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := config.Default()
-	if *cfgPath != "" {
-		c, err := config.Load(*cfgPath)
-		if err != nil {
-			return err
-		}
-		cfg = c
+	cfg, err := load()
+	if err != nil {
+		return err
 	}
 	if *mode != "" {
 		cfg.Mode = *mode
@@ -59,8 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *listen != "" {
 		cfg.LAN.Listen = *listen
 	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
+	if *ephemeral {
+		cfg.Tor.Ephemeral = true
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

@@ -16,12 +16,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/onionchat/onionchat/hub"
 	"github.com/onionchat/onionchat/internal/config"
+	"github.com/onionchat/onionchat/internal/qrterm"
 	"github.com/onionchat/onionchat/internal/tlscert"
+	"github.com/onionchat/onionchat/onion"
 	"github.com/onionchat/onionchat/web"
 )
 
@@ -64,8 +67,17 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 		fmt.Fprintf(out, "Certificate SHA-256 fingerprint: %s\n", cert.Fingerprint)
 		fmt.Fprintf(out, "Friends should see this fingerprint in their browser's certificate details before they accept it.\n")
 	}
+	var svc *onion.Service
+	torDone := make(<-chan struct{}) // never closed without tor
 	if cfg.Mode == config.ModeOnion || cfg.Mode == config.ModeBoth {
-		return errors.New("onion mode is not built yet; use --mode lan")
+		var err error
+		svc, err = startOnion(ctx, cfg, dataDir, out, log)
+		if err != nil {
+			return err
+		}
+		defer svc.Close()
+		serverID = svc.Addr // in both mode too: one id for one hub
+		torDone = svc.Done()
 	}
 
 	hubCfg := cfg.HubConfig()
@@ -73,13 +85,21 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	hubCfg.Wire = web.Wire{}
 	hubCfg.Logger = log
 	h := hub.New(hubCfg)
-	srv := web.Server(web.New(web.Config{Hub: h, HandshakeTimeout: cfg.Hub.HandshakeTimeout.Duration, Logger: log}))
+	handler := web.New(web.Config{Hub: h, HandshakeTimeout: cfg.Hub.HandshakeTimeout.Duration, Logger: log})
 
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { h.Run(hubCtx); close(hubDone) }()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(lanLn) }()
+	serveErr := make(chan error, 2)
+	var servers []*http.Server
+	for _, ln := range []net.Listener{lanLn, listener(svc)} {
+		if ln == nil {
+			continue
+		}
+		srv := web.Server(handler)
+		servers = append(servers, srv)
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
 	log.Info("onionchat started", "mode", cfg.Mode)
 
 	var err error
@@ -87,17 +107,92 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	case <-ctx.Done():
 	case err = <-serveErr:
 		err = fmt.Errorf("serve: %w", err)
+	case <-torDone:
+		err = fmt.Errorf("%w; exiting so that the service manager restarts onionchat", svc.Err())
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	srv.Shutdown(sctx) // stops accepting; WebSockets are the hub's to close
+	for _, srv := range servers {
+		srv.Shutdown(sctx) // stops accepting; WebSockets are the hub's to close
+	}
 	stopHub()
 	<-hubDone
-	log.Info("onionchat stopped")
+	if svc != nil {
+		svc.Close()
+	}
+	if err != nil {
+		log.Error("onionchat stopped", "err", err)
+	} else {
+		log.Info("onionchat stopped")
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
+}
+
+func listener(svc *onion.Service) net.Listener {
+	if svc == nil {
+		return nil
+	}
+	return svc.Listener
+}
+
+// startOnion starts tor and prints the address once it is published.
+func startOnion(ctx context.Context, cfg config.Config, dataDir string, out io.Writer, log *slog.Logger) (*onion.Service, error) {
+	t := cfg.Tor
+	sandbox, _ := onion.ParseFeature(t.Sandbox)
+	pow, _ := onion.ParseFeature(t.PoWDefense)
+	runtimeDir := t.RuntimeDir
+	if runtimeDir == "" {
+		runtimeDir = os.Getenv("RUNTIME_DIRECTORY")
+	}
+	fmt.Fprintln(out, "Starting tor…")
+	svc, err := onion.Start(ctx, onion.Conf{
+		TorPath:           t.Path,
+		DataDir:           dataDir,
+		RuntimeDir:        runtimeDir,
+		Ephemeral:         t.Ephemeral,
+		Sandbox:           sandbox,
+		PoW:               pow,
+		NoSafeLogging:     !t.SafeLogging,
+		NoAvoidDiskWrites: !t.AvoidDiskWrites,
+		NoIntroDoSDefense: !t.IntroDoSDefense,
+		MaxStreams:        t.MaxStreams,
+		MaxMemInQueues:    t.MaxMemInQueues,
+		PublishTimeout:    t.PublishTimeout.Duration,
+		ExtraTorrc:        t.ExtraTorrc,
+		Progress:          func(msg string) { fmt.Fprintln(out, msg) },
+		Logger:            log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "Tor sandbox: %s; proof-of-work defence: %s\n", onOff(svc.Sandbox, svc.Support.Sandbox), onOff(svc.PoW, svc.Support.PoW))
+	if clients, _ := onion.Clients(dataDir); len(clients) > 0 && !t.Ephemeral {
+		fmt.Fprintf(out, "Client authorization: on (%d keys); only their holders can reach the service\n", len(clients))
+	}
+	if t.Ephemeral {
+		fmt.Fprintln(out, "Ephemeral address: it changes at every start and no key is kept on disk")
+	}
+	fmt.Fprintf(out, "Onion service published in %v:\n", svc.Published.Round(100*time.Millisecond))
+	u := "http://" + svc.Addr + "/"
+	if qr, err := qrterm.Render(u); err == nil {
+		fmt.Fprint(out, qr)
+	}
+	fmt.Fprintf(out, "Serving %s\n", u)
+	fmt.Fprintln(out, "Open it in Tor Browser.")
+	return svc, nil
+}
+
+func onOff(on, supported bool) string {
+	switch {
+	case on:
+		return "on"
+	case supported:
+		return "off (by configuration)"
+	}
+	return "off (this tor does not support it)"
 }
 
 func loadCert(cfg config.Config, dataDir string) (*tlscert.Cert, error) {

@@ -3,9 +3,12 @@ package e2e
 import (
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -81,5 +84,24 @@ func TestLANCertificateReusedAcrossRestarts(t *testing.T) {
 	p2 := Start(t, "--mode", "lan", "--listen", "127.0.0.1:0", "--data-dir", data)
 	if fp == "" || p2.Fingerprint != fp {
 		t.Fatalf("fingerprint changed across restart: %q then %q", fp, p2.Fingerprint)
+	}
+}
+
+// TestMissingTorOnPATH: onion mode on a machine without tor says how to
+// install it and exits non-zero, having written nothing.
+func TestMissingTorOnPATH(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	cmd := exec.Command(Binary(t), "--data-dir", data)
+	cmd.Env = []string{"PATH=" + t.TempDir(), "HOME=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("exit: %v, want a non-zero exit code\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "tor not found") || !strings.Contains(string(out), "sudo apt-get install tor") {
+		t.Fatalf("output does not say how to install tor:\n%s", out)
+	}
+	if _, err := os.Stat(data); err == nil {
+		t.Fatal("the data directory was created although nothing could start")
 	}
 }

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/onionchat/onionchat/internal/config"
+	"github.com/onionchat/onionchat/internal/qrterm"
+	"github.com/onionchat/onionchat/onion"
+)
+
+// flags returns a flag set with the flags every command shares (--config,
+// --data-dir) and a func that loads the configuration they name.
+func flags(name string, stderr io.Writer) (*flag.FlagSet, func() (config.Config, error)) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	path := fs.String("config", "", "TOML configuration `file` (see config.example.toml); none: defaults")
+	dataDir := fs.String("data-dir", "", "`directory` for keys and certificate (overrides data_dir)")
+	return fs, func() (config.Config, error) {
+		cfg := config.Default()
+		if *path != "" {
+			c, err := config.Load(*path)
+			if err != nil {
+				return cfg, err
+			}
+			cfg = c
+		}
+		if *dataDir != "" {
+			abs, err := filepath.Abs(*dataDir)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.DataDir = abs
+		}
+		if cfg.DataDir == "" {
+			d, err := config.DefaultDataDir()
+			if err != nil {
+				return cfg, err
+			}
+			cfg.DataDir = d
+		}
+		return cfg, nil
+	}
+}
+
+func versionString() string {
+	v := version
+	if v == "dev" {
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	return fmt.Sprintf("%s (%s, %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) error {
+	fs, load := flags("check-config", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "configuration OK: mode %s, data directory %s\n", cfg.Mode, cfg.DataDir)
+	return nil
+}
+
+func address(args []string, stdout, stderr io.Writer) error {
+	fs, load := flags("address", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	addr, err := onion.LoadAddress(cfg.DataDir)
+	if errors.Is(err, onion.ErrNoKey) {
+		return fmt.Errorf("no onion key in %s yet: start onionchat once in onion mode to create it", cfg.DataDir)
+	}
+	if err != nil {
+		return err
+	}
+	u := "http://" + addr + "/"
+	if qr, err := qrterm.Render(u); err == nil {
+		fmt.Fprint(stdout, qr)
+	}
+	fmt.Fprintln(stdout, u)
+	return nil
+}
+
+func auth(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("auth needs add NAME, list or remove NAME")
+	}
+	verb, args := args[0], args[1:]
+	var name string
+	if (verb == "add" || verb == "remove") && len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	}
+	fs, load := flags("auth "+verb, stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	switch {
+	case verb == "list" && name == "":
+		names, err := onion.Clients(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		if len(names) == 0 {
+			fmt.Fprintln(stdout, "no authorized clients: anyone with the address can reach the service")
+		}
+		for _, n := range names {
+			fmt.Fprintln(stdout, n)
+		}
+		return nil
+	case verb == "add" && name != "":
+		k, err := onion.AddClient(cfg.DataDir, name)
+		if err != nil {
+			return err
+		}
+		addr, _ := onion.LoadAddress(cfg.DataDir)
+		fmt.Fprintf(stdout, "Authorized %s. Only holders of a client key can reach http://%s/ now.\n\n", name, addr)
+		fmt.Fprintf(stdout, "Give %s this key, privately; Tor Browser asks for it when they open the address:\n\n  %s\n\n", name, k.Private)
+		if qr, err := qrterm.Render(k.Private); err == nil {
+			fmt.Fprint(stdout, qr)
+		}
+		fmt.Fprintf(stdout, "\nFor a tor client (ClientOnionAuthDir), the line is:\n  %s\n\n", onion.ClientAuthLine(addr, k))
+		fmt.Fprintln(stdout, "The key is not stored here. A running onionchat applies the change within seconds; live chats continue.")
+		return nil
+	case verb == "remove" && name != "":
+		if err := onion.RemoveClient(cfg.DataDir, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Removed %s. A running onionchat applies this within seconds (tor reloads its client list; live chats continue).\n", name)
+		return nil
+	}
+	return errors.New("auth needs add NAME, list or remove NAME")
+}
