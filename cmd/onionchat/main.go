@@ -61,8 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unknown command %q; see onionchat --help", args[0])
 	}
 	fs, load := flags("onionchat", stderr)
-	mode := fs.String("mode", "", "onion, lan or both (overrides mode)")
-	listen := fs.String("listen", "", "LAN mode `host:port` (overrides lan.listen)")
+	mode := fs.String("mode", "", "onion, lan, both or local (overrides mode)")
+	listen := fs.String("listen", "", "`address` of the LAN or local server (overrides lan.listen or local.listen)")
 	ephemeral := fs.Bool("ephemeral", false, "a new onion address for this run, no key kept on disk (overrides tor.ephemeral)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -74,7 +74,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *mode != "" {
 		cfg.Mode = *mode
 	}
-	if *listen != "" {
+	if *listen != "" && cfg.Mode == "local" {
+		cfg.Local.Listen = *listen
+	} else if *listen != "" {
 		cfg.LAN.Listen = *listen
 	}
 	if *ephemeral {

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/onionchat/onionchat/hub"
@@ -67,6 +68,20 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 		fmt.Fprintf(out, "Certificate SHA-256 fingerprint: %s\n", cert.Fingerprint)
 		fmt.Fprintf(out, "Friends should see this fingerprint in their browser's certificate details before they accept it.\n")
 	}
+	var localLn net.Listener
+	if cfg.Mode == config.ModeLocal {
+		ln, u, err := listenLocal(cfg.Local.Listen)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		localLn = ln
+		// Local mode has no key of its own; its listen address names it.
+		serverID = "local:" + cfg.Local.Listen
+		fmt.Fprintf(out, "Serving %s\n", u)
+		fmt.Fprintln(out, "Plain HTTP on this machine only: open it here, or put your own tor or reverse proxy in front.")
+	}
+
 	var svc *onion.Service
 	torDone := make(<-chan struct{}) // never closed without tor
 	if cfg.Mode == config.ModeOnion || cfg.Mode == config.ModeBoth {
@@ -92,7 +107,7 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	go func() { h.Run(hubCtx); close(hubDone) }()
 	serveErr := make(chan error, 2)
 	var servers []*http.Server
-	for _, ln := range []net.Listener{lanLn, listener(svc)} {
+	for _, ln := range []net.Listener{lanLn, localLn, listener(svc)} {
 		if ln == nil {
 			continue
 		}
@@ -129,6 +144,25 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 		err = nil
 	}
 	return err
+}
+
+// listenLocal opens local mode's listener (config has checked that it is
+// loopback or a unix socket) and returns it with the URL to print.
+func listenLocal(addr string) (net.Listener, string, error) {
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		os.Remove(p)
+		ln, err := net.Listen("unix", p)
+		if err != nil {
+			return nil, "", fmt.Errorf("local: listen on %s: %w", addr, err)
+		}
+		os.Chmod(p, 0o660)
+		return ln, addr, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("local: listen on %s: %w (is another program using the port? set local.listen or --listen)", addr, err)
+	}
+	return ln, "http://" + ln.Addr().String() + "/", nil
 }
 
 func listener(svc *onion.Service) net.Listener {

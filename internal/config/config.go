@@ -29,6 +29,7 @@ const (
 	ModeOnion = "onion" // publish an onion service through our own tor
 	ModeLAN   = "lan"   // serve HTTPS with a self-signed certificate
 	ModeBoth  = "both"  // both at once, one hub
+	ModeLocal = "local" // plain HTTP on loopback or a unix socket, for this machine or a proxy in front
 )
 
 // Config is the whole configuration. The zero value is not useful; start
@@ -37,6 +38,7 @@ type Config struct {
 	Mode    string `toml:"mode"`
 	DataDir string `toml:"data_dir"` // empty: DefaultDataDir()
 	LAN     LAN    `toml:"lan"`
+	Local   Local  `toml:"local"`
 	Hub     Hub    `toml:"hub"`
 	Tor     Tor    `toml:"tor"`
 }
@@ -47,6 +49,13 @@ type LAN struct {
 	Names    []string `toml:"names"`     // extra certificate names (DNS names or IPs)
 	CertFile string   `toml:"cert_file"` // with key_file: your own certificate instead of ours
 	KeyFile  string   `toml:"key_file"`
+}
+
+// Local configures local mode: plain HTTP for this machine's browser
+// (http://127.0.0.1 is a secure context, so the page can encrypt) or for a
+// tor or reverse proxy of your own in front.
+type Local struct {
+	Listen string `toml:"listen"` // loopback host:port, or unix:/path
 }
 
 // Hub holds the relay's limits and its optional in-memory backlog.
@@ -94,8 +103,9 @@ func isDurationText(b []byte) bool {
 // Default returns the configuration used when no file sets a key.
 func Default() Config {
 	return Config{
-		Mode: ModeOnion,
-		LAN:  LAN{Listen: "127.0.0.1:8443", Names: []string{}},
+		Mode:  ModeOnion,
+		LAN:   LAN{Listen: "127.0.0.1:8443", Names: []string{}},
+		Local: Local{Listen: "127.0.0.1:8080"},
 		Hub: Hub{
 			MaxFrameBytes:    hub.DefaultMaxFrameBytes,
 			Rate:             hub.DefaultRate,
@@ -208,12 +218,34 @@ func decodeError(name string, err error) error {
 	return &Error{File: name, Msg: err.Error()}
 }
 
-var sections = map[string]struct{}{"lan": {}, "hub": {}, "tor": {}}
+var sections = map[string]struct{}{"lan": {}, "local": {}, "hub": {}, "tor": {}}
+
+// checkLocal accepts only addresses this machine alone can reach: local
+// mode serves plain HTTP, which must never reach a network.
+func checkLocal(addr string) error {
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("want unix:/absolute/path, not %q", addr)
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want a loopback host:port such as \"127.0.0.1:8080\" or unix:/path, not %q", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("local mode serves plain HTTP, so only loopback addresses (127.0.0.1, ::1, localhost) are allowed, not %q; use lan mode for a network", host)
+	}
+	return nil
+}
 
 // want describes the type a key takes, for type-mismatch errors.
 func want(key string) string {
 	switch key {
-	case "mode", "data_dir", "lan.listen", "lan.cert_file", "lan.key_file", "tor.path":
+	case "mode", "data_dir", "lan.listen", "local.listen", "lan.cert_file", "lan.key_file", "tor.path":
 		return "a string"
 	case "lan.names", "tor.extra_torrc":
 		return "a list of strings"
@@ -268,9 +300,12 @@ func bad(key, format string, args ...any) error {
 
 func (c *Config) validate() error {
 	switch c.Mode {
-	case ModeOnion, ModeLAN, ModeBoth:
+	case ModeOnion, ModeLAN, ModeBoth, ModeLocal:
 	default:
-		return bad("mode", "want %q, %q or %q, not %q", ModeOnion, ModeLAN, ModeBoth, c.Mode)
+		return bad("mode", "want %q, %q, %q or %q, not %q", ModeOnion, ModeLAN, ModeBoth, ModeLocal, c.Mode)
+	}
+	if err := checkLocal(c.Local.Listen); err != nil {
+		return bad("local.listen", "%v", err)
 	}
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		return bad("data_dir", "want an absolute path, not %q", c.DataDir)
