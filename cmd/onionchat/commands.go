@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/onionchat/onionchat/internal/bench"
 	"github.com/onionchat/onionchat/internal/config"
 	"github.com/onionchat/onionchat/internal/qrterm"
 	"github.com/onionchat/onionchat/onion"
@@ -154,4 +156,17 @@ func auth(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return errors.New("auth needs add NAME, list or remove NAME")
+}
+
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	short := fs.Bool("short", false, "a quick run of every scenario (checks delivery, not speed)")
+	jsonPath := fs.String("json", "", "also write the report as JSON to `file`")
+	target := fs.String("target", "", "measure a running onionchat at `URL` instead of starting one (no server CPU or RSS then)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	_, err := bench.Run(ctx, bench.Options{Short: *short, JSON: *jsonPath, Target: *target, Out: stdout})
+	return err
 }

@@ -40,6 +40,7 @@ const usage = `Usage:
   onionchat auth list [flags]        list authorized clients
   onionchat auth remove NAME [flags] revoke a client (a running onionchat applies it at once)
   onionchat check-config [flags]     check a config file and exit
+  onionchat bench [-short] [-json F] measure fan-out, latency and memory of a real onionchat here
   onionchat version                  print the version
 
 Flags:
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return address(args[1:], stdout, stderr)
 		case "auth":
 			return auth(args[1:], stdout, stderr)
+		case "bench":
+			return benchCmd(ctx, args[1:], stdout, stderr)
 		}
 		return fmt.Errorf("unknown command %q; see onionchat --help", args[0])
 	}

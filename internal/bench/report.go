@@ -1,0 +1,49 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+func printReport(w io.Writer, r *Report) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "Burst fan-out (N clients in one room, each sends K back to back)")
+	fmt.Fprintln(tw, "N\tK\tdeliveries\tdeliv/s\tserver µs/deliv\tpeak RSS MiB\traw batched/s\thub/raw\tlost\tdup\tcorrupt\tload1\tsteal%\t")
+	for _, b := range r.Burst {
+		ratio := 0.0
+		if b.RawBatchedPerSec > 0 {
+			ratio = b.DeliveriesPerSec / b.RawBatchedPerSec
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.2f\t%.1f\t%.0f\t%.0f%%\t%d\t%d\t%d\t%.2f\t%.1f\t\n",
+			b.Clients, b.PerSender, b.Counts.Delivered, b.DeliveriesPerSec, b.ServerNsPerDeliv/1000,
+			float64(b.Server.PeakRSSKiB)/1024, b.RawBatchedPerSec, 100*ratio,
+			b.Counts.Lost, b.Counts.Duplicated, b.Counts.Corrupt, b.Load.LoadAvg1, b.Load.StealPct)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nPaced latency (send to delivery)")
+	fmt.Fprintln(tw, "N\tmsg/s\tseconds\tp50 ms\tp99 ms\tmax ms\tdeliveries\tlost\tdup\tcorrupt\tserver CPU s\tload1\tsteal%\t")
+	for _, p := range r.Paced {
+		fmt.Fprintf(tw, "%d\t%d\t%.0f\t%.3f\t%.3f\t%.3f\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.1f\t\n",
+			p.Clients, p.Rate, p.Seconds, p.P50Ms, p.P99Ms, p.MaxMs, p.Counts.Delivered,
+			p.Counts.Lost, p.Counts.Duplicated, p.Counts.Corrupt, p.Server.CPUSeconds, p.Load.LoadAvg1, p.Load.StealPct)
+	}
+	tw.Flush()
+
+	if len(r.Idle) > 0 {
+		fmt.Fprintln(w, "\nIdle memory (joined connections doing nothing; fresh server each)")
+		fmt.Fprintln(tw, "conns\trooms\tRSS before MiB\tRSS after MiB\tKiB/conn\t")
+		for _, i := range r.Idle {
+			fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.1f\t%.1f\t\n", i.Conns, i.Rooms, float64(i.RSSBefore)/1024, float64(i.RSSAfter)/1024, i.KiBPerConn)
+		}
+		tw.Flush()
+	}
+
+	fmt.Fprintln(w, "\nRaw ceiling (one writer, N loopback TCP readers, hub-sized records)")
+	fmt.Fprintln(tw, "readers\trecord bytes\trecords/write\trecords\trecords/s\t")
+	for _, x := range r.Raw {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%.0f\t\n", x.Readers, x.RecordBytes, x.RecordsPerWrite, x.Records, x.RecordsPerSec)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,274 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"time"
+)
+
+// scenarioTimeout bounds every wait for deliveries.
+const scenarioTimeout = 120 * time.Second
+
+// Burst is the burst fan-out scenario: N clients in one room each send K
+// messages back to back.
+type Burst struct {
+	N, K             int     `json:"-"`
+	Clients          int     `json:"clients"`
+	PerSender        int     `json:"messages_per_sender"`
+	Seconds          float64 `json:"seconds"`
+	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	ServerNsPerDeliv float64 `json:"server_cpu_ns_per_delivery"`
+	RawBatchedPerSec float64 `json:"raw_batched_records_per_sec"`
+	Counts           Counts  `json:"counts"`
+	Server           Server  `json:"server"`
+	Load             Load    `json:"load"`
+}
+
+var runID = time.Now().UnixNano() % 1e6
+
+func burst(ctx context.Context, url string, srv *server, n, k int) (Burst, error) {
+	r := Burst{N: n, K: k, Clients: n, PerSender: k}
+	cs, err := dialMany(ctx, url, fmt.Sprintf("burst-%d-%d", n, runID), n, n)
+	if err != nil {
+		return r, err
+	}
+	defer closeAll(cs)
+	checkers := make([]*checker, n)
+	want := int64((n - 1) * k)
+	deadline := time.Now().Add(scenarioTimeout)
+	var readers sync.WaitGroup
+	for i, c := range cs {
+		checkers[i] = newChecker(n, false)
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			c.readUntil(checkers[i], want, deadline)
+		}()
+	}
+	frames := make([][][]byte, n)
+	for i := range n {
+		for s := range k {
+			frames[i] = append(frames[i], msgFrame(i, s, 0))
+		}
+	}
+	m := startMeter(srv)
+	start := time.Now()
+	var senders sync.WaitGroup
+	for i, c := range cs {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			for _, f := range frames[i] {
+				if c.send(f) != nil {
+					return
+				}
+			}
+		}()
+	}
+	senders.Wait()
+	readers.Wait()
+	r.Server, r.Load = m.stop()
+	var last time.Time
+	for i, ck := range checkers {
+		ck.finish(i, k)
+		r.Counts.Expected += want
+		r.Counts.Delivered += ck.counts.Delivered
+		r.Counts.Lost += ck.counts.Lost
+		r.Counts.Duplicated += ck.counts.Duplicated
+		r.Counts.Corrupt += ck.counts.Corrupt
+		if ck.last.After(last) {
+			last = ck.last
+		}
+	}
+	d := last.Sub(start)
+	r.Seconds = d.Seconds()
+	if d > 0 {
+		r.DeliveriesPerSec = float64(r.Counts.Delivered) / d.Seconds()
+	}
+	if r.Counts.Delivered > 0 {
+		r.ServerNsPerDeliv = r.Server.CPUSeconds * 1e9 / float64(r.Counts.Delivered)
+	}
+	return r, nil
+}
+
+// Paced is the paced latency scenario: N clients send Rate messages a
+// second in all for a while; latency is from send to each delivery.
+type Paced struct {
+	Clients int     `json:"clients"`
+	Rate    int     `json:"messages_per_sec"`
+	Seconds float64 `json:"seconds"`
+	P50Ms   float64 `json:"p50_ms"`
+	P99Ms   float64 `json:"p99_ms"`
+	MaxMs   float64 `json:"max_ms"`
+	Counts  Counts  `json:"counts"`
+	Server  Server  `json:"server"`
+	Load    Load    `json:"load"`
+}
+
+func paced(ctx context.Context, url string, srv *server, n, rate int, dur time.Duration) (Paced, error) {
+	r := Paced{Clients: n, Rate: rate, Seconds: dur.Seconds()}
+	cs, err := dialMany(ctx, url, fmt.Sprintf("paced-%d", runID), n, n)
+	if err != nil {
+		return r, err
+	}
+	defer closeAll(cs)
+	perClient := int(float64(rate) * dur.Seconds() / float64(n))
+	interval := time.Duration(float64(n) / float64(rate) * float64(time.Second))
+	want := int64((n - 1) * perClient)
+	deadline := time.Now().Add(dur + scenarioTimeout)
+	checkers := make([]*checker, n)
+	var readers sync.WaitGroup
+	for i, c := range cs {
+		checkers[i] = newChecker(n, true)
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			c.readUntil(checkers[i], want, deadline)
+		}()
+	}
+	m := startMeter(srv)
+	start := time.Now()
+	var senders sync.WaitGroup
+	for i, c := range cs {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			offset := time.Duration(i) * interval / time.Duration(n)
+			for s := range perClient {
+				at := start.Add(offset + time.Duration(s)*interval)
+				time.Sleep(time.Until(at))
+				if c.send(msgFrame(i, s, time.Since(epoch))) != nil {
+					return
+				}
+			}
+		}()
+	}
+	senders.Wait()
+	readers.Wait()
+	r.Server, r.Load = m.stop()
+	var lat []time.Duration
+	for i, ck := range checkers {
+		ck.finish(i, perClient)
+		r.Counts.Expected += want
+		r.Counts.Delivered += ck.counts.Delivered
+		r.Counts.Lost += ck.counts.Lost
+		r.Counts.Duplicated += ck.counts.Duplicated
+		r.Counts.Corrupt += ck.counts.Corrupt
+		lat = append(lat, ck.latencies...)
+	}
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		r.P50Ms = ms(lat[len(lat)/2])
+		r.P99Ms = ms(lat[len(lat)*99/100])
+		r.MaxMs = ms(lat[len(lat)-1])
+	}
+	return r, nil
+}
+
+// Idle is the idle memory scenario: N joined connections that do nothing.
+type Idle struct {
+	Conns      int     `json:"conns"`
+	Rooms      int     `json:"rooms"`
+	RSSBefore  int64   `json:"rss_before_kib"`
+	RSSAfter   int64   `json:"rss_after_kib"`
+	KiBPerConn float64 `json:"kib_per_conn"`
+	Load       Load    `json:"load"`
+}
+
+type idleCase struct{ n, rooms int }
+
+// idle starts a fresh server for the case, so that memory freed by earlier
+// scenarios cannot flatter the figure.
+func idle(ctx context.Context, bin string, ic idleCase) (Idle, error) {
+	r := Idle{Conns: ic.n, Rooms: ic.rooms}
+	srv, err := startServer(ctx, bin)
+	if err != nil {
+		return r, err
+	}
+	defer srv.stop()
+	pid := srv.cmd.Process.Pid
+	time.Sleep(time.Second)
+	r.RSSBefore, _ = procRSS(pid)
+	m := startMeter(srv)
+	cs, err := dialMany(ctx, srv.url, fmt.Sprintf("idle-%d", runID), ic.n, (ic.n+ic.rooms-1)/ic.rooms)
+	if err != nil {
+		return r, err
+	}
+	defer closeAll(cs)
+	// Let the joins' garbage be collected and freed pages go back.
+	time.Sleep(5 * time.Second)
+	r.RSSAfter, _ = procRSS(pid)
+	_, r.Load = m.stop()
+	r.KiBPerConn = float64(r.RSSAfter-r.RSSBefore) / float64(ic.n)
+	return r, nil
+}
+
+// Raw is the machine's own ceiling: one writer sending records of the
+// hub's frame size to N plain loopback TCP readers, one record per write
+// or 16 per write.
+type Raw struct {
+	Readers         int     `json:"readers"`
+	RecordBytes     int     `json:"record_bytes"`
+	RecordsPerWrite int     `json:"records_per_write"`
+	Records         int     `json:"records"`
+	RecordsPerSec   float64 `json:"records_per_sec"`
+}
+
+// rawCeiling measures unbatched then batched delivery of about total
+// records to n readers.
+func rawCeiling(ctx context.Context, n, size, total int) []Raw {
+	perReader := max(total/max(n, 1), 1)
+	var out []Raw
+	for _, batch := range []int{1, 16} {
+		out = append(out, rawRun(n, size, perReader, batch))
+	}
+	return out
+}
+
+func rawRun(n, size, perReader, batch int) Raw {
+	r := Raw{Readers: n, RecordBytes: size, RecordsPerWrite: batch, Records: n * perReader}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return r
+	}
+	defer ln.Close()
+	var readers sync.WaitGroup
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return r
+		}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			io.CopyN(io.Discard, c, int64(perReader*size))
+			c.Close()
+		}()
+		s, err := ln.Accept()
+		if err != nil {
+			return r
+		}
+		conns = append(conns, s)
+	}
+	buf := make([]byte, size*batch)
+	start := time.Now()
+	for sent := 0; sent < perReader; sent += batch {
+		b := buf[:size*min(batch, perReader-sent)]
+		for _, c := range conns {
+			c.Write(b)
+		}
+	}
+	readers.Wait()
+	d := time.Since(start)
+	for _, c := range conns {
+		c.Close()
+	}
+	r.RecordsPerSec = float64(r.Records) / d.Seconds()
+	return r
+}
