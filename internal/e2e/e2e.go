@@ -160,3 +160,9 @@ func (p *Proc) Kill() {
 	case <-time.After(10 * time.Second):
 	}
 }
+
+// hostPort returns the host:port of a URL such as https://127.0.0.1:8443/.
+func hostPort(u string) string {
+	u = strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+	return strings.TrimSuffix(u, "/")
+}

@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/onionchat/onionchat/internal/bidi"
+	"github.com/onionchat/onionchat/internal/need"
+)
+
+// bidiTab drives one Firefox tab.
+type bidiTab struct{ t *bidi.Tab }
+
+func (b bidiTab) eval(js string) (any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	return b.t.Eval(ctx, js)
+}
+
+func (b bidiTab) waitFor(what, js string, d time.Duration) error {
+	if err := b.t.WaitFor(context.Background(), js, d); err != nil {
+		return errorf("waiting for %s: %v", what, err)
+	}
+	return nil
+}
+
+func (b bidiTab) typeInto(id, text string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	return b.t.Type(ctx, "#"+id, text)
+}
+
+func (b bidiTab) enter(id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	return b.t.Type(ctx, "#"+id, bidi.KeyEnter)
+}
+
+func (b bidiTab) click(id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	return b.t.Click(ctx, "#"+id)
+}
+
+func (b bidiTab) screenshot() ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	return b.t.Screenshot(ctx)
+}
+
+// cspPreload is cspRecorder as a BiDi preload function.
+const cspPreload = "() => {" + cspRecorder + "}"
+
+// Firefox launches Debian's firefox-esr headless with WebAssembly off, as
+// at Tor Browser's Safer level, with the CSP recorder preloaded.
+func Firefox(t *testing.T) *bidi.Browser {
+	t.Helper()
+	need.Tool(t, "firefox-esr")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := bidi.Launch(ctx, bidi.Options{DisableWasm: true, Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("launch firefox-esr: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if _, err := b.AddPreloadScript(ctx, cspPreload); err != nil {
+		t.Fatalf("preload: %v", err)
+	}
+	return b
+}
+
+func firefoxTab(t *testing.T, b *bidi.Browser, url string) bidiTab {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	tab, err := b.NewTab(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tab.Navigate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	return bidiTab{tab}
+}
+
+// TestFirefoxChat: the page in Firefox ESR (Tor Browser's base) with
+// WebAssembly disabled, against the real binary in LAN mode: two people
+// join one room and chat both ways, with no CSP violation.
+func TestFirefoxChat(t *testing.T) {
+	browser := Firefox(t)
+	srv := Start(t, "--mode", "lan", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
+	rec := NewRecorder(t, hostPort(srv.URL))
+	url := "https://" + rec.Addr + "/#room=firefox"
+	const pass = "heron-quartz-velvet-19"
+	alice, bob := firefoxTab(t, browser, url), firefoxTab(t, browser, url)
+	for who, tab := range map[string]bidiTab{"alice": alice, "bob": bob} {
+		if v, err := tab.eval(`typeof WebAssembly`); err != nil || v != "undefined" {
+			t.Fatalf("%s: typeof WebAssembly = %v, %v; want undefined (Safer level)", who, v, err)
+		}
+	}
+	join(t, alice, "", "alice", pass)
+	join(t, bob, "", "bob", pass)
+	send(t, alice, "hello from firefox alice")
+	waitMessage(t, bob, "bob", "alice", "hello from firefox alice")
+	send(t, bob, "hi alice, bob here")
+	waitMessage(t, alice, "alice", "bob", "hi alice, bob here")
+	for who, tab := range map[string]bidiTab{"alice": alice, "bob": bob} {
+		noCSPViolations(t, tab, who)
+	}
+	png, err := alice.screenshot()
+	must(t, err)
+	shot := filepath.Join(Artifacts(t), "firefox-chat.png")
+	must(t, os.WriteFile(shot, png, 0o644))
+	t.Logf("screenshot: %s", shot)
+	neverSent(t, rec, pass, "hello from firefox alice", "hi alice, bob here")
+}
