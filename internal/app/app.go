@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,13 @@ const shutdownTimeout = 5 * time.Second
 // returns nil. Out receives what the owner needs to see (addresses,
 // fingerprints); log receives start, stop and errors.
 func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger) error {
+	// A relay's memory is mostly idle connections, and on a 512 MB Pi
+	// memory is scarcer than CPU: collect at 50% heap growth rather than
+	// Go's 100%, unless the owner set GOGC. (bench: ~11 instead of ~13 KiB
+	// per idle connection.)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	dataDir := cfg.DataDir
 	if dataDir == "" {
 		d, err := config.DefaultDataDir()

@@ -192,7 +192,14 @@ func idle(ctx context.Context, bin string, ic idleCase) (Idle, error) {
 	}
 	defer srv.stop()
 	pid := srv.cmd.Process.Pid
-	time.Sleep(time.Second)
+	// Warm up: the first connections page in code and runtime structures
+	// that every later one shares; they are not a per-connection cost.
+	warm, err := dialMany(ctx, srv.url, fmt.Sprintf("warm-%d", runID), 20, 20)
+	if err != nil {
+		return r, err
+	}
+	closeAll(warm)
+	time.Sleep(2 * time.Second)
 	r.RSSBefore, _ = procRSS(pid)
 	m := startMeter(srv)
 	cs, err := dialMany(ctx, srv.url, fmt.Sprintf("idle-%d", runID), ic.n, (ic.n+ic.rooms-1)/ic.rooms)
