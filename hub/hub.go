@@ -308,6 +308,13 @@ func (h *Hub) Open(conn Conn, peer string) *Session {
 	return s
 }
 
+// Sessions returns the number of live sessions; it is cheaper than Stats.
+func (h *Hub) Sessions() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
 // Stats is a snapshot of what the hub holds.
 type Stats struct {
 	Sessions int // live connections

@@ -125,7 +125,7 @@ func (s *Session) Fail(closeCode int, code, msg string) { s.fail(closeCode, code
 
 const maxBatch = 256 << 10
 
-var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 2<<10); return &b }}
 
 func (s *Session) writeLoop() {
 	bp := batchPool.Get().(*[]byte)

@@ -38,7 +38,7 @@ func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // whole Writes, so frames never interleave.
 type conn struct{ net.Conn }
 
-var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // readLoop reads client frames into a pooled buffer and hands them to the
 // hub until the connection fails, then ends the session.

@@ -170,3 +170,17 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	_, err := bench.Run(ctx, bench.Options{Short: *short, JSON: *jsonPath, Target: *target, Out: stdout})
 	return err
 }
+
+func soakCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	short := fs.Bool("short", false, "the test command's version: 2,000 clients, under 3 minutes")
+	clients := fs.Int("clients", 0, "clients in all, half well-behaved (default 10000, 2000 with -short)")
+	duration := fs.Duration("duration", 0, "length of the abuse phase (default 10m, 40s with -short)")
+	jsonPath := fs.String("json", "", "also write the report as JSON to `file`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	_, err := bench.Soak(ctx, bench.SoakOptions{Short: *short, Clients: *clients, Duration: *duration, JSON: *jsonPath, Out: stdout})
+	return err
+}

@@ -41,6 +41,7 @@ const usage = `Usage:
   onionchat auth remove NAME [flags] revoke a client (a running onionchat applies it at once)
   onionchat check-config [flags]     check a config file and exit
   onionchat bench [-short] [-json F] measure fan-out, latency and memory of a real onionchat here
+  onionchat soak [-short] [flags]    run thousands of clients, churn and abuse against a real onionchat
   onionchat version                  print the version
 
 Flags:
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return auth(args[1:], stdout, stderr)
 		case "bench":
 			return benchCmd(ctx, args[1:], stdout, stderr)
+		case "soak":
+			return soakCmd(ctx, args[1:], stdout, stderr)
 		}
 		return fmt.Errorf("unknown command %q; see onionchat --help", args[0])
 	}

@@ -17,9 +17,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/onionchat/onionchat/hub"
@@ -124,6 +127,8 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
 	log.Info("onionchat started", "mode", cfg.Mode)
+	stopHousekeeping := housekeeping(h, log)
+	defer stopHousekeeping()
 
 	var err error
 	select {
@@ -171,6 +176,44 @@ func listenLocal(addr string) (net.Listener, string, error) {
 		return nil, "", fmt.Errorf("local: listen on %s: %w (is another program using the port? set local.listen or --listen)", addr, err)
 	}
 	return ln, "http://" + ln.Addr().String() + "/", nil
+}
+
+// housekeeping answers SIGUSR1 with a line of counts (never a name, a room
+// or an address), and gives memory back to the OS when many sessions have
+// ended, so that a small machine recovers from a busy hour.
+func housekeeping(h *hub.Hub, log *slog.Logger) (stop func()) {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		peak := 0
+		for {
+			select {
+			case <-done:
+				return
+			case <-usr1:
+				st := h.Stats()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				log.Info("stats", "sessions", st.Sessions, "rooms", st.Rooms, "peers", st.Peers,
+					"history", st.History, "slow_dropped", st.SlowDropped, "rate_dropped", st.RateDropped,
+					"goroutines", runtime.NumGoroutine(), "heap_kib", ms.HeapInuse>>10, "stack_kib", ms.StackInuse>>10)
+			case <-t.C:
+				n := h.Sessions()
+				peak = max(peak, n)
+				if peak >= 64 && n <= peak/2 {
+					// Two collections: the first moves pooled buffers to
+					// the pools' victim caches, the second frees them.
+					runtime.GC()
+					debug.FreeOSMemory()
+					peak = n
+				}
+			}
+		}
+	}()
+	return func() { signal.Stop(usr1); close(done) }
 }
 
 func listener(svc *onion.Service) net.Listener {

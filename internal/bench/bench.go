@@ -144,9 +144,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	printReport(o.Out, rep)
 	if o.JSON != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(o.JSON, append(b, '\n'), 0o644); err != nil {
-			return rep, fmt.Errorf("bench: %w", err)
+		if err := writeJSON(o.JSON, rep); err != nil {
+			return rep, err
 		}
 	}
 	if len(failed) > 0 {
@@ -251,4 +250,12 @@ func machine() Machine {
 		m.Kernel = "Linux " + strings.TrimSpace(string(b))
 	}
 	return m
+}
+
+func writeJSON(path string, v any) error {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
 }

@@ -60,11 +60,20 @@ type client struct {
 	wmu   sync.Mutex
 }
 
-var dialer = websocket.Dialer{HandshakeTimeout: 20 * time.Second, ReadBufferSize: 64 << 10, WriteBufferSize: 4 << 10}
+// dialer's buffers suit a few hundred busy clients; smallDialer's suit
+// thousands of mostly quiet ones.
+var (
+	dialer      = websocket.Dialer{HandshakeTimeout: 20 * time.Second, ReadBufferSize: 64 << 10, WriteBufferSize: 4 << 10}
+	smallDialer = websocket.Dialer{HandshakeTimeout: 20 * time.Second, ReadBufferSize: 2 << 10, WriteBufferSize: 1 << 10}
+)
 
 // dial connects and joins room as "c<index>", returning after the welcome.
 func dial(ctx context.Context, url, room string, index int) (*client, error) {
-	ws, _, err := dialer.DialContext(ctx, wsURL(url), http.Header{"Origin": {strings.TrimSuffix(url, "/")}})
+	d := &dialer
+	if strings.HasPrefix(room, "soak") || strings.HasPrefix(room, "churn") || strings.HasPrefix(room, "idle") {
+		d = &smallDialer
+	}
+	ws, _, err := d.DialContext(ctx, wsURL(url), http.Header{"Origin": {strings.TrimSuffix(url, "/")}})
 	if err != nil {
 		return nil, err
 	}

@@ -31,24 +31,32 @@ func procCPU(pid int) float64 {
 
 // procRSS returns a process's resident and peak resident set sizes, KiB.
 func procRSS(pid int) (rss, peak int64) {
+	m := procStatus(pid)
+	return m["VmRSS"], m["VmHWM"]
+}
+
+// procAnon returns a process's anonymous resident memory, KiB: its heap
+// and stacks, without the program's own code pages (file-backed, shared,
+// reclaimable by the kernel at any time).
+func procAnon(pid int) int64 { return procStatus(pid)["RssAnon"] }
+
+func procStatus(pid int) map[string]int64 {
+	m := map[string]int64{}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0, 0
+		return m
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(l, ":")
 		if !ok {
 			continue
 		}
-		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmRSS":
-			rss = n
-		case "VmHWM":
-			peak = n
+		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err == nil {
+			m[k] = n
 		}
 	}
-	return rss, peak
+	return m
 }
 
 // resetPeak resets a process's peak RSS (VmHWM) to its current RSS.

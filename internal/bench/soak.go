@@ -1,0 +1,758 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// SoakOptions configures a soak run.
+type SoakOptions struct {
+	Short    bool          // the test command's version: 2,000 clients, under 3 minutes
+	Clients  int           // well-behaved plus churning plus abusive; 0: 10,000 (2,000 short)
+	Duration time.Duration // of the abuse phase; 0: 10 minutes (45 s short)
+	Binary   string        // onionchat to start; "": this executable
+	JSON     string        // also write the report here
+	Out      io.Writer     // nil: os.Stdout
+}
+
+// SoakReport is what a soak run measured.
+type SoakReport struct {
+	Time    time.Time `json:"time"`
+	Machine Machine   `json:"machine"`
+	Clients int       `json:"clients"`
+	Phases  []Phase   `json:"phases"`
+	Samples []Sample  `json:"samples"`
+
+	// Cold is the server before any load but a few connections; Baseline
+	// is after a warm-up of the same size as the soak, once everyone has
+	// left. Go keeps some runtime structures at their high-water mark (GC
+	// metadata, a cache of goroutine stacks, poll descriptors), so the
+	// no-leak check compares After with Baseline: nothing may grow with
+	// the soak's length.
+	Cold     Sample `json:"cold"`
+	Baseline Sample `json:"baseline"`
+	After    Sample `json:"after"` // once everyone has left
+
+	Abuse AbuseCounts `json:"abuse"`
+}
+
+// Phase is one stretch of the run: calm (well-behaved only) or abuse.
+type Phase struct {
+	Name        string  `json:"name"`
+	Seconds     float64 `json:"seconds"`
+	WellBehaved int     `json:"well_behaved"`
+	Counts      Counts  `json:"counts"`
+	P50Ms       float64 `json:"p50_ms"`
+	P99Ms       float64 `json:"p99_ms"`
+	MaxMs       float64 `json:"max_ms"`
+}
+
+// Sample is the server's state at one moment.
+type Sample struct {
+	At         float64 `json:"at_s"`
+	Sessions   int     `json:"sessions"`
+	Goroutines int     `json:"goroutines"`
+	RSSKiB     int64   `json:"rss_kib"`
+	AnonKiB    int64   `json:"rss_anon_kib"` // heap and stacks: RSS without the program's code pages
+}
+
+// AbuseCounts says what the abusive clients did and how the server
+// answered.
+type AbuseCounts struct {
+	FloodFrames    int64 `json:"flood_frames"`
+	FloodClosed    int64 `json:"flood_closed_1008"`
+	Lurkers        int64 `json:"lurkers_opened"`
+	LurkersClosed  int64 `json:"lurkers_closed"`
+	DeafDropped    int64 `json:"never_reading_dropped"`
+	OversizeClosed int64 `json:"oversize_closed_1009"`
+	GarbageErrors  int64 `json:"garbage_error_frames"`
+	TakenAttempts  int64 `json:"taken_name_attempts"`
+	TakenRefused   int64 `json:"taken_name_refused"` // the rest were cut off by join_timeout
+	ChurnJoins     int64 `json:"churn_joins"`
+	ChurnResets    int64 `json:"churn_resets"`
+	ChurnHalfOpen  int64 `json:"churn_half_open"`
+}
+
+// soakConfig: every limit on at its default except those that would make
+// a short run wait minutes (timeouts) or that one loopback address would
+// hit at once (per-peer, total).
+const soakConfig = `mode = "local"
+[hub]
+max_conns = 20000
+max_conns_per_peer = 20000
+max_rooms = 5000
+ping_interval = "1s"
+idle_timeout = "4s"
+join_timeout = "2s"
+write_timeout = "4s"
+`
+
+// soakServer is a server started with its stderr read for stats lines.
+type soakServer struct {
+	*server
+	mu    sync.Mutex
+	stats chan Sample
+}
+
+var statsRe = regexp.MustCompile(`msg=stats sessions=(\d+) .*goroutines=(\d+)`)
+
+func startSoakServer(ctx context.Context, bin string) (*soakServer, error) {
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "onionchat-soak-")
+	if err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(dir, "soak.toml")
+	os.WriteFile(cfg, []byte(soakConfig), 0o600)
+	cmd := exec.Command(bin, "--config", cfg, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
+	stdout, _ := cmd.StdoutPipe()
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("soak: start %s: %w", bin, err)
+	}
+	s := &soakServer{server: &server{cmd: cmd, dir: dir}, stats: make(chan Sample, 16)}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := servingRe.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case urls <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := statsRe.FindStringSubmatch(sc.Text()); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				g, _ := strconv.Atoi(m[2])
+				select {
+				case s.stats <- Sample{Sessions: n, Goroutines: g}:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case s.url = <-urls:
+		return s, nil
+	case <-time.After(30 * time.Second):
+	case <-ctx.Done():
+	}
+	s.stop()
+	return nil, errors.New("soak: the server printed no address within 30s")
+}
+
+// sample asks the server for its counts (SIGUSR1) and reads its RSS.
+func (s *soakServer) sample(start time.Time) Sample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.stats) > 0 {
+		<-s.stats
+	}
+	s.cmd.Process.Signal(syscall.SIGUSR1)
+	var smp Sample
+	select {
+	case smp = <-s.stats:
+	case <-time.After(5 * time.Second):
+		smp = Sample{Sessions: -1, Goroutines: -1}
+	}
+	smp.At = time.Since(start).Seconds()
+	smp.RSSKiB, _ = procRSS(s.cmd.Process.Pid)
+	smp.AnonKiB = procAnon(s.cmd.Process.Pid)
+	return smp
+}
+
+// Soak runs the soak: a calm phase with well-behaved members only, an
+// abuse phase with churn and abusive clients beside them, then everyone
+// leaves. It fails if a well-behaved member lost a message, if the
+// abuse phase's p99 latency is over 3 times the calm phase's, or if
+// goroutines and RSS do not return within 10% of their baseline.
+func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	if o.Clients == 0 {
+		o.Clients = 10000
+		if o.Short {
+			o.Clients = 2000
+		}
+	}
+	if o.Duration == 0 {
+		o.Duration = 10 * time.Minute
+		if o.Short {
+			o.Duration = 40 * time.Second
+		}
+	}
+	rep := &SoakReport{Time: time.Now().UTC(), Machine: machine(), Clients: o.Clients}
+	srv, err := startSoakServer(ctx, o.Binary)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	start := time.Now()
+	fmt.Fprintf(o.Out, "onionchat soak: %d clients, %v of abuse, server %s\n", o.Clients, o.Duration, srv.url)
+
+	warm, err := dialMany(ctx, srv.url, fmt.Sprintf("soakwarm-%d", runID), 20, 20)
+	if err != nil {
+		return nil, err
+	}
+	closeAll(warm)
+	time.Sleep(2 * time.Second)
+	rep.Cold = srv.sample(start)
+	wb := o.Clients / 2 / 10 * 10 // half the clients behave, in rooms of 10
+	if err := warmUp(ctx, srv, o.Clients); err != nil {
+		return nil, err
+	}
+	rep.Baseline = settle(srv, start, Sample{}, 30*time.Second)
+	fmt.Fprintf(o.Out, "cold: %d goroutines, heap and stacks %.1f MiB; after a warm-up of %d clients: %d goroutines, %.1f MiB\n",
+		rep.Cold.Goroutines, float64(rep.Cold.AnonKiB)/1024, o.Clients, rep.Baseline.Goroutines, float64(rep.Baseline.AnonKiB)/1024)
+
+	sampling, stopSampling := context.WithCancel(ctx)
+	samplerDone := make(chan struct{})
+	go func() {
+		defer close(samplerDone)
+		for {
+			select {
+			case <-sampling.Done():
+				return
+			case <-time.After(5 * time.Second):
+				smp := srv.sample(start)
+				rep.Samples = append(rep.Samples, smp)
+				fmt.Fprintf(o.Out, "  t=%5.0fs sessions %5d goroutines %5d RSS %6.1f MiB\n", smp.At, smp.Sessions, smp.Goroutines, float64(smp.RSSKiB)/1024)
+			}
+		}
+	}()
+
+	clients, err := dialMany(ctx, srv.url, fmt.Sprintf("soak-%d", runID), wb, 10)
+	if err != nil {
+		stopSampling()
+		<-samplerDone
+		return nil, fmt.Errorf("soak: well-behaved clients: %w", err)
+	}
+	defer closeAll(clients)
+	members := make([]*member, len(clients))
+	for i, c := range clients {
+		members[i] = &member{client: c}
+		go members[i].readAll()
+	}
+	calmFor := min(o.Duration/3, 20*time.Second)
+	calm := talk(ctx, members, 10, calmFor)
+	calm.Name = "calm"
+	rep.Phases = append(rep.Phases, calm)
+	fmt.Fprintf(o.Out, "calm:  %d members, p50 %.2f ms p99 %.2f ms, delivered %d lost %d\n", wb, calm.P50Ms, calm.P99Ms, calm.Counts.Delivered, calm.Counts.Lost)
+
+	abuseCtx, stopAbuse := context.WithCancel(ctx)
+	var abusers sync.WaitGroup
+	startAbuse(abuseCtx, &abusers, srv.url, o.Clients-wb, &rep.Abuse)
+	time.Sleep(2 * time.Second) // let the abusers ramp up
+	abused := talk(ctx, members, 10, o.Duration)
+	abused.Name = "abuse"
+	rep.Phases = append(rep.Phases, abused)
+	stopAbuse()
+	abusers.Wait()
+	fmt.Fprintf(o.Out, "abuse: %d members, p50 %.2f ms p99 %.2f ms, delivered %d lost %d\n", wb, abused.P50Ms, abused.P99Ms, abused.Counts.Delivered, abused.Counts.Lost)
+
+	closeAll(clients)
+	stopSampling()
+	<-samplerDone
+	// Everyone has left: wait (bounded) for the server to come back down.
+	after := settle(srv, start, rep.Baseline, 60*time.Second)
+	rep.After = after
+	printSoak(o.Out, rep)
+	if o.JSON != "" {
+		writeJSON(o.JSON, rep)
+	}
+	var problems []string
+	for _, p := range rep.Phases {
+		if !p.Counts.OK() {
+			problems = append(problems, fmt.Sprintf("%s phase: well-behaved deliveries %+v", p.Name, p.Counts))
+		}
+	}
+	if calm.P99Ms > 0 && abused.P99Ms > 3*max(calm.P99Ms, 1) {
+		problems = append(problems, fmt.Sprintf("p99 under abuse %.2f ms is over 3x the calm %.2f ms", abused.P99Ms, calm.P99Ms))
+	}
+	if !within(after.Goroutines, rep.Baseline.Goroutines) {
+		problems = append(problems, fmt.Sprintf("goroutines %d after everyone left, baseline %d", after.Goroutines, rep.Baseline.Goroutines))
+	}
+	if !within64(after.AnonKiB, rep.Baseline.AnonKiB) {
+		problems = append(problems, fmt.Sprintf("anonymous RSS %d KiB after everyone left, baseline %d KiB", after.AnonKiB, rep.Baseline.AnonKiB))
+	}
+	if len(problems) > 0 {
+		return rep, fmt.Errorf("soak: %s", strings.Join(problems, "; "))
+	}
+	return rep, nil
+}
+
+// warmUp connects n clients in rooms of 10, has each say something,
+// holds them past the server's housekeeping period and closes them.
+func warmUp(ctx context.Context, srv *soakServer, n int) error {
+	cs, err := dialMany(ctx, srv.url, fmt.Sprintf("soakwarm2-%d", runID), n, 10)
+	if err != nil {
+		return fmt.Errorf("soak: warm-up: %w", err)
+	}
+	for _, c := range cs {
+		c.send(msgFrame(c.index, 0, 0))
+	}
+	pause(ctx, 5*time.Second) // the server's housekeeping looks every 2 s
+	closeAll(cs)
+	return nil
+}
+
+// settle waits up to d for every session to end and for the server's
+// housekeeping (every 2 s) to give freed memory back, then for its
+// memory to stop falling (or, given a target, to come within 10% of it),
+// and returns the last sample.
+func settle(srv *soakServer, start time.Time, target Sample, d time.Duration) Sample {
+	deadline := time.Now().Add(d)
+	s := srv.sample(start)
+	for s.Sessions != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+		s = srv.sample(start)
+	}
+	time.Sleep(min(5*time.Second, time.Until(deadline)))
+	for last := srv.sample(start); ; last = s {
+		time.Sleep(2 * time.Second)
+		s = srv.sample(start)
+		done := s.AnonKiB >= last.AnonKiB
+		if target.AnonKiB > 0 {
+			done = within(s.Goroutines, target.Goroutines) && within64(s.AnonKiB, target.AnonKiB)
+		}
+		if done || time.Now().After(deadline) {
+			return s
+		}
+	}
+}
+
+func within(v, base int) bool     { return v >= 0 && float64(v) <= 1.1*float64(base) }
+func within64(v, base int64) bool { return v >= 0 && float64(v) <= 1.1*float64(base) }
+func pct(l []time.Duration, p int) float64 {
+	if len(l) == 0 {
+		return 0
+	}
+	return float64(l[min(len(l)*p/100, len(l)-1)].Microseconds()) / 1000
+}
+
+// member is a well-behaved client: it reads for the whole run (so it
+// answers pings and keeps up) and checks what it reads with the checker
+// of the current phase.
+type member struct {
+	*client
+	mu sync.Mutex
+	k  *checker
+}
+
+func (m *member) readAll() {
+	buf := make([]byte, 0, 512)
+	for {
+		_, r, err := m.ws.NextReader()
+		if err != nil {
+			return
+		}
+		buf = buf[:0]
+		for {
+			if len(buf) == cap(buf) {
+				buf = append(buf, 0)[:len(buf)]
+			}
+			n, err := r.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+			if err != nil {
+				break
+			}
+		}
+		now := time.Now()
+		m.mu.Lock()
+		if m.k != nil {
+			m.k.check(buf, now)
+		}
+		m.mu.Unlock()
+	}
+}
+
+func (m *member) delivered() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.k.counts.Delivered
+}
+
+// talk has every member send a message every 5 s (staggered) for d and
+// checks that every member gets every message of the others in its room.
+func talk(ctx context.Context, ms []*member, roomSize int, d time.Duration) Phase {
+	const every = 5 * time.Second
+	perSender := max(int(d/every), 1)
+	p := Phase{Seconds: d.Seconds(), WellBehaved: len(ms)}
+	want := int64((roomSize - 1) * perSender)
+	for _, m := range ms {
+		m.mu.Lock()
+		m.k = newChecker(roomSize, true)
+		m.mu.Unlock()
+	}
+	start := time.Now()
+	var senders sync.WaitGroup
+	for _, m := range ms {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			offset := time.Duration(rand.Int64N(int64(every)))
+			for s := range perSender {
+				time.Sleep(time.Until(start.Add(offset + time.Duration(s)*every)))
+				if ctx.Err() != nil || m.send(msgFrame(m.index, s, time.Since(epoch))) != nil {
+					return
+				}
+			}
+		}()
+	}
+	senders.Wait()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		done := true
+		for _, m := range ms {
+			if m.delivered() < want {
+				done = false
+				break
+			}
+		}
+		if done {
+			break
+		}
+	}
+	var lat []time.Duration
+	for _, m := range ms {
+		m.mu.Lock()
+		k := m.k
+		m.k = nil
+		m.mu.Unlock()
+		k.finish(m.index, perSender)
+		p.Counts.Expected += want
+		p.Counts.Delivered += k.counts.Delivered
+		p.Counts.Lost += k.counts.Lost
+		p.Counts.Duplicated += k.counts.Duplicated
+		p.Counts.Corrupt += k.counts.Corrupt
+		lat = append(lat, k.latencies...)
+	}
+	slices.Sort(lat)
+	p.P50Ms, p.P99Ms = pct(lat, 50), pct(lat, 99)
+	if len(lat) > 0 {
+		p.MaxMs = float64(lat[len(lat)-1].Microseconds()) / 1000
+	}
+	return p
+}
+
+// startAbuse runs n abusive and churning clients until ctx ends.
+func startAbuse(ctx context.Context, wg *sync.WaitGroup, url string, n int, ac *AbuseCounts) {
+	// Shares of n: 500 lurkers (or a quarter), a few flooders, some that
+	// never read, oversize and garbage senders, taken-name joiners, and
+	// the rest churn.
+	lurkers := min(500, n/4)
+	go1 := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+	for i := range lurkers {
+		go1(func() { lurk(ctx, url, i, ac) })
+	}
+	go1(func() { flood(ctx, url, 0, ac) })
+	for i := range 20 {
+		go1(func() { deaf(ctx, url, i, ac) })
+	}
+	for i := range 10 {
+		go1(func() { oversize(ctx, url, i, ac) })
+		go1(func() { garbage(ctx, url, i, ac) })
+	}
+	for i := range 100 {
+		go1(func() { takenNames(ctx, url, i, ac) })
+	}
+	for i := range max(n-lurkers-141, 0) {
+		go1(func() { churn(ctx, url, i, ac) })
+	}
+}
+
+func rawDial(ctx context.Context, url string) (*websocket.Conn, error) {
+	ws, _, err := smallDialer.DialContext(ctx, wsURL(url), map[string][]string{"Origin": {strings.TrimSuffix(url, "/")}})
+	return ws, err
+}
+
+func closeCode(err error) int {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return -1
+}
+
+// pause waits d or until ctx ends, reporting whether to go on.
+func pause(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// lurk opens a connection that never sends anything; the server closes it
+// after join_timeout; it opens another.
+func lurk(ctx context.Context, url string, i int, ac *AbuseCounts) {
+	for pause(ctx, time.Duration(rand.IntN(500))*time.Millisecond) {
+		ws, err := rawDial(ctx, url)
+		if err != nil {
+			continue
+		}
+		atomic.AddInt64(&ac.Lurkers, 1)
+		stop := context.AfterFunc(ctx, func() { ws.Close() })
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				if closeCode(err) == websocket.ClosePolicyViolation {
+					atomic.AddInt64(&ac.LurkersClosed, 1)
+				}
+				break
+			}
+		}
+		stop()
+		ws.Close()
+	}
+}
+
+// flood joins a room and sends as fast as it can until it is closed.
+func flood(ctx context.Context, url string, i int, ac *AbuseCounts) {
+	frame := msgFrame(0, 0, 0)
+	for pause(ctx, 200*time.Millisecond) {
+		ws, err := rawDial(ctx, url)
+		if err != nil {
+			continue
+		}
+		stop := context.AfterFunc(ctx, func() { ws.Close() })
+		closed := make(chan int, 1)
+		go func() {
+			for {
+				if _, _, err := ws.ReadMessage(); err != nil {
+					closed <- closeCode(err)
+					return
+				}
+			}
+		}()
+		ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"soak-%d-%d","name":"flooder%d"}`, runID, i, i)))
+		for ctx.Err() == nil {
+			if ws.WriteMessage(websocket.TextMessage, frame) != nil {
+				break
+			}
+			atomic.AddInt64(&ac.FloodFrames, 1)
+		}
+		if <-closed == websocket.ClosePolicyViolation {
+			atomic.AddInt64(&ac.FloodClosed, 1)
+		}
+		stop()
+		ws.Close()
+	}
+}
+
+// deaf joins a busy room and then neither reads nor writes: no pongs, a
+// filling buffer. The server must drop it (idle timeout); it checks by
+// reading once the timeout has passed, then comes back.
+func deaf(ctx context.Context, url string, i int, ac *AbuseCounts) {
+	for pause(ctx, 100*time.Millisecond) {
+		ws, err := rawDial(ctx, url)
+		if err != nil {
+			continue
+		}
+		ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"soak-%d-%d","name":"deaf%d"}`, runID, i, i)))
+		if !pause(ctx, 6*time.Second) { // soakConfig's idle_timeout is 4s
+			ws.Close()
+			return
+		}
+		ws.SetPingHandler(func(string) error { return nil })
+		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				if !errors.Is(err, os.ErrDeadlineExceeded) {
+					atomic.AddInt64(&ac.DeafDropped, 1)
+				}
+				break
+			}
+		}
+		ws.Close()
+	}
+}
+
+// oversize sends a frame one byte over the limit and expects 1009.
+func oversize(ctx context.Context, url string, i int, ac *AbuseCounts) {
+	big := make([]byte, 64<<10+1)
+	for pause(ctx, 300*time.Millisecond) {
+		ws, err := rawDial(ctx, url)
+		if err != nil {
+			continue
+		}
+		ws.WriteMessage(websocket.TextMessage, big)
+		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				if closeCode(err) == websocket.CloseMessageTooBig {
+					atomic.AddInt64(&ac.OversizeClosed, 1)
+				}
+				break
+			}
+		}
+		ws.Close()
+	}
+}
+
+// garbage sends bad JSON, unknown types and invalid UTF-8.
+func garbage(ctx context.Context, url string, i int, ac *AbuseCounts) {
+	frames := [][]byte{[]byte(`{not json`), []byte(`{"v":1,"type":"dance"}`), []byte(`[]`),
+		[]byte(`{"v":9,"type":"msg"}`), []byte("{\"v\":1,\"type\":\"\xff\"}")}
+	for pause(ctx, 300*time.Millisecond) {
+		ws, err := rawDial(ctx, url)
+		if err != nil {
+			continue
+		}
+		for _, f := range frames {
+			ws.WriteMessage(websocket.TextMessage, f)
+		}
+		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			_, b, err := ws.ReadMessage()
+			if err != nil {
+				break
+			}
+			if strings.Contains(string(b), `"type":"error"`) {
+				atomic.AddInt64(&ac.GarbageErrors, 1)
+			}
+		}
+		ws.Close()
+	}
+}
+
+// maxTakenAttempts is how many joins under taken names the soak tries.
+const maxTakenAttempts = 10000
+
+// takenNames tries to join well-behaved rooms under names in use.
+func takenNames(ctx context.Context, url string, i int, ac *AbuseCounts) {
+	for pause(ctx, 100*time.Millisecond) && atomic.LoadInt64(&ac.TakenAttempts) < maxTakenAttempts {
+		ws, err := rawDial(ctx, url)
+		if err != nil {
+			continue
+		}
+		got := make(chan struct{}, 256)
+		go func() {
+			for {
+				_, b, err := ws.ReadMessage()
+				if err != nil {
+					close(got)
+					return
+				}
+				if strings.Contains(string(b), `"name_taken"`) {
+					atomic.AddInt64(&ac.TakenRefused, 1)
+					got <- struct{}{}
+				}
+			}
+		}()
+		for k := 0; k < 30 && ctx.Err() == nil && atomic.LoadInt64(&ac.TakenAttempts) < maxTakenAttempts; k++ {
+			room := fmt.Sprintf("soak-%d-%d", runID, (i*7+k)%50)
+			if ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"%s","name":"c%d"}`, room, k%10))) != nil {
+				break
+			}
+			atomic.AddInt64(&ac.TakenAttempts, 1)
+			select {
+			case <-got:
+			case <-time.After(2 * time.Second):
+			case <-ctx.Done():
+			}
+		}
+		ws.Close()
+		for range got {
+		}
+	}
+}
+
+// churn joins a room of its own, chats a little and leaves: cleanly, by
+// TCP reset, or by going silent (half-open) until the server drops it.
+func churn(ctx context.Context, url string, i int, ac *AbuseCounts) {
+	for pause(ctx, time.Duration(200+rand.IntN(1500))*time.Millisecond) {
+		room := fmt.Sprintf("churn-%d-%d", runID, i%97)
+		c, err := dial(ctx, url, room, 100+i)
+		if err != nil {
+			continue
+		}
+		atomic.AddInt64(&ac.ChurnJoins, 1)
+		c.send(msgFrame(0, 0, 0))
+		go func() { // read whatever comes, so as not to be dropped as slow
+			for {
+				if _, _, err := c.ws.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+		if !pause(ctx, time.Duration(rand.IntN(2000))*time.Millisecond) {
+			c.ws.Close()
+			return
+		}
+		switch rand.IntN(3) {
+		case 0:
+			c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+			c.ws.Close()
+		case 1:
+			if tc, ok := c.ws.NetConn().(*net.TCPConn); ok {
+				tc.SetLinger(0) // close with RST
+				atomic.AddInt64(&ac.ChurnResets, 1)
+			}
+			c.ws.Close()
+		case 2:
+			// Half-open: say nothing, answer no ping; the server's idle
+			// timeout must notice. The socket is closed later.
+			atomic.AddInt64(&ac.ChurnHalfOpen, 1)
+			c.ws.SetPingHandler(func(string) error { return nil })
+			pause(ctx, 6*time.Second)
+			c.ws.Close()
+		}
+	}
+}
+
+func printSoak(w io.Writer, r *SoakReport) {
+	fmt.Fprintln(w, "\nphase   members  seconds  delivered  lost  dup  corrupt  p50 ms  p99 ms  max ms")
+	for _, p := range r.Phases {
+		fmt.Fprintf(w, "%-7s %7d  %7.0f  %9d  %4d  %3d  %7d  %6.2f  %6.2f  %6.1f\n", p.Name, p.WellBehaved, p.Seconds,
+			p.Counts.Delivered, p.Counts.Lost, p.Counts.Duplicated, p.Counts.Corrupt, p.P50Ms, p.P99Ms, p.MaxMs)
+	}
+	if len(r.Phases) == 2 && r.Phases[0].P99Ms > 0 {
+		fmt.Fprintf(w, "p99 under abuse / calm: %.2fx\n", r.Phases[1].P99Ms/r.Phases[0].P99Ms)
+	}
+	a := r.Abuse
+	fmt.Fprintf(w, "abuse: flood frames %d (closed 1008: %d); lurkers %d (closed 1008: %d); never-reading dropped %d; oversize closed 1009: %d; garbage errors %d; taken names %d tried, %d refused; churn joins %d, resets %d, half-open %d\n",
+		a.FloodFrames, a.FloodClosed, a.Lurkers, a.LurkersClosed, a.DeafDropped, a.OversizeClosed, a.GarbageErrors,
+		a.TakenAttempts, a.TakenRefused, a.ChurnJoins, a.ChurnResets, a.ChurnHalfOpen)
+	fmt.Fprintf(w, "goroutines: baseline %d, after everyone left %d\n", r.Baseline.Goroutines, r.After.Goroutines)
+	fmt.Fprintf(w, "RSS (heap and stacks): cold %.1f MiB, baseline after warm-up %.1f MiB, after everyone left %.1f MiB; with code pages: %.1f, %.1f, %.1f MiB; peak sample %.1f MiB\n",
+		float64(r.Cold.AnonKiB)/1024, float64(r.Baseline.AnonKiB)/1024, float64(r.After.AnonKiB)/1024,
+		float64(r.Cold.RSSKiB)/1024, float64(r.Baseline.RSSKiB)/1024, float64(r.After.RSSKiB)/1024, float64(peakRSS(r.Samples))/1024)
+}
+
+func peakRSS(s []Sample) int64 {
+	var m int64
+	for _, x := range s {
+		m = max(m, x.RSSKiB)
+	}
+	return m
+}
