@@ -78,7 +78,8 @@ func (c cdpTab) navigate(url string) error {
 // gets: two people chat both ways, a third with the wrong passphrase is
 // told so, markup in messages and names stays text, the pages ride out a
 // server restart, the page raises no CSP violation, and neither a message
-// nor the passphrase ever reaches the server.
+// nor the passphrase ever reaches the server. It runs protocol version 2:
+// a wrong passphrase is caught at the hello.
 func TestChromiumChat(t *testing.T) {
 	browser := Chromium(t)
 	data := filepath.Join(t.TempDir(), "data")
@@ -108,7 +109,13 @@ func TestChromiumChat(t *testing.T) {
 	waitMessage(t, bob, "bob", "alice", "hello from alice")
 	send(t, bob, "hello from bob")
 	waitMessage(t, alice, "alice", xssName, "hello from bob")
-	waitNotice(t, mallory, "mallory", "alice uses a different passphrase, or the message was altered")
+	// Under version 2 a wrong passphrase shows at the hello: each side is
+	// told that the other's keys could not be opened, and mallory that
+	// alice's message could not be read.
+	waitNotice(t, alice, "alice", "mallory’s hello could not be opened: mallory uses a different passphrase")
+	waitNotice(t, bob, "bob", "mallory’s hello could not be opened: mallory uses a different passphrase")
+	waitNotice(t, mallory, "mallory", "alice’s hello could not be opened: alice uses a different passphrase")
+	waitNotice(t, mallory, "mallory", "from alice could not be read: alice uses a different passphrase, or the message was altered")
 	if ok, _ := mallory.eval(hasMessageJS("alice", "hello from alice")); ok == true {
 		t.Fatal("mallory, with the wrong passphrase, read alice's message")
 	}
@@ -126,7 +133,7 @@ func TestChromiumChat(t *testing.T) {
 			t.Errorf("%s: injected script ran", who)
 		}
 	}
-	must(t, alice.waitFor("bob's name as text in alice's member list", `[...document.querySelectorAll("#members li")].some(li => li.textContent === `+js(xssName)+`)`, waitShort))
+	must(t, alice.waitFor("bob's name as text in alice's member list", `[...document.querySelectorAll("#members li .name")].some(n => n.textContent === `+js(xssName)+`)`, waitShort))
 
 	// The server restarts; the pages reconnect on their own, without the
 	// passphrase (the key stays in memory), and chat on.

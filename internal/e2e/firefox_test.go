@@ -88,7 +88,9 @@ func firefoxTab(t *testing.T, b *bidi.Browser, url string) bidiTab {
 
 // TestFirefoxChat: the page in Firefox ESR (Tor Browser's base) with
 // WebAssembly disabled, against the real binary in LAN mode: two people
-// join one room and chat both ways, with no CSP violation.
+// join one room and chat both ways under protocol version 2 (ECDH and
+// ECDSA P-256 in Firefox's Web Crypto), each shows the other's safety code
+// as the other shows its own, with no CSP violation.
 func TestFirefoxChat(t *testing.T) {
 	browser := Firefox(t)
 	srv := Start(t, "--mode", "lan", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
@@ -107,6 +109,7 @@ func TestFirefoxChat(t *testing.T) {
 	waitMessage(t, bob, "bob", "alice", "hello from firefox alice")
 	send(t, bob, "hi alice, bob here")
 	waitMessage(t, alice, "alice", "bob", "hi alice, bob here")
+	sameSafetyCodes(t, map[string]driver{"alice": alice, "bob": bob})
 	for who, tab := range map[string]bidiTab{"alice": alice, "bob": bob} {
 		noCSPViolations(t, tab, who)
 	}

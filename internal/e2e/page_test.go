@@ -58,13 +58,29 @@ func hasMessageJS(sender, text string) string {
 
 func waitMessage(t *testing.T, d driver, who, sender, text string) {
 	t.Helper()
-	must(t, d.waitFor(fmt.Sprintf("%s to see %q from %s", who, text, sender), hasMessageJS(sender, text), waitShort))
+	mustSee(t, d, who, d.waitFor(fmt.Sprintf("%s to see %q from %s", who, text, sender), hasMessageJS(sender, text), waitShort))
 }
 
 func waitNotice(t *testing.T, d driver, who, substr string) {
 	t.Helper()
-	must(t, d.waitFor(fmt.Sprintf("%s to see a notice %q", who, substr), fmt.Sprintf(
-		`[...document.querySelectorAll("#messages li.notice")].some(li => li.textContent.includes(%s))`, js(substr)), waitShort))
+	mustSee(t, d, who, d.waitFor(fmt.Sprintf("%s to see a notice %q", who, substr), hasNoticeJS(substr), waitShort))
+}
+
+func hasNoticeJS(substr string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll("#messages li.notice")].some(li => li.textContent.includes(%s))`, js(substr))
+}
+
+// mustSee fails the test if err is not nil, logging what the page shows
+// (its state, messages and notices) so that a failure says why.
+func mustSee(t *testing.T, d driver, who string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if v, e := d.eval(`document.documentElement.dataset.state + "\n" + [...document.querySelectorAll("#messages li, #members li")].map(li => "  " + li.className + ": " + li.textContent).join("\n")`); e == nil {
+		t.Logf("%s's page:\n%v", who, v)
+	}
+	t.Fatal(err)
 }
 
 // noCSPViolations fails the test if the page recorded any

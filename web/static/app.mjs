@@ -1,25 +1,31 @@
-// app.mjs: the onionchat page. It joins a room over the hub's WebSocket,
-// derives the room key from the passphrase (crypto.mjs), encrypts what the
-// user sends and decrypts what arrives. User-supplied text only ever
-// reaches the page through textContent; the server's CSP (Trusted Types)
-// would refuse innerHTML anyway.
+// app.mjs: the onionchat page's connection and flow. It joins a room over
+// the hub's WebSocket, makes the room secret from the passphrase
+// (roomkey.mjs), hands every room event to this session's protocol version
+// 2 state (group.mjs), sends what that state produces at the rate the hub
+// allows, and shows what it reports (view.mjs). Reconnecting keeps the
+// session's keys in memory; Leave forgets them.
 
-import { deriveRoomKey, Sender, Receiver, DecryptError, toBase64, fromBase64, toHex, MAX_TEXT_CHARS } from './crypto.mjs';
+import { deriveRoomKey } from './roomkey.mjs';
+import { toBase64 } from './bytes.mjs';
+import { Group, MAX_TEXT_CHARS } from './group.mjs';
+import * as view from './view.mjs';
 
-const $ = (id) => document.getElementById(id);
+const $ = view.$;
 
 const HEARTBEAT_MS = 20000;     // app-level ping: keeps Tor circuits busy, detects dead links
 const DEAD_AFTER_MS = 50000;    // no frame for this long: the connection is dead, reconnect
+const SWEEP_MS = 1000;          // how often waiting keys and messages are checked
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
-const PROTOCOL = 1;
+const PROTOCOL = 1;             // the relay frames' version (the envelope's is 2)
+const MAX_CONTROL_REFS = 1000;
 
 const state = {
   room: '',            // normalised room name
   name: '',            // our name, as the hub canonicalised it
   serverId: null,      // the server id the key was derived for
-  key: null,           // room key (non-extractable); kept in memory to rejoin after drops
-  sender: null,
-  receiver: null,
+  key: null,           // room secret (non-extractable); kept in memory to rejoin after drops
+  group: null,         // this session's version 2 state: our keys, chains, members
+  ready: false,        // the group has had its welcome: room events go to it
   pass: null,          // the passphrase, only from submit until the key exists
   resume: '',          // token from the hub's welcome, to take over a lingering session
   ws: null,
@@ -30,19 +36,20 @@ const state = {
   retryTimer: 0,
   lastFrame: 0,
   heartbeat: 0,
+  sweeper: 0,
   limits: { rate: 10, burst: 40 },
   tokens: 0,
   tokenAt: 0,
-  outbox: [],          // {text, li} typed but not yet handed to the hub
+  outbox: [],          // {text, li}: typed, not yet encrypted
+  wire: [],            // {body, to, tag}: encrypted frames in the order they must go out
+  flushing: false,
   flushTimer: 0,
-  inbox: [],           // frames waiting for the key
-  chain: Promise.resolve(), // keeps decryption and display in arrival order
+  control: new Set(),  // ids of key frames sent: their errors (a member gone) are not news
+  inbox: [],           // room frames waiting for the key
   nextId: 1,
   unread: 0,
-  members: [],
+  members: [],         // the hub's member names, until the group can say more
 };
-
-function setState(s) { document.documentElement.dataset.state = s; }
 
 // ---------------------------------------------------------------- start
 
@@ -62,8 +69,8 @@ function init() {
   const why = unsupportedReason();
   if (why) {
     $('unsupported-why').textContent = why;
-    show('unsupported');
-    setState('unsupported');
+    view.show('unsupported');
+    view.setState('unsupported');
     return;
   }
   $('join-form').addEventListener('submit', onJoinSubmit);
@@ -77,13 +84,9 @@ function init() {
   window.addEventListener('hashchange', fillRoomFromHash);
   window.addEventListener('online', () => { if (!state.stopped && !state.ws) reconnectNow(); });
   fillRoomFromHash();
-  show('join-view');
-  setState('join');
+  view.show('join-view');
+  view.setState('join');
   ($('room').value ? $('name') : $('room')).focus();
-}
-
-function show(id) {
-  for (const v of ['unsupported', 'join-view', 'chat-view']) $(v).hidden = v !== id;
 }
 
 // A room link carries the room in the fragment (#room=NAME), which browsers
@@ -109,7 +112,7 @@ function onJoinSubmit(e) {
   if (!name) return fail('Enter your name.', 'name');
   if ([...name].length > 32) return fail('Names have at most 32 characters.', 'name');
   if (!pass) return fail('Enter the room passphrase.', 'passphrase');
-  if (room !== state.room) forgetKey();
+  forgetSession(); // a new submit is a new session: new passphrase key, new session keys
   state.room = room;
   state.name = name;
   state.pass = pass;
@@ -126,10 +129,20 @@ function onJoinSubmit(e) {
   }
 }
 
-function forgetKey() {
-  state.key = state.sender = state.receiver = null;
+// forgetSession drops the room secret and this session's keys (the group
+// zeroes its chain keys), and everything queued for them.
+function forgetSession() {
+  if (state.group) state.group.destroy();
+  state.group = null;
+  state.ready = false;
+  state.key = null;
   state.serverId = null;
   state.pass = null;
+  state.outbox = [];
+  state.wire = [];
+  state.inbox = [];
+  clearInterval(state.sweeper);
+  state.sweeper = 0;
 }
 
 function wsURL() {
@@ -139,8 +152,8 @@ function wsURL() {
 function connect() {
   clearTimeout(state.retryTimer);
   state.retryTimer = 0;
-  status(state.everJoined ? 'Reconnecting…' : 'Connecting…');
-  setState(state.everJoined ? 'reconnecting' : 'connecting');
+  view.status(state.everJoined ? 'Reconnecting…' : 'Connecting…');
+  view.setState(state.everJoined ? 'reconnecting' : 'connecting');
   let ws;
   try {
     ws = new WebSocket(wsURL());
@@ -177,9 +190,10 @@ function send(f) {
 function onFrame(f) {
   switch (f.type) {
     case 'welcome': return onWelcome(f);
-    case 'msg': return onMsg(f);
-    case 'join': return onMemberJoin(f);
-    case 'leave': return onMemberLeave(f);
+    case 'msg':
+    case 'join':
+    case 'leave':
+      return onRoomFrame(f);
     case 'error': return onError(f);
     case 'pong': return;
   }
@@ -195,22 +209,27 @@ async function onWelcome(f) {
     state.tokens = Math.max(0, state.limits.burst - 2); // the join spent one; keep one for pings
     state.tokenAt = Date.now();
   }
-  setMembers(f.members || []);
-  if (!state.key || state.serverId !== f.server) {
+  state.members = (f.members || []).slice();
+  renderMembers();
+  if (!state.group || state.serverId !== f.server) {
     if (state.pass === null) {
       // The server's identity changed (a new certificate or onion key):
       // the old key cannot read this room any more.
       stopWith('The server’s identity changed, so the room key must be made again. Enter the passphrase once more.');
       return;
     }
-    status('Making the room key…');
-    setState('deriving');
+    if (state.group) forgetSession();
+    view.status('Making the room key…');
+    view.setState('deriving');
     try {
       const key = await deriveRoomKey(state.pass, f.server, state.room);
+      const group = await Group.create({ roomKey: key, room: state.room, name: state.name });
+      group.onFrame = onGroupFrame;
+      group.onEvent = onGroupEvent;
       state.key = key;
       state.serverId = f.server;
-      state.sender = await Sender.create(key, state.room, state.name);
-      state.receiver = new Receiver(key, state.room);
+      state.group = group;
+      state.sweeper = setInterval(() => { if (state.group) state.group.sweep(); }, SWEEP_MS);
     } catch (e) {
       stopWith('Could not make the room key: ' + e.message);
       return;
@@ -218,26 +237,31 @@ async function onWelcome(f) {
       state.pass = null;
       $('passphrase').value = '';
     }
+    if (!state.joined) return; // the connection dropped while the key was made: the next welcome goes on
   }
-  if (state.sender) state.sender.name = state.name;
+  // The welcome goes to the group before any frame that followed it.
+  state.group.welcome({ members: state.members, history: Number(f.history) || 0 });
+  state.ready = true;
+  for (const g of state.inbox.splice(0)) toGroup(g);
   const first = !state.everJoined;
   state.everJoined = true;
   $('join').disabled = false;
   if (first) enterChat();
-  notice(first ? `You joined “${state.room}” as ${state.name}.` : 'Reconnected.');
-  status('Connected');
-  setState('ready');
-  for (const g of state.inbox.splice(0)) onMsg(g);
-  flushOutbox();
+  view.notice(first ? `You joined “${state.room}” as ${state.name}.` : 'Reconnected.');
+  view.status('Connected');
+  view.setState('ready');
+  flush();
 }
 
 function enterChat() {
-  $('messages').replaceChildren();
+  view.clearMessages();
   $('room-title').textContent = state.room;
   $('share').value = location.origin + '/#room=' + encodeURIComponent(state.room);
+  view.myCode(state.group.code);
   history.replaceState(null, '', '#room=' + encodeURIComponent(state.room));
+  renderMembers();
   updateTitle();
-  show('chat-view');
+  view.show('chat-view');
   $('composer').focus();
 }
 
@@ -256,27 +280,28 @@ function onError(f) {
     stopWith(msg, code === 'name_taken' || code === 'bad_name' ? 'name' : 'room');
     return;
   }
+  if (f.ref && state.control.has(Number(f.ref))) return; // keys for someone who has just left
   switch (code) {
     case 'rate_limited':
-      notice('The server says we are sending too fast; some frames were dropped.', 'error');
+      view.notice('The server says we are sending too fast; some frames were dropped.', 'error');
       return;
     case 'replaced':
       state.stopped = true;
-      notice('This chat continues in another tab or connection; this one has stopped.', 'error');
-      status('Stopped');
-      setState('stopped');
+      view.notice('This chat continues in another tab or connection; this one has stopped.', 'error');
+      view.status('Stopped');
+      view.setState('stopped');
       return;
     case 'shutting_down':
-      notice('The server is restarting; reconnecting when it is back.');
+      view.notice('The server is restarting; reconnecting when it is back.');
       return;
     case 'server_full':
     case 'too_many_conns':
-      notice('The server is busy (' + code.replace('_', ' ') + '); trying again shortly.', 'error');
+      view.notice('The server is busy (' + code.replace('_', ' ') + '); trying again shortly.', 'error');
       return;
     default: {
       const pending = f.ref && document.querySelector(`[data-ref="${Number(f.ref)}"]`);
       if (pending) pending.classList.add('failed');
-      notice('Server: ' + (f.message || code), 'error');
+      view.notice('Server: ' + (f.message || code), 'error');
     }
   }
 }
@@ -289,8 +314,8 @@ function stopWith(msg, field) {
   if (ws) ws.close(1000);
   stopHeartbeat();
   $('join').disabled = false;
-  show('join-view');
-  setState('join');
+  view.show('join-view');
+  view.setState('join');
   $('join-error').textContent = msg;
   if (field) $(field).focus();
 }
@@ -299,6 +324,8 @@ function onClose(ws, ev) {
   if (state.ws !== ws) return;
   state.ws = null;
   state.joined = false;
+  state.ready = false;
+  state.inbox = []; // frames of a connection whose welcome never reached the group: the next welcome says it all
   stopHeartbeat();
   if (state.stopped) return;
   if (ev.code === 4000) return; // replaced: handled by the error frame
@@ -313,8 +340,8 @@ function scheduleReconnect() {
   const base = BACKOFF_MS[Math.min(state.attempt, BACKOFF_MS.length - 1)];
   const delay = Math.round(base * (0.8 + Math.random() * 0.4));
   state.attempt++;
-  status(`Disconnected — reconnecting in ${Math.ceil(delay / 1000)} s`);
-  setState('reconnecting');
+  view.status(`Disconnected — reconnecting in ${Math.ceil(delay / 1000)} s`);
+  view.setState('reconnecting');
   state.retryTimer = setTimeout(connect, delay);
 }
 
@@ -349,109 +376,95 @@ function leave() {
   const ws = state.ws;
   state.ws = null;
   if (ws) ws.close(1000);
-  forgetKey();
-  state.outbox = [];
-  state.inbox = [];
+  forgetSession();
   state.joined = state.everJoined = false;
   state.resume = '';
-  setMembers([]);
-  $('messages').replaceChildren();
+  state.members = [];
+  renderMembers();
+  view.myCode('');
+  view.clearMessages();
   state.unread = 0;
   updateTitle();
-  show('join-view');
-  setState('join');
+  view.show('join-view');
+  view.setState('join');
   $('join-error').textContent = '';
   $('passphrase').focus();
 }
 
-// ---------------------------------------------------------------- members
+// ---------------------------------------------------------------- room events
 
-function setMembers(names) {
-  state.members = names.slice();
-  renderMembers();
+function onRoomFrame(f) {
+  if (f.type === 'join') {
+    if (!state.members.includes(f.name)) state.members.push(f.name);
+    if (!f.resumed) view.notice(`${f.name} joined.`);
+  } else if (f.type === 'leave') {
+    state.members = state.members.filter((n) => n !== f.name);
+    view.notice(`${f.name} left.`);
+  }
+  if (!state.ready) {
+    state.inbox.push(f);
+    renderMembers();
+    return;
+  }
+  toGroup(f);
 }
 
-function onMemberJoin(f) {
-  if (!state.members.includes(f.name)) state.members.push(f.name);
-  renderMembers();
-  if (!f.resumed) notice(`${f.name} joined.`);
+function toGroup(f) {
+  const g = state.group;
+  switch (f.type) {
+    case 'msg': return g.receive(f);
+    case 'join': return g.join(f.name, !!f.resumed);
+    case 'leave': return g.leave(f.name);
+  }
 }
 
-function onMemberLeave(f) {
-  state.members = state.members.filter((n) => n !== f.name);
-  renderMembers();
-  notice(`${f.name} left.`);
+function onGroupEvent(ev) {
+  switch (ev.type) {
+    case 'message':
+      view.addMessage(ev.sender, ev.text, ev.time, { history: ev.history });
+      if (document.hidden && !ev.history) { state.unread++; updateTitle(); }
+      return;
+    case 'notice':
+      view.notice(ev.text, ev.level === 'error' ? 'error' : undefined);
+      return;
+    case 'members':
+      renderMembers();
+  }
 }
 
 function renderMembers() {
-  const ul = $('members');
-  ul.replaceChildren(...state.members.map((n) => {
-    const li = document.createElement('li');
-    li.textContent = n;
-    if (n === state.name) {
-      li.classList.add('me');
-      const you = document.createElement('span');
-      you.className = 'tag';
-      you.textContent = ' (you)';
-      li.append(you);
-    }
-    return li;
-  }));
-  $('member-count').textContent = state.members.length ? `(${state.members.length})` : '';
-}
-
-// ---------------------------------------------------------------- messages
-
-function onMsg(f) {
-  if (!state.receiver) { state.inbox.push(f); return; }
-  state.chain = state.chain.then(() => openAndShow(f));
-}
-
-async function openAndShow(f) {
-  let env;
-  try { env = fromBase64(f.body || ''); } catch { env = new Uint8Array(0); }
-  const relayName = f.history ? undefined : f.from;
-  try {
-    const m = await state.receiver.open(env, relayName);
-    addMessage(m.sender, m.text, m.time, { history: !!f.history, own: m.sender === state.name && f.history });
-    if (document.hidden && !f.history) { state.unread++; updateTitle(); }
-  } catch (e) {
-    if (!(e instanceof DecryptError)) throw e;
-    const who = f.from || 'someone';
-    switch (e.kind) {
-      case 'replay': return; // seen already (a backlog replayed after reconnecting)
-      case 'key':
-        notice(`⚠ A message from ${who} could not be read: ${who} uses a different passphrase, or the message was altered.`, 'error');
-        return;
-      case 'version':
-        notice(`⚠ ${who} uses another version of onionchat (${e.message}). Everyone should reload the page.`, 'error');
-        return;
-      case 'sender':
-        notice(`⚠ A message relayed as from ${who} ${e.message.replace(/^message /, '')}; it was not shown.`, 'error');
-        return;
-      default:
-        notice(`⚠ A message from ${who} could not be read (${e.message}).`, 'error');
-    }
+  if (state.group && state.ready) {
+    view.members(state.group.memberList());
+  } else {
+    view.members(state.members.map((name) => ({ name, self: name === state.name, code: '', status: name === state.name ? 'ok' : 'waiting', changed: false })));
   }
 }
+
+// ---------------------------------------------------------------- sending
 
 function sendComposer() {
   const box = $('composer');
   const text = box.value;
   if (!text.trim()) return;
   if (text.length > MAX_TEXT_CHARS) {
-    notice(`Messages have at most ${MAX_TEXT_CHARS} characters.`, 'error');
+    view.notice(`Messages have at most ${MAX_TEXT_CHARS} characters.`, 'error');
     return;
   }
   box.value = '';
-  const li = addMessage(state.name, text, Date.now(), { own: true, pending: true });
+  const li = view.addMessage(state.name, text, Date.now(), { own: true, pending: true });
   state.outbox.push({ text, li });
-  flushOutbox();
+  flush();
+}
+
+// onGroupFrame receives every frame the group makes (hellos, keys and our
+// messages) in the order they must reach the others.
+function onGroupFrame(fr) {
+  state.wire.push({ body: toBase64(fr.body), to: fr.to, tag: fr.tag });
+  flush();
 }
 
 // The page keeps to the rate the hub announced, so that the hub never has to
-// drop one of its messages; what cannot go now waits in the outbox, also
-// across reconnects.
+// drop one of its frames; what cannot go now waits, also across reconnects.
 function takeToken() {
   const now = Date.now();
   const { rate, burst } = state.limits;
@@ -461,84 +474,53 @@ function takeToken() {
   return false;
 }
 
-async function flushOutbox() {
+function canSend() {
+  return state.joined && state.ready && state.ws && state.ws.readyState === WebSocket.OPEN;
+}
+
+// flush sends what the group has made, and encrypts the next typed message
+// only when nothing else waits, so that it goes under the newest chain.
+async function flush() {
+  if (state.flushing) return;
+  state.flushing = true;
   clearTimeout(state.flushTimer);
   state.flushTimer = 0;
-  while (state.outbox.length && state.joined && state.sender && state.ws && state.ws.readyState === WebSocket.OPEN) {
-    if (!takeToken()) {
-      state.flushTimer = setTimeout(flushOutbox, Math.ceil(1000 / state.limits.rate));
-      return;
-    }
-    const item = state.outbox.shift();
-    const id = state.nextId++;
-    try {
-      const env = await state.sender.seal(item.text);
-      if (!send({ v: PROTOCOL, type: 'msg', body: toBase64(env), id })) {
-        state.outbox.unshift(item);
-        return;
+  try {
+    while (canSend()) {
+      if (!state.wire.length) {
+        if (!state.outbox.length) break;
+        const item = state.outbox.shift();
+        try {
+          await state.group.seal(item.text, item); // comes back through onGroupFrame
+        } catch (e) {
+          item.li.classList.add('failed');
+          view.notice('Could not send: ' + e.message, 'error');
+        }
+        continue;
       }
-      // Our own messages may come back in a room's backlog after a
-      // reconnect; they are shown already.
-      state.receiver.last.set(toHex(state.sender.id), state.sender.counter);
-      item.li.classList.remove('pending');
-      item.li.dataset.ref = String(id);
-    } catch (e) {
-      item.li.classList.add('failed');
-      notice('Could not send: ' + e.message, 'error');
+      if (!takeToken()) {
+        state.flushTimer = setTimeout(flush, Math.ceil(1000 / state.limits.rate));
+        break;
+      }
+      const fr = state.wire[0];
+      const id = state.nextId++;
+      const f = { v: PROTOCOL, type: 'msg', body: fr.body, id };
+      if (fr.to) f.to = fr.to;
+      if (!send(f)) break;
+      state.wire.shift();
+      if (fr.tag) {
+        fr.tag.li.classList.remove('pending');
+        fr.tag.li.dataset.ref = String(id);
+      } else {
+        state.control.add(id);
+        if (state.control.size > MAX_CONTROL_REFS) state.control.delete(state.control.values().next().value);
+      }
     }
+  } finally {
+    state.flushing = false;
   }
 }
 
-function addMessage(sender, text, time, opts = {}) {
-  const li = document.createElement('li');
-  li.className = 'msg';
-  if (opts.own) li.classList.add('own');
-  if (opts.pending) li.classList.add('pending');
-  if (opts.history) li.classList.add('history');
-  const head = document.createElement('div');
-  head.className = 'head';
-  const who = document.createElement('span');
-  who.className = 'sender';
-  who.textContent = sender;
-  const when = document.createElement('time');
-  const d = new Date(time);
-  when.dateTime = isNaN(d) ? '' : d.toISOString();
-  when.textContent = isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  head.append(who, ' ', when);
-  if (opts.history) {
-    const tag = document.createElement('span');
-    tag.className = 'tag';
-    tag.textContent = ' earlier';
-    head.append(tag);
-  }
-  const body = document.createElement('div');
-  body.className = 'text';
-  body.textContent = text;
-  li.append(head, body);
-  append(li);
-  return li;
-}
-
-function notice(text, kind) {
-  const li = document.createElement('li');
-  li.className = 'notice' + (kind ? ' ' + kind : '');
-  li.textContent = text;
-  append(li);
-}
-
-function append(li) {
-  const ol = $('messages');
-  const atEnd = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
-  ol.append(li);
-  while (ol.children.length > 2000) ol.firstElementChild.remove();
-  if (atEnd) ol.scrollTop = ol.scrollHeight;
-}
-
-function status(text) { $('status').textContent = text; }
-
-function updateTitle() {
-  const base = state.everJoined ? `${state.room} — onionchat` : 'onionchat';
-  document.title = state.unread ? `(${state.unread}) ${base}` : base;
-}
+function updateTitle() { view.title(state.everJoined ? state.room : '', state.unread); }
 
 init();

@@ -1,87 +1,26 @@
-// crypto.mjs: onionchat's end-to-end encryption, protocol version 1, with the
-// Web Crypto API only (no WebAssembly, no libraries). docs/protocol.md
-// describes every step; the constants below are the only place their
-// numbers live.
+// crypto.mjs: onionchat's envelope version 1, kept so that a version 2 page
+// and its tests can recognise old envelopes, and as the reference for the
+// known-answer vector in web/jstest/kat.json (also checked by
+// web/kat_test.go). The page no longer sends version 1. docs/protocol.md
+// describes every step.
 //
-// Keys:   room secret = PBKDF2-HMAC-SHA256(NFC(passphrase), salt, 600,000) -> 256 bits,
-//         kept only as a non-extractable HKDF key;
-//         salt = SHA-256("onionchat/1 salt" 0x00 serverId 0x00 room);
+// Keys:   room secret (roomkey.mjs) = PBKDF2-HMAC-SHA256(NFC(passphrase), salt, 600,000);
 //         sender key = HKDF-SHA256(room secret, salt = senderId, info = "onionchat/1 message")
 //         -> non-extractable AES-256-GCM key, one per sender session.
 // Message: envelope = 0x01 | senderId (16) | iv (12) | AES-GCM(inner JSON);
 //         additional data = "onionchat/1" 0x00 room 0x00 hex(senderId);
 //         inner JSON = {"s": sender name, "t": text, "ts": ms since epoch, "n": counter}.
 
-export const PBKDF2_ITERATIONS = 600000; // OWASP Password Storage Cheat Sheet, PBKDF2-HMAC-SHA256
+import { enc, dec, concat, toHex, subtle } from './bytes.mjs';
+
+export { toHex, fromHex, toBase64, fromBase64 } from './bytes.mjs';
+export { PBKDF2_ITERATIONS, roomSalt, deriveRoomKey } from './roomkey.mjs';
+
 export const ENVELOPE_VERSION = 1;
 export const SENDER_ID_BYTES = 16;
 export const IV_BYTES = 12; // 96-bit random IVs: at most 2^32 messages per key (NIST SP 800-38D)
 export const MAX_MESSAGES_PER_SENDER = 2 ** 32;
 export const MAX_TEXT_CHARS = 8000;
-
-const enc = new TextEncoder();
-const dec = new TextDecoder('utf-8', { fatal: true });
-
-function subtle() {
-  const s = globalThis.crypto && globalThis.crypto.subtle;
-  if (!s) throw new Error('Web Crypto is not available here (not a secure context)');
-  return s;
-}
-
-function concat(...parts) {
-  const n = parts.reduce((a, p) => a + p.length, 0);
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
-  return out;
-}
-
-export function toHex(b) {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
-
-export function fromHex(s) {
-  if (s.length % 2 || /[^0-9a-f]/i.test(s)) throw new Error('bad hex');
-  const out = new Uint8Array(s.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.substr(i * 2, 2), 16);
-  return out;
-}
-
-export function toBase64(b) {
-  let s = '';
-  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode.apply(null, b.subarray(i, i + 0x8000));
-  return btoa(s);
-}
-
-export function fromBase64(s) {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-// roomSalt is unique to this server and room, so that the same passphrase
-// gives unrelated keys in other rooms and on other servers, and nobody can
-// precompute a dictionary for every onionchat at once.
-export async function roomSalt(serverId, room) {
-  const z = new Uint8Array([0]);
-  const d = await subtle().digest('SHA-256', concat(enc.encode('onionchat/1 salt'), z, enc.encode(serverId), z, enc.encode(room)));
-  return new Uint8Array(d);
-}
-
-// deriveRoomKey stretches the passphrase into the room secret, held as a
-// non-extractable HKDF key. The caller clears its copy of the passphrase.
-export async function deriveRoomKey(passphrase, serverId, room, iterations = PBKDF2_ITERATIONS) {
-  const s = subtle();
-  const pw = await s.importKey('raw', enc.encode(passphrase.normalize('NFC')), 'PBKDF2', false, ['deriveBits']);
-  const salt = await roomSalt(serverId, room);
-  const bits = new Uint8Array(await s.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt, iterations }, pw, 256));
-  try {
-    return await s.importKey('raw', bits, 'HKDF', false, ['deriveKey', 'deriveBits']);
-  } finally {
-    bits.fill(0);
-  }
-}
 
 // senderKey derives the AES-256-GCM key of one sender session.
 export async function senderKey(roomKey, senderId) {
