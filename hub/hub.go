@@ -147,6 +147,16 @@ type Conn interface {
 	Close() error
 }
 
+// A GracefulCloser is a Conn that can end a connection without losing what
+// was just written: for TCP, closing a socket while the client is still
+// sending makes the kernel answer with a reset, which can destroy the
+// close frame on its way. CloseGracefully shuts down the writing side and
+// makes the transport's reader give up after a short while; the reader
+// then ends the session, which closes the transport.
+type GracefulCloser interface {
+	CloseGracefully()
+}
+
 // ErrClosed is returned by Open once the hub has stopped.
 var ErrClosed = errors.New("hub: closed")
 

@@ -13,6 +13,9 @@ func (s *Session) Receive(p []byte) {
 	h := s.h
 	now := h.now()
 	s.lastRead.Store(now)
+	if s.closing.Load() {
+		return // closed by the hub: what the client still sends goes nowhere
+	}
 	if !s.allow(now) {
 		return
 	}

@@ -36,6 +36,7 @@ type Session struct {
 	lastRead   atomic.Int64 // hub time of the last frame or pong read
 	writeStart atomic.Int64 // hub time the current Write began; 0 when none
 	joined     atomic.Bool
+	closing    atomic.Bool // set once the session will say nothing more
 
 	mu      sync.Mutex
 	q       [][]byte
@@ -92,6 +93,7 @@ func (s *Session) fail(closeCode int, code, msg string, ref int64) {
 		return
 	}
 	s.state = stateClosing
+	s.closing.Store(true)
 	if e != nil {
 		s.q = append(s.q, e)
 	}
@@ -104,13 +106,11 @@ func (s *Session) fail(closeCode int, code, msg string, ref int64) {
 	}
 }
 
-// abort closes the transport at once, dropping whatever is queued.
+// abort closes the transport at once, dropping whatever is queued. The
+// transport's Close may run more than once (its contract).
 func (s *Session) abort() {
+	s.closing.Store(true)
 	s.mu.Lock()
-	if s.state == stateDead {
-		s.mu.Unlock()
-		return
-	}
 	s.state = stateDead
 	clear(s.q)
 	s.q = s.q[:0]
@@ -148,7 +148,11 @@ func (s *Session) writeLoop() {
 			}
 			s.mu.Unlock()
 			if closing {
-				s.conn.Close()
+				if gc, ok := s.conn.(GracefulCloser); ok {
+					gc.CloseGracefully() // the reader ends the session
+				} else {
+					s.conn.Close()
+				}
 			}
 			return
 		}

@@ -79,6 +79,14 @@ func (c *circuitConn) header() {
 	})
 }
 
+// CloseWrite shuts down the writing side, where the socket supports it.
+func (c *circuitConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
 func (c *circuitConn) RemoteAddr() net.Addr {
 	c.header()
 	return c.addr

@@ -1,12 +1,14 @@
 package web
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -37,6 +39,31 @@ func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // only for its own protocol-error close frames, and net.Conn serialises
 // whole Writes, so frames never interleave.
 type conn struct{ net.Conn }
+
+// lingerTimeout bounds how long a closing connection waits for the client
+// to close its side after the server's close frame.
+const lingerTimeout = 2 * time.Second
+
+type closeWriter interface{ CloseWrite() error }
+
+// CloseGracefully implements hub.GracefulCloser: it ends the server's
+// side of the stream (TLS close_notify, then TCP FIN) so that the close
+// frame arrives whole, and lets the reader drain until the client closes
+// or lingerTimeout passes; the reader then ends the session.
+func (c conn) CloseGracefully() {
+	nc := c.Conn
+	if tc, ok := nc.(*tls.Conn); ok {
+		tc.CloseWrite()
+		nc = tc.NetConn()
+	}
+	if cw, ok := nc.(closeWriter); ok {
+		cw.CloseWrite()
+	} else {
+		c.Conn.Close()
+		return
+	}
+	c.Conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+}
 
 var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
