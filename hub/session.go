@@ -2,6 +2,7 @@ package hub
 
 import (
 	"crypto/rand"
+	"runtime"
 	"encoding/base64"
 	"sync"
 	"sync/atomic"
@@ -123,20 +124,39 @@ func (s *Session) abort() {
 // transport-level faults the hub cannot see (binary frames, say).
 func (s *Session) Fail(closeCode int, code, msg string) { s.fail(closeCode, code, msg, 0) }
 
-const maxBatch = 256 << 10
+// flushAt is the batch size at which a writer writes before it has
+// copied the whole queue: about 170 chat frames per write, enough for
+// batching to pay, and small enough that hundreds of busy writers hold
+// little memory at once. Pooled batch buffers larger than maxPooled are
+// dropped.
+const (
+	flushAt   = 32 << 10
+	maxPooled = 64 << 10
+)
 
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 2<<10); return &b }}
 
 func (s *Session) writeLoop() {
 	bp := batchPool.Get().(*[]byte)
 	defer func() {
-		if cap(*bp) <= maxBatch {
+		if cap(*bp) <= maxPooled {
 			batchPool.Put(bp)
 		}
 	}()
+	idle := false
 	for {
 		s.mu.Lock()
 		q := s.q
+		if len(q) == 0 && !idle && s.state == stateOpen {
+			// Before exiting, let the goroutines that feed this queue run
+			// once: under load more frames come, and this writer saves
+			// the next one being started.
+			s.mu.Unlock()
+			idle = true
+			runtime.Gosched()
+			continue
+		}
+		idle = false
 		if len(q) == 0 || s.state == stateDead {
 			s.writing = false
 			closing := s.state == stateClosing
@@ -165,7 +185,7 @@ func (s *Session) writeLoop() {
 		for i, f := range q {
 			buf = append(buf, f...)
 			q[i] = nil
-			if len(buf) >= maxBatch/2 || i == len(q)-1 {
+			if len(buf) >= flushAt || i == len(q)-1 {
 				s.writeStart.Store(max(s.h.now(), 1))
 				_, err = s.conn.Write(buf)
 				s.writeStart.Store(0)
