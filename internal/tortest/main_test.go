@@ -1,0 +1,5 @@
+package tortest
+
+import "testing"
+
+func TestMain(m *testing.M) { MainInNetns(m) }
