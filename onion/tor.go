@@ -385,7 +385,12 @@ func (s *Service) GetConf(keys ...string) (map[string][]string, error) {
 
 // Reload asks tor to reread its configuration and the service's
 // authorized clients (SIGNAL RELOAD, as SIGHUP). Live circuits stay up.
+// With tor's sandbox on, a reload cannot reopen files and tor exits:
+// Reload refuses.
 func (s *Service) Reload() error {
+	if s.Sandbox {
+		return errors.New("onion: tor's sandbox forbids reloading; restart instead")
+	}
 	if err := s.ctl.Signal("RELOAD"); err != nil {
 		return fmt.Errorf("onion: reload: %w", err)
 	}
@@ -437,9 +442,12 @@ func (s *Service) cleanup() {
 // client-auth keys (onionchat auth add/remove run as separate commands).
 const clientsPoll = 2 * time.Second
 
-// watchClients reloads tor when the set of authorized clients changes, so
-// that "onionchat auth remove" takes effect without a restart and without
-// dropping live chats. It returns when tor exits or the service closes.
+// watchClients reacts when the set of authorized clients changes ("onionchat
+// auth add/remove" run as separate commands). Without tor's sandbox it has
+// tor reload its client list, which keeps live chats. With the sandbox
+// tor cannot reread its files (a reload makes it exit), so it tells the
+// owner to restart instead. It returns when tor exits or the service
+// closes.
 func (s *Service) watchClients() {
 	dir := filepath.Join(s.hsDir, ClientsDir)
 	last := clientsStamp(dir)
@@ -458,6 +466,12 @@ func (s *Service) watchClients() {
 			continue
 		}
 		last = now
+		if s.Sandbox {
+			if s.conf.Logger != nil {
+				s.conf.Logger.Warn("client authorization changed; restart onionchat to apply it (tor's sandbox cannot reload it; pages reconnect by themselves)")
+			}
+			continue
+		}
 		if err := s.Reload(); err != nil {
 			if s.conf.Logger != nil {
 				s.conf.Logger.Error("client authorization changed but tor did not reload; restart onionchat", "err", err)

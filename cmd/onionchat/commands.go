@@ -104,6 +104,11 @@ func address(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// applyHint says when a client-auth change reaches a running onionchat.
+const applyHint = "With tor.sandbox = \"off\", a running onionchat applies this within seconds and live chats continue.\n" +
+	"With tor's sandbox on (the default where tor supports it), restart onionchat to apply it\n" +
+	"(sudo systemctl restart onionchat); open pages reconnect by themselves."
+
 func auth(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("auth needs add NAME, list or remove NAME")
@@ -146,13 +151,14 @@ func auth(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprint(stdout, qr)
 		}
 		fmt.Fprintf(stdout, "\nFor a tor client (ClientOnionAuthDir), the line is:\n  %s\n\n", onion.ClientAuthLine(addr, k))
-		fmt.Fprintln(stdout, "The key is not stored here. A running onionchat applies the change within seconds; live chats continue.")
+		fmt.Fprintln(stdout, "The key is not stored here.")
+		fmt.Fprintln(stdout, applyHint)
 		return nil
 	case verb == "remove" && name != "":
 		if err := onion.RemoveClient(cfg.DataDir, name); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Removed %s. A running onionchat applies this within seconds (tor reloads its client list; live chats continue).\n", name)
+		fmt.Fprintf(stdout, "Removed %s.\n%s\n", name, applyHint)
 		return nil
 	}
 	return errors.New("auth needs add NAME, list or remove NAME")

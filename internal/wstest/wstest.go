@@ -49,6 +49,13 @@ func Dial(t testing.TB, url string) *Client {
 	return c
 }
 
+// New wraps a connection dialed some other way (through a proxy, say).
+// The connection is closed when the test ends.
+func New(t testing.TB, ws *websocket.Conn) *Client {
+	t.Cleanup(func() { ws.Close() })
+	return &Client{Conn: ws, t: t}
+}
+
 // DialOrigin dials with a given Origin header ("" for the URL's own) and
 // returns the HTTP response, for tests of refused upgrades.
 func DialOrigin(url, origin string) (*Client, *http.Response, error) {
