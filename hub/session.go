@@ -2,8 +2,8 @@ package hub
 
 import (
 	"crypto/rand"
-	"runtime"
 	"encoding/base64"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
