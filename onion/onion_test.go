@@ -184,3 +184,23 @@ func TestFindTorMissing(t *testing.T) {
 		t.Fatalf("got %v, want an install hint", err)
 	}
 }
+
+// FuzzParseProxyHeader: whatever arrives as a PROXY header, the parser
+// neither panics nor accepts a line that is not one.
+func FuzzParseProxyHeader(f *testing.F) {
+	for _, s := range []string{
+		"PROXY TCP6 fc00:dead:beef:4dad::ffff:ffff ::1 65535 42\r\n",
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n", "PROXY UNKNOWN\r\n", "PROXY TCP6 :: :: 0 0\r\n", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		a, err := ParseProxyHeader(line)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(line, "PROXY TCP") || !strings.HasSuffix(line, "\r\n") || a.IP == nil || a.Port < 0 || a.Port > 65535 {
+			t.Fatalf("accepted %q as %v", line, a)
+		}
+	})
+}
