@@ -182,10 +182,15 @@ func soakCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	short := fs.Bool("short", false, "the test command's version: 2,000 clients, under 3 minutes")
 	clients := fs.Int("clients", 0, "clients in all, half well-behaved (default 10000, 2000 with -short)")
-	duration := fs.Duration("duration", 0, "length of the abuse phase (default 10m, 40s with -short)")
+	duration := fs.Duration("duration", 0, "length of the abuse phase (default 10m, 35s with -short)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to `file`")
+	abuse := fs.String("abuse", "", "(used by soak itself) run only the abusive clients against `URL` for -duration")
+	rooms := fs.String("rooms", "", "(used by soak itself, with -abuse) prefix of the well-behaved members' rooms")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *abuse != "" {
+		return bench.Abuse(ctx, *abuse, *rooms, *clients, *duration, stdout)
 	}
 	_, err := bench.Soak(ctx, bench.SoakOptions{Short: *short, Clients: *clients, Duration: *duration, JSON: *jsonPath, Out: stdout})
 	return err

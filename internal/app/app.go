@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -178,6 +179,12 @@ func listenLocal(addr string) (net.Listener, string, error) {
 	return ln, "http://" + ln.Addr().String() + "/", nil
 }
 
+// memSamples are the runtime metrics the SIGUSR1 line reports.
+var memSamples = []metrics.Sample{
+	{Name: "/memory/classes/heap/objects:bytes"},
+	{Name: "/memory/classes/heap/stacks:bytes"},
+}
+
 // housekeeping answers SIGUSR1 with a line of counts (never a name, a room
 // or an address), and gives memory back to the OS when many sessions have
 // ended, so that a small machine recovers from a busy hour.
@@ -195,11 +202,11 @@ func housekeeping(h *hub.Hub, log *slog.Logger) (stop func()) {
 				return
 			case <-usr1:
 				st := h.Stats()
-				var ms runtime.MemStats
-				runtime.ReadMemStats(&ms)
+				metrics.Read(memSamples) // unlike ReadMemStats, does not stop the world
 				log.Info("stats", "sessions", st.Sessions, "rooms", st.Rooms, "peers", st.Peers,
 					"history", st.History, "slow_dropped", st.SlowDropped, "rate_dropped", st.RateDropped,
-					"goroutines", runtime.NumGoroutine(), "heap_kib", ms.HeapInuse>>10, "stack_kib", ms.StackInuse>>10)
+					"goroutines", runtime.NumGoroutine(), "heap_kib", memSamples[0].Value.Uint64()>>10,
+					"stack_kib", memSamples[1].Value.Uint64()>>10)
 			case <-t.C:
 				n := h.Sessions()
 				peak = max(peak, n)

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,11 +43,11 @@ type SoakReport struct {
 	Samples []Sample  `json:"samples"`
 
 	// Cold is the server before any load but a few connections; Baseline
-	// is after a warm-up of the same size as the soak, once everyone has
-	// left. Go keeps some runtime structures at their high-water mark (GC
-	// metadata, a cache of goroutine stacks, poll descriptors), so the
-	// no-leak check compares After with Baseline: nothing may grow with
-	// the soak's length.
+	// is after a warm-up cycle of the same shape as the soak, once
+	// everyone has left. Go keeps some runtime structures at their
+	// high-water mark (goroutine descriptors, a cache of stacks, GC
+	// metadata), so the no-leak check compares After with Baseline:
+	// nothing may grow with the soak's length.
 	Cold     Sample `json:"cold"`
 	Baseline Sample `json:"baseline"`
 	After    Sample `json:"after"` // once everyone has left
@@ -72,6 +73,8 @@ type Sample struct {
 	Goroutines int     `json:"goroutines"`
 	RSSKiB     int64   `json:"rss_kib"`
 	AnonKiB    int64   `json:"rss_anon_kib"` // heap and stacks: RSS without the program's code pages
+	HeapKiB    int64   `json:"go_heap_inuse_kib"`
+	StackKiB   int64   `json:"go_stack_inuse_kib"`
 }
 
 // AbuseCounts says what the abusive clients did and how the server
@@ -112,7 +115,7 @@ type soakServer struct {
 	stats chan Sample
 }
 
-var statsRe = regexp.MustCompile(`msg=stats sessions=(\d+) .*goroutines=(\d+)`)
+var statsRe = regexp.MustCompile(`msg=stats sessions=(\d+) .*goroutines=(\d+) heap_kib=(\d+) stack_kib=(\d+)`)
 
 func startSoakServer(ctx context.Context, bin string) (*soakServer, error) {
 	if bin == "" {
@@ -128,6 +131,9 @@ func startSoakServer(ctx context.Context, bin string) (*soakServer, error) {
 	cfg := filepath.Join(dir, "soak.toml")
 	os.WriteFile(cfg, []byte(soakConfig), 0o600)
 	cmd := exec.Command(bin, "--config", cfg, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
+	// As systemd/onionchat.service runs it: dead goroutines keep 2 KiB
+	// stacks rather than the running average.
+	cmd.Env = append(os.Environ(), "GODEBUG=adaptivestackstart=0")
 	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -153,8 +159,10 @@ func startSoakServer(ctx context.Context, bin string) (*soakServer, error) {
 			if m := statsRe.FindStringSubmatch(sc.Text()); m != nil {
 				n, _ := strconv.Atoi(m[1])
 				g, _ := strconv.Atoi(m[2])
+				heap, _ := strconv.ParseInt(m[3], 10, 64)
+				stack, _ := strconv.ParseInt(m[4], 10, 64)
 				select {
-				case s.stats <- Sample{Sessions: n, Goroutines: g}:
+				case s.stats <- Sample{Sessions: n, Goroutines: g, HeapKiB: heap, StackKiB: stack}:
 				default:
 				}
 			}
@@ -208,7 +216,7 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 	if o.Duration == 0 {
 		o.Duration = 10 * time.Minute
 		if o.Short {
-			o.Duration = 40 * time.Second
+			o.Duration = 35 * time.Second
 		}
 	}
 	rep := &SoakReport{Time: time.Now().UTC(), Machine: machine(), Clients: o.Clients}
@@ -227,12 +235,17 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 	closeAll(warm)
 	time.Sleep(2 * time.Second)
 	rep.Cold = srv.sample(start)
+	// The baseline is taken after a warm-up cycle of the same shape (a
+	// short calm and abuse phase with as many clients), once everyone has
+	// left: Go keeps some runtime structures at their high-water mark
+	// (goroutine descriptors, a cache of stacks, GC metadata), and the
+	// no-leak check is that nothing grows with the soak's length.
 	wb := o.Clients / 2 / 10 * 10 // half the clients behave, in rooms of 10
-	if err := warmUp(ctx, srv, o.Clients); err != nil {
-		return nil, err
+	if _, _, _, err := cycle(ctx, srv, o.Binary, fmt.Sprintf("soakwarm-%d", runID), wb, o.Clients-wb, 5*time.Second, 15*time.Second, io.Discard); err != nil {
+		return nil, fmt.Errorf("soak: warm-up: %w", err)
 	}
 	rep.Baseline = settle(srv, start, Sample{}, 30*time.Second)
-	fmt.Fprintf(o.Out, "cold: %d goroutines, heap and stacks %.1f MiB; after a warm-up of %d clients: %d goroutines, %.1f MiB\n",
+	fmt.Fprintf(o.Out, "cold: %d goroutines, heap and stacks %.1f MiB; after a warm-up cycle of %d clients: %d goroutines, %.1f MiB\n",
 		rep.Cold.Goroutines, float64(rep.Cold.AnonKiB)/1024, o.Clients, rep.Baseline.Goroutines, float64(rep.Baseline.AnonKiB)/1024)
 
 	sampling, stopSampling := context.WithCancel(ctx)
@@ -251,36 +264,16 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 		}
 	}()
 
-	clients, err := dialMany(ctx, srv.url, fmt.Sprintf("soak-%d", runID), wb, 10)
+	calmFor := min(o.Duration/2, 20*time.Second)
+	calm, abused, counts, err := cycle(ctx, srv, o.Binary, fmt.Sprintf("soak-%d", runID), wb, o.Clients-wb, calmFor, o.Duration, o.Out)
 	if err != nil {
 		stopSampling()
 		<-samplerDone
-		return nil, fmt.Errorf("soak: well-behaved clients: %w", err)
+		return nil, err
 	}
-	defer closeAll(clients)
-	members := make([]*member, len(clients))
-	for i, c := range clients {
-		members[i] = &member{client: c}
-		go members[i].readAll()
-	}
-	calmFor := min(o.Duration/3, 20*time.Second)
-	calm := talk(ctx, members, 10, calmFor)
-	calm.Name = "calm"
-	rep.Phases = append(rep.Phases, calm)
-	fmt.Fprintf(o.Out, "calm:  %d members, p50 %.2f ms p99 %.2f ms, delivered %d lost %d\n", wb, calm.P50Ms, calm.P99Ms, calm.Counts.Delivered, calm.Counts.Lost)
+	rep.Phases = append(rep.Phases, calm, abused)
+	rep.Abuse = counts
 
-	abuseCtx, stopAbuse := context.WithCancel(ctx)
-	var abusers sync.WaitGroup
-	startAbuse(abuseCtx, &abusers, srv.url, o.Clients-wb, &rep.Abuse)
-	time.Sleep(2 * time.Second) // let the abusers ramp up
-	abused := talk(ctx, members, 10, o.Duration)
-	abused.Name = "abuse"
-	rep.Phases = append(rep.Phases, abused)
-	stopAbuse()
-	abusers.Wait()
-	fmt.Fprintf(o.Out, "abuse: %d members, p50 %.2f ms p99 %.2f ms, delivered %d lost %d\n", wb, abused.P50Ms, abused.P99Ms, abused.Counts.Delivered, abused.Counts.Lost)
-
-	closeAll(clients)
 	stopSampling()
 	<-samplerDone
 	// Everyone has left: wait (bounded) for the server to come back down.
@@ -311,25 +304,44 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 	return rep, nil
 }
 
-// warmUp connects n clients in rooms of 10, has each say something,
-// holds them past the server's housekeeping period and closes them.
-func warmUp(ctx context.Context, srv *soakServer, n int) error {
-	cs, err := dialMany(ctx, srv.url, fmt.Sprintf("soakwarm2-%d", runID), n, 10)
+// cycle runs one soak cycle: wb well-behaved members in rooms of 10
+// (rooms named prefix-N) talk calmly for calmFor, then for abuseFor beside
+// n abusive and churning clients, then leave. The abusers run in a process
+// of their own: sharing this one's Go scheduler, hundreds of runnable
+// abuser goroutines would delay the members' readers and be counted as
+// the server's latency.
+func cycle(ctx context.Context, srv *soakServer, bin, prefix string, wb, n int, calmFor, abuseFor time.Duration, out io.Writer) (calm, abused Phase, counts AbuseCounts, err error) {
+	clients, err := dialMany(ctx, srv.url, prefix, wb, 10)
 	if err != nil {
-		return fmt.Errorf("soak: warm-up: %w", err)
+		return calm, abused, counts, fmt.Errorf("soak: well-behaved clients: %w", err)
 	}
-	for _, c := range cs {
-		c.send(msgFrame(c.index, 0, 0))
+	defer closeAll(clients)
+	members := make([]*member, len(clients))
+	for i, c := range clients {
+		members[i] = &member{client: c}
+		go members[i].readAll()
 	}
-	pause(ctx, 5*time.Second) // the server's housekeeping looks every 2 s
-	closeAll(cs)
-	return nil
+	calm = talk(ctx, members, 10, calmFor)
+	calm.Name = "calm"
+	fmt.Fprintf(out, "%s calm:  %d members, p50 %.2f ms p99 %.2f ms, delivered %d lost %d\n", prefix, wb, calm.P50Ms, calm.P99Ms, calm.Counts.Delivered, calm.Counts.Lost)
+	abuse, err := startAbuseProcess(bin, srv.url, prefix, n, abuseFor+5*time.Second)
+	if err != nil {
+		return calm, abused, counts, err
+	}
+	time.Sleep(2 * time.Second) // let the abusers ramp up
+	abused = talk(ctx, members, 10, abuseFor)
+	abused.Name = "abuse"
+	if counts, err = abuse.wait(); err != nil {
+		return calm, abused, counts, err
+	}
+	fmt.Fprintf(out, "%s abuse: %d members, p50 %.2f ms p99 %.2f ms, delivered %d lost %d\n", prefix, wb, abused.P50Ms, abused.P99Ms, abused.Counts.Delivered, abused.Counts.Lost)
+	return calm, abused, counts, nil
 }
 
 // settle waits up to d for every session to end and for the server's
-// housekeeping (every 2 s) to give freed memory back, then for its
-// memory to stop falling (or, given a target, to come within 10% of it),
-// and returns the last sample.
+// housekeeping (every 2 s) to give freed memory back, then takes samples
+// until memory stops falling (or, given a target, comes within 10% of
+// it), and returns the lowest: sampling itself makes a little garbage.
 func settle(srv *soakServer, start time.Time, target Sample, d time.Duration) Sample {
 	deadline := time.Now().Add(d)
 	s := srv.sample(start)
@@ -338,15 +350,20 @@ func settle(srv *soakServer, start time.Time, target Sample, d time.Duration) Sa
 		s = srv.sample(start)
 	}
 	time.Sleep(min(5*time.Second, time.Until(deadline)))
-	for last := srv.sample(start); ; last = s {
+	best := srv.sample(start)
+	for {
 		time.Sleep(2 * time.Second)
 		s = srv.sample(start)
-		done := s.AnonKiB >= last.AnonKiB
+		falling := s.AnonKiB < best.AnonKiB
+		if s.AnonKiB < best.AnonKiB {
+			best = s
+		}
+		done := !falling
 		if target.AnonKiB > 0 {
-			done = within(s.Goroutines, target.Goroutines) && within64(s.AnonKiB, target.AnonKiB)
+			done = within(best.Goroutines, target.Goroutines) && within64(best.AnonKiB, target.AnonKiB)
 		}
 		if done || time.Now().After(deadline) {
-			return s
+			return best
 		}
 	}
 }
@@ -464,8 +481,68 @@ func talk(ctx context.Context, ms []*member, roomSize int, d time.Duration) Phas
 	return p
 }
 
+// abuseProcess is "onionchat soak -abuse URL", run by Soak.
+type abuseProcess struct {
+	cmd *exec.Cmd
+	out *strings.Builder
+}
+
+func startAbuseProcess(bin, url, rooms string, n int, d time.Duration) (*abuseProcess, error) {
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	p := &abuseProcess{out: &strings.Builder{}}
+	p.cmd = exec.Command(bin, "soak", "-abuse", url, "-rooms", rooms, "-clients", strconv.Itoa(n), "-duration", d.String())
+	p.cmd.Stdout = p.out
+	p.cmd.Stderr = os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("soak: start abusers: %w", err)
+	}
+	return p, nil
+}
+
+// wait waits (bounded) for the abusers to finish and reads their counts.
+func (p *abuseProcess) wait() (AbuseCounts, error) {
+	var ac AbuseCounts
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return ac, fmt.Errorf("soak: abusers: %w", err)
+		}
+	case <-time.After(60 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+		return ac, errors.New("soak: the abusers did not stop")
+	}
+	if err := json.Unmarshal([]byte(p.out.String()), &ac); err != nil {
+		return ac, fmt.Errorf("soak: abusers' counts: %w", err)
+	}
+	return ac, nil
+}
+
+// Abuse runs n abusive and churning clients against url for d and writes
+// their counts to out as JSON; Soak runs it in a process of its own.
+// rooms is the prefix of the well-behaved members' rooms ("soak-N"),
+// where the flooder, the clients that never read and the joiners under
+// taken names go.
+func Abuse(ctx context.Context, url, rooms string, n int, d time.Duration, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var ac AbuseCounts
+	var wg sync.WaitGroup
+	startAbuse(ctx, &wg, url, rooms, n, &ac)
+	<-ctx.Done()
+	wg.Wait()
+	return json.NewEncoder(out).Encode(&ac)
+}
+
 // startAbuse runs n abusive and churning clients until ctx ends.
-func startAbuse(ctx context.Context, wg *sync.WaitGroup, url string, n int, ac *AbuseCounts) {
+func startAbuse(ctx context.Context, wg *sync.WaitGroup, url, rooms string, n int, ac *AbuseCounts) {
 	// Shares of n: 500 lurkers (or a quarter), a few flooders, some that
 	// never read, oversize and garbage senders, taken-name joiners, and
 	// the rest churn.
@@ -474,16 +551,16 @@ func startAbuse(ctx context.Context, wg *sync.WaitGroup, url string, n int, ac *
 	for i := range lurkers {
 		go1(func() { lurk(ctx, url, i, ac) })
 	}
-	go1(func() { flood(ctx, url, 0, ac) })
+	go1(func() { flood(ctx, url, rooms, 0, ac) })
 	for i := range 20 {
-		go1(func() { deaf(ctx, url, i, ac) })
+		go1(func() { deaf(ctx, url, rooms, i, ac) })
 	}
 	for i := range 10 {
 		go1(func() { oversize(ctx, url, i, ac) })
 		go1(func() { garbage(ctx, url, i, ac) })
 	}
 	for i := range 100 {
-		go1(func() { takenNames(ctx, url, i, ac) })
+		go1(func() { takenNames(ctx, url, rooms, i, ac) })
 	}
 	for i := range max(n-lurkers-141, 0) {
 		go1(func() { churn(ctx, url, i, ac) })
@@ -516,7 +593,7 @@ func pause(ctx context.Context, d time.Duration) bool {
 // lurk opens a connection that never sends anything; the server closes it
 // after join_timeout; it opens another.
 func lurk(ctx context.Context, url string, i int, ac *AbuseCounts) {
-	for pause(ctx, time.Duration(rand.IntN(500))*time.Millisecond) {
+	for pause(ctx, time.Duration(500+rand.IntN(2000))*time.Millisecond) {
 		ws, err := rawDial(ctx, url)
 		if err != nil {
 			continue
@@ -537,7 +614,7 @@ func lurk(ctx context.Context, url string, i int, ac *AbuseCounts) {
 }
 
 // flood joins a room and sends as fast as it can until it is closed.
-func flood(ctx context.Context, url string, i int, ac *AbuseCounts) {
+func flood(ctx context.Context, url, rooms string, i int, ac *AbuseCounts) {
 	frame := msgFrame(0, 0, 0)
 	for pause(ctx, 200*time.Millisecond) {
 		ws, err := rawDial(ctx, url)
@@ -554,7 +631,7 @@ func flood(ctx context.Context, url string, i int, ac *AbuseCounts) {
 				}
 			}
 		}()
-		ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"soak-%d-%d","name":"flooder%d"}`, runID, i, i)))
+		ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"%s-%d","name":"flooder%d"}`, rooms, i, i)))
 		for ctx.Err() == nil {
 			if ws.WriteMessage(websocket.TextMessage, frame) != nil {
 				break
@@ -572,13 +649,13 @@ func flood(ctx context.Context, url string, i int, ac *AbuseCounts) {
 // deaf joins a busy room and then neither reads nor writes: no pongs, a
 // filling buffer. The server must drop it (idle timeout); it checks by
 // reading once the timeout has passed, then comes back.
-func deaf(ctx context.Context, url string, i int, ac *AbuseCounts) {
+func deaf(ctx context.Context, url, rooms string, i int, ac *AbuseCounts) {
 	for pause(ctx, 100*time.Millisecond) {
 		ws, err := rawDial(ctx, url)
 		if err != nil {
 			continue
 		}
-		ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"soak-%d-%d","name":"deaf%d"}`, runID, i, i)))
+		ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"%s-%d","name":"deaf%d"}`, rooms, i, i)))
 		if !pause(ctx, 6*time.Second) { // soakConfig's idle_timeout is 4s
 			ws.Close()
 			return
@@ -600,7 +677,7 @@ func deaf(ctx context.Context, url string, i int, ac *AbuseCounts) {
 // oversize sends a frame one byte over the limit and expects 1009.
 func oversize(ctx context.Context, url string, i int, ac *AbuseCounts) {
 	big := make([]byte, 64<<10+1)
-	for pause(ctx, 300*time.Millisecond) {
+	for pause(ctx, time.Second) {
 		ws, err := rawDial(ctx, url)
 		if err != nil {
 			continue
@@ -623,7 +700,7 @@ func oversize(ctx context.Context, url string, i int, ac *AbuseCounts) {
 func garbage(ctx context.Context, url string, i int, ac *AbuseCounts) {
 	frames := [][]byte{[]byte(`{not json`), []byte(`{"v":1,"type":"dance"}`), []byte(`[]`),
 		[]byte(`{"v":9,"type":"msg"}`), []byte("{\"v\":1,\"type\":\"\xff\"}")}
-	for pause(ctx, 300*time.Millisecond) {
+	for pause(ctx, time.Second) {
 		ws, err := rawDial(ctx, url)
 		if err != nil {
 			continue
@@ -649,7 +726,7 @@ func garbage(ctx context.Context, url string, i int, ac *AbuseCounts) {
 const maxTakenAttempts = 10000
 
 // takenNames tries to join well-behaved rooms under names in use.
-func takenNames(ctx context.Context, url string, i int, ac *AbuseCounts) {
+func takenNames(ctx context.Context, url, rooms string, i int, ac *AbuseCounts) {
 	for pause(ctx, 100*time.Millisecond) && atomic.LoadInt64(&ac.TakenAttempts) < maxTakenAttempts {
 		ws, err := rawDial(ctx, url)
 		if err != nil {
@@ -670,7 +747,7 @@ func takenNames(ctx context.Context, url string, i int, ac *AbuseCounts) {
 			}
 		}()
 		for k := 0; k < 30 && ctx.Err() == nil && atomic.LoadInt64(&ac.TakenAttempts) < maxTakenAttempts; k++ {
-			room := fmt.Sprintf("soak-%d-%d", runID, (i*7+k)%50)
+			room := fmt.Sprintf("%s-%d", rooms, (i*7+k)%50)
 			if ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"%s","name":"c%d"}`, room, k%10))) != nil {
 				break
 			}
@@ -689,8 +766,10 @@ func takenNames(ctx context.Context, url string, i int, ac *AbuseCounts) {
 
 // churn joins a room of its own, chats a little and leaves: cleanly, by
 // TCP reset, or by going silent (half-open) until the server drops it.
+// Sessions last seconds, as people's do on a flaky phone, not
+// milliseconds: that would be a connection flood, which the lurkers are.
 func churn(ctx context.Context, url string, i int, ac *AbuseCounts) {
-	for pause(ctx, time.Duration(200+rand.IntN(1500))*time.Millisecond) {
+	for pause(ctx, time.Duration(1000+rand.IntN(3000))*time.Millisecond) {
 		room := fmt.Sprintf("churn-%d-%d", runID, i%97)
 		c, err := dial(ctx, url, room, 100+i)
 		if err != nil {
@@ -705,7 +784,7 @@ func churn(ctx context.Context, url string, i int, ac *AbuseCounts) {
 				}
 			}
 		}()
-		if !pause(ctx, time.Duration(rand.IntN(2000))*time.Millisecond) {
+		if !pause(ctx, time.Duration(2000+rand.IntN(4000))*time.Millisecond) {
 			c.ws.Close()
 			return
 		}
@@ -743,7 +822,8 @@ func printSoak(w io.Writer, r *SoakReport) {
 	fmt.Fprintf(w, "abuse: flood frames %d (closed 1008: %d); lurkers %d (closed 1008: %d); never-reading dropped %d; oversize closed 1009: %d; garbage errors %d; taken names %d tried, %d refused; churn joins %d, resets %d, half-open %d\n",
 		a.FloodFrames, a.FloodClosed, a.Lurkers, a.LurkersClosed, a.DeafDropped, a.OversizeClosed, a.GarbageErrors,
 		a.TakenAttempts, a.TakenRefused, a.ChurnJoins, a.ChurnResets, a.ChurnHalfOpen)
-	fmt.Fprintf(w, "goroutines: baseline %d, after everyone left %d\n", r.Baseline.Goroutines, r.After.Goroutines)
+	fmt.Fprintf(w, "goroutines: baseline %d, after everyone left %d; Go heap in use %d -> %d KiB, stacks %d -> %d KiB\n",
+		r.Baseline.Goroutines, r.After.Goroutines, r.Baseline.HeapKiB, r.After.HeapKiB, r.Baseline.StackKiB, r.After.StackKiB)
 	fmt.Fprintf(w, "RSS (heap and stacks): cold %.1f MiB, baseline after warm-up %.1f MiB, after everyone left %.1f MiB; with code pages: %.1f, %.1f, %.1f MiB; peak sample %.1f MiB\n",
 		float64(r.Cold.AnonKiB)/1024, float64(r.Baseline.AnonKiB)/1024, float64(r.After.AnonKiB)/1024,
 		float64(r.Cold.RSSKiB)/1024, float64(r.Baseline.RSSKiB)/1024, float64(r.After.RSSKiB)/1024, float64(peakRSS(r.Samples))/1024)

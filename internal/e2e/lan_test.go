@@ -63,6 +63,14 @@ func TestLANBinaryChatAndSIGTERM(t *testing.T) {
 	if code := p.Wait(t, 15*time.Second); code != 0 {
 		t.Fatalf("exit code %d, want 0:\n%s", code, p.Output())
 	}
+	// Nothing the process printed names a member, a room, a message or a
+	// client's address (port).
+	_, clientPort, _ := strings.Cut(a.LocalAddr().String(), ":")
+	for _, secret := range []string{"alice", "bob", "e2e", "hello", ":" + clientPort} {
+		if strings.Contains(p.Output(), secret) {
+			t.Errorf("the server's output contains %q:\n%s", secret, p.Output())
+		}
+	}
 	entries, _ := os.ReadDir(data)
 	var names []string
 	for _, e := range entries {
