@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -82,6 +83,26 @@ func (c Counts) OK() bool {
 	return c.Lost == 0 && c.Duplicated == 0 && c.Corrupt == 0 && c.Delivered == c.Expected
 }
 
+// add adds one receiver's counts, of which want were expected, to c.
+func (c *Counts) add(k Counts, want int64) {
+	c.Expected += want
+	c.Delivered += k.Delivered
+	c.Lost += k.Lost
+	c.Duplicated += k.Duplicated
+	c.Corrupt += k.Corrupt
+}
+
+// percentiles sorts lat and returns its 50th and 99th percentiles and its
+// maximum in milliseconds (zeros if lat is empty).
+func percentiles(lat []time.Duration) (p50, p99, max float64) {
+	if len(lat) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(lat)
+	ms := func(p int) float64 { return float64(lat[min(len(lat)*p/100, len(lat)-1)].Microseconds()) / 1000 }
+	return ms(50), ms(99), ms(100)
+}
+
 // Run starts (or targets) the server, runs every scenario and prints the
 // table. It returns the report, and an error if any delivery was lost,
 // duplicated or corrupt.
@@ -94,7 +115,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	var srv *server
 	if url == "" {
 		var err error
-		srv, err = startServer(ctx, o.Binary)
+		srv, err = startServer(ctx, o.Binary, benchConfig, nil, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +195,11 @@ type server struct {
 
 var servingRe = regexp.MustCompile(`Serving (http://\S+?)/?$`)
 
-func startServer(ctx context.Context, bin string) (*server, error) {
+// startServer starts bin (this executable if empty) in local mode with
+// config, on 127.0.0.1 with a fresh data directory, and waits for the
+// address it prints. env is added to this process's environment; onStderr,
+// if not nil, sees each line the server writes to stderr.
+func startServer(ctx context.Context, bin, config string, env []string, onStderr func(string)) (*server, error) {
 	if bin == "" {
 		var err error
 		if bin, err = os.Executable(); err != nil {
@@ -186,14 +211,23 @@ func startServer(ctx context.Context, bin string) (*server, error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	cfg := filepath.Join(dir, "bench.toml")
-	if err := os.WriteFile(cfg, []byte(benchConfig), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	cmd := exec.Command(bin, "--config", cfg, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
-	cmd.Stderr = io.Discard
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench: %w", err)
+	}
+	var errOut io.Reader
+	if onStderr != nil {
+		if errOut, err = cmd.StderrPipe(); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("bench: %w", err)
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
@@ -212,6 +246,14 @@ func startServer(ctx context.Context, bin string) (*server, error) {
 			}
 		}
 	}()
+	if errOut != nil {
+		go func() {
+			sc := bufio.NewScanner(errOut)
+			for sc.Scan() {
+				onStderr(sc.Text())
+			}
+		}()
+	}
 	select {
 	case s.url = <-urls:
 		return s, nil

@@ -183,29 +183,37 @@ func (k *checker) finish(self, perSender int) {
 	}
 }
 
+// readMessage reads the next whole message into buf, reusing its memory.
+func (c *client) readMessage(buf []byte) ([]byte, error) {
+	_, r, err := c.ws.NextReader()
+	if err != nil {
+		return buf, err
+	}
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
 // readUntil reads frames into k until it has seen want messages, the
 // deadline passes or the connection fails.
 func (c *client) readUntil(k *checker, want int64, deadline time.Time) error {
 	c.ws.SetReadDeadline(deadline)
 	buf := make([]byte, 0, 512)
 	for k.counts.Delivered < want {
-		_, r, err := c.ws.NextReader()
-		if err != nil {
+		var err error
+		if buf, err = c.readMessage(buf); err != nil {
 			return err
-		}
-		buf = buf[:0]
-		for {
-			if len(buf) == cap(buf) {
-				buf = append(buf, 0)[:len(buf)]
-			}
-			n, err := r.Read(buf[len(buf):cap(buf)])
-			buf = buf[:len(buf)+n]
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return err
-			}
 		}
 		k.check(buf, time.Now())
 	}

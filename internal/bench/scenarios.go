@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"sync"
 	"time"
 )
@@ -75,11 +74,7 @@ func burst(ctx context.Context, url string, srv *server, n, k int) (Burst, error
 	var last time.Time
 	for i, ck := range checkers {
 		ck.finish(i, k)
-		r.Counts.Expected += want
-		r.Counts.Delivered += ck.counts.Delivered
-		r.Counts.Lost += ck.counts.Lost
-		r.Counts.Duplicated += ck.counts.Duplicated
-		r.Counts.Corrupt += ck.counts.Corrupt
+		r.Counts.add(ck.counts, want)
 		if ck.last.After(last) {
 			last = ck.last
 		}
@@ -153,20 +148,10 @@ func paced(ctx context.Context, url string, srv *server, n, rate int, dur time.D
 	var lat []time.Duration
 	for i, ck := range checkers {
 		ck.finish(i, perClient)
-		r.Counts.Expected += want
-		r.Counts.Delivered += ck.counts.Delivered
-		r.Counts.Lost += ck.counts.Lost
-		r.Counts.Duplicated += ck.counts.Duplicated
-		r.Counts.Corrupt += ck.counts.Corrupt
+		r.Counts.add(ck.counts, want)
 		lat = append(lat, ck.latencies...)
 	}
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		r.P50Ms = ms(lat[len(lat)/2])
-		r.P99Ms = ms(lat[len(lat)*99/100])
-		r.MaxMs = ms(lat[len(lat)-1])
-	}
+	r.P50Ms, r.P99Ms, r.MaxMs = percentiles(lat)
 	return r, nil
 }
 
@@ -186,7 +171,7 @@ type idleCase struct{ n, rooms int }
 // scenarios cannot flatter the figure.
 func idle(ctx context.Context, bin string, ic idleCase) (Idle, error) {
 	r := Idle{Conns: ic.n, Rooms: ic.rooms}
-	srv, err := startServer(ctx, bin)
+	srv, err := startServer(ctx, bin, benchConfig, nil, nil)
 	if err != nil {
 		return r, err
 	}

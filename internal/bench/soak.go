@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,9 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,64 +115,28 @@ type soakServer struct {
 var statsRe = regexp.MustCompile(`msg=stats sessions=(\d+) .*goroutines=(\d+) heap_kib=(\d+) stack_kib=(\d+)`)
 
 func startSoakServer(ctx context.Context, bin string) (*soakServer, error) {
-	if bin == "" {
-		var err error
-		if bin, err = os.Executable(); err != nil {
-			return nil, err
+	stats := make(chan Sample, 16)
+	onStderr := func(line string) {
+		m := statsRe.FindStringSubmatch(line)
+		if m == nil {
+			return
+		}
+		n, _ := strconv.Atoi(m[1])
+		g, _ := strconv.Atoi(m[2])
+		heap, _ := strconv.ParseInt(m[3], 10, 64)
+		stack, _ := strconv.ParseInt(m[4], 10, 64)
+		select {
+		case stats <- Sample{Sessions: n, Goroutines: g, HeapKiB: heap, StackKiB: stack}:
+		default:
 		}
 	}
-	dir, err := os.MkdirTemp("", "onionchat-soak-")
-	if err != nil {
-		return nil, err
-	}
-	cfg := filepath.Join(dir, "soak.toml")
-	os.WriteFile(cfg, []byte(soakConfig), 0o600)
-	cmd := exec.Command(bin, "--config", cfg, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
 	// As systemd/onionchat.service runs it: dead goroutines keep 2 KiB
 	// stacks rather than the running average.
-	cmd.Env = append(os.Environ(), "GODEBUG=adaptivestackstart=0")
-	stdout, _ := cmd.StdoutPipe()
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("soak: start %s: %w", bin, err)
+	srv, err := startServer(ctx, bin, soakConfig, []string{"GODEBUG=adaptivestackstart=0"}, onStderr)
+	if err != nil {
+		return nil, fmt.Errorf("soak: %w", err)
 	}
-	s := &soakServer{server: &server{cmd: cmd, dir: dir}, stats: make(chan Sample, 16)}
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := servingRe.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case urls <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := statsRe.FindStringSubmatch(sc.Text()); m != nil {
-				n, _ := strconv.Atoi(m[1])
-				g, _ := strconv.Atoi(m[2])
-				heap, _ := strconv.ParseInt(m[3], 10, 64)
-				stack, _ := strconv.ParseInt(m[4], 10, 64)
-				select {
-				case s.stats <- Sample{Sessions: n, Goroutines: g, HeapKiB: heap, StackKiB: stack}:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case s.url = <-urls:
-		return s, nil
-	case <-time.After(30 * time.Second):
-	case <-ctx.Done():
-	}
-	s.stop()
-	return nil, errors.New("soak: the server printed no address within 30s")
+	return &soakServer{server: srv, stats: stats}, nil
 }
 
 // sample asks the server for its counts (SIGUSR1) and reads its RSS.
@@ -370,12 +331,6 @@ func settle(srv *soakServer, start time.Time, target Sample, d time.Duration) Sa
 
 func within(v, base int) bool     { return v >= 0 && float64(v) <= 1.1*float64(base) }
 func within64(v, base int64) bool { return v >= 0 && float64(v) <= 1.1*float64(base) }
-func pct(l []time.Duration, p int) float64 {
-	if len(l) == 0 {
-		return 0
-	}
-	return float64(l[min(len(l)*p/100, len(l)-1)].Microseconds()) / 1000
-}
 
 // member is a well-behaved client: it reads for the whole run (so it
 // answers pings and keeps up) and checks what it reads with the checker
@@ -389,20 +344,9 @@ type member struct {
 func (m *member) readAll() {
 	buf := make([]byte, 0, 512)
 	for {
-		_, r, err := m.ws.NextReader()
-		if err != nil {
+		var err error
+		if buf, err = m.readMessage(buf); err != nil {
 			return
-		}
-		buf = buf[:0]
-		for {
-			if len(buf) == cap(buf) {
-				buf = append(buf, 0)[:len(buf)]
-			}
-			n, err := r.Read(buf[len(buf):cap(buf)])
-			buf = buf[:len(buf)+n]
-			if err != nil {
-				break
-			}
 		}
 		now := time.Now()
 		m.mu.Lock()
@@ -466,18 +410,10 @@ func talk(ctx context.Context, ms []*member, roomSize int, d time.Duration) Phas
 		m.k = nil
 		m.mu.Unlock()
 		k.finish(m.index, perSender)
-		p.Counts.Expected += want
-		p.Counts.Delivered += k.counts.Delivered
-		p.Counts.Lost += k.counts.Lost
-		p.Counts.Duplicated += k.counts.Duplicated
-		p.Counts.Corrupt += k.counts.Corrupt
+		p.Counts.add(k.counts, want)
 		lat = append(lat, k.latencies...)
 	}
-	slices.Sort(lat)
-	p.P50Ms, p.P99Ms = pct(lat, 50), pct(lat, 99)
-	if len(lat) > 0 {
-		p.MaxMs = float64(lat[len(lat)-1].Microseconds()) / 1000
-	}
+	p.P50Ms, p.P99Ms, p.MaxMs = percentiles(lat)
 	return p
 }
 
