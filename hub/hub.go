@@ -33,6 +33,10 @@ const (
 	// machine's memory.
 	MaxHistoryBytes = 1 << 20
 
+	// sweepsPerPing is how many sweeps Run makes per PingInterval (at most
+	// one a second, at least one every 10 ms).
+	sweepsPerPing = 16
+
 	// floodFactor: a connection that has had this many times Burst frames
 	// dropped in a row is closed with ClosePolicy.
 	floodFactor = 4
@@ -204,7 +208,10 @@ func (h *Hub) now() int64 { return int64(time.Since(h.epoch)) }
 // waits briefly for them to flush, cuts off the rest and returns. Open fails
 // with ErrClosed from then on.
 func (h *Hub) Run(ctx context.Context) error {
-	tick := min(h.cfg.PingInterval, h.cfg.IdleTimeout, h.cfg.JoinTimeout, h.cfg.WriteTimeout) / 4
+	// Each session is pinged on its own schedule, from when it opened, so
+	// a sweep pings about 1/sweepsPerPing of them: thousands of pings (and
+	// thousands of pongs) at once would delay everyone's messages.
+	tick := min(h.cfg.PingInterval/sweepsPerPing, min(h.cfg.IdleTimeout, h.cfg.JoinTimeout, h.cfg.WriteTimeout)/4)
 	tick = max(min(tick, time.Second), 10*time.Millisecond)
 	t := time.NewTicker(tick)
 	defer t.Stop()
