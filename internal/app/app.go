@@ -187,7 +187,8 @@ var memSamples = []metrics.Sample{
 
 // housekeeping answers SIGUSR1 with a line of counts (never a name, a room
 // or an address), and gives memory back to the OS when many sessions have
-// ended, so that a small machine recovers from a busy hour.
+// ended or the last one has, so that a small machine recovers from a busy
+// hour.
 func housekeeping(h *hub.Hub, log *slog.Logger) (stop func()) {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
@@ -210,7 +211,7 @@ func housekeeping(h *hub.Hub, log *slog.Logger) (stop func()) {
 			case <-t.C:
 				n := h.Sessions()
 				peak = max(peak, n)
-				if peak >= 64 && n <= peak/2 {
+				if peak >= 64 && n <= peak/2 || n == 0 && peak > 0 {
 					// Two collections: the first moves pooled buffers to
 					// the pools' victim caches, the second frees them.
 					runtime.GC()
