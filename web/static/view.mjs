@@ -23,41 +23,34 @@ export function title(room, unread) {
 
 export function clearMessages() { $('messages').replaceChildren(); }
 
+// el makes an element of tag with class className and text as its text:
+// user data always goes in as text, never as markup.
+function el(tag, className, text = '') {
+  const e = document.createElement(tag);
+  e.className = className;
+  e.textContent = text;
+  return e;
+}
+
 export function addMessage(sender, text, time, opts = {}) {
-  const li = document.createElement('li');
-  li.className = 'msg';
+  const li = el('li', 'msg');
   if (opts.own) li.classList.add('own');
   if (opts.pending) li.classList.add('pending');
   if (opts.history) li.classList.add('history');
-  const head = document.createElement('div');
-  head.className = 'head';
-  const who = document.createElement('span');
-  who.className = 'sender';
-  who.textContent = sender;
+  const head = el('div', 'head');
   const when = document.createElement('time');
   const d = new Date(time);
   when.dateTime = isNaN(d) ? '' : d.toISOString();
   when.textContent = isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  head.append(who, ' ', when);
-  if (opts.history) {
-    const tag = document.createElement('span');
-    tag.className = 'tag';
-    tag.textContent = ' earlier';
-    head.append(tag);
-  }
-  const body = document.createElement('div');
-  body.className = 'text';
-  body.textContent = text;
-  li.append(head, body);
+  head.append(el('span', 'sender', sender), ' ', when);
+  if (opts.history) head.append(el('span', 'tag', ' earlier'));
+  li.append(head, el('div', 'text', text));
   append(li);
   return li;
 }
 
 export function notice(text, kind) {
-  const li = document.createElement('li');
-  li.className = 'notice' + (kind ? ' ' + kind : '');
-  li.textContent = text;
-  append(li);
+  append(el('li', 'notice' + (kind ? ' ' + kind : ''), text));
 }
 
 function append(li) {
@@ -78,31 +71,18 @@ const STATUS_TEXT = {
 // changed}; code is the member's safety code once their hello arrived.
 export function members(list) {
   $('members').replaceChildren(...list.map((m) => {
-    const li = document.createElement('li');
-    li.className = 'member';
+    const li = el('li', 'member');
     li.dataset.status = m.status;
-    const name = document.createElement('span');
-    name.className = 'name';
-    name.textContent = m.name;
-    li.append(name);
+    li.append(el('span', 'name', m.name));
     if (m.self) {
       li.classList.add('me');
-      const you = document.createElement('span');
-      you.className = 'tag';
-      you.textContent = ' (you)';
-      li.append(you);
+      li.append(el('span', 'tag', ' (you)'));
     }
     if (m.changed) {
       li.classList.add('changed');
-      const warn = document.createElement('span');
-      warn.className = 'tag warn';
-      warn.textContent = ' code changed';
-      li.append(warn);
+      li.append(el('span', 'tag warn', ' code changed'));
     }
-    const code = document.createElement('span');
-    code.className = m.code ? 'code' : 'code none';
-    code.textContent = m.code || STATUS_TEXT[m.status] || '';
-    li.append(code);
+    li.append(el('span', m.code ? 'code' : 'code none', m.code || STATUS_TEXT[m.status] || ''));
     return li;
   }));
   $('member-count').textContent = list.length ? `(${list.length})` : '';
