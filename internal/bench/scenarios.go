@@ -29,6 +29,19 @@ type Burst struct {
 
 var runID = time.Now().UnixNano() % 1e6
 
+// startReaders has each of cs read until it has seen want messages or the
+// deadline passes, checking them (and timing them, if latencies) with a
+// checker of its own; wait on readers before using the checkers.
+func startReaders(cs []*client, want int64, deadline time.Time, latencies bool) (checkers []*checker, readers *sync.WaitGroup) {
+	checkers = make([]*checker, len(cs))
+	readers = new(sync.WaitGroup)
+	for i, c := range cs {
+		checkers[i] = newChecker(len(cs), latencies)
+		readers.Go(func() { c.readUntil(checkers[i], want, deadline) })
+	}
+	return checkers, readers
+}
+
 func burst(ctx context.Context, url string, srv *server, n, k int) (Burst, error) {
 	r := Burst{N: n, K: k, Clients: n, PerSender: k}
 	cs, err := dialMany(ctx, url, fmt.Sprintf("burst-%d-%d", n, runID), n, n)
@@ -36,18 +49,8 @@ func burst(ctx context.Context, url string, srv *server, n, k int) (Burst, error
 		return r, err
 	}
 	defer closeAll(cs)
-	checkers := make([]*checker, n)
 	want := int64((n - 1) * k)
-	deadline := time.Now().Add(scenarioTimeout)
-	var readers sync.WaitGroup
-	for i, c := range cs {
-		checkers[i] = newChecker(n, false)
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			c.readUntil(checkers[i], want, deadline)
-		}()
-	}
+	checkers, readers := startReaders(cs, want, time.Now().Add(scenarioTimeout), false)
 	frames := make([][][]byte, n)
 	for i := range n {
 		for s := range k {
@@ -114,17 +117,7 @@ func paced(ctx context.Context, url string, srv *server, n, rate int, dur time.D
 	perClient := int(float64(rate) * dur.Seconds() / float64(n))
 	interval := time.Duration(float64(n) / float64(rate) * float64(time.Second))
 	want := int64((n - 1) * perClient)
-	deadline := time.Now().Add(dur + scenarioTimeout)
-	checkers := make([]*checker, n)
-	var readers sync.WaitGroup
-	for i, c := range cs {
-		checkers[i] = newChecker(n, true)
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			c.readUntil(checkers[i], want, deadline)
-		}()
-	}
+	checkers, readers := startReaders(cs, want, time.Now().Add(dur+scenarioTimeout), true)
 	m := startMeter(srv)
 	start := time.Now()
 	var senders sync.WaitGroup

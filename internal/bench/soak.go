@@ -25,7 +25,7 @@ import (
 type SoakOptions struct {
 	Short    bool          // the test command's version: 2,000 clients, under 3 minutes
 	Clients  int           // well-behaved plus churning plus abusive; 0: 10,000 (2,000 short)
-	Duration time.Duration // of the abuse phase; 0: 10 minutes (45 s short)
+	Duration time.Duration // of the abuse phase; 0: 10 minutes (35 s short)
 	Binary   string        // onionchat to start; "": this executable
 	JSON     string        // also write the report here
 	Out      io.Writer     // nil: os.Stdout
