@@ -225,7 +225,10 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 		}
 	}()
 
-	calmFor := min(o.Duration/2, 20*time.Second)
+	// The calm phase is as long as the abuse phase (up to a minute), so
+	// that both p99s come from as many deliveries and are as exposed to
+	// whatever else the machine is doing.
+	calmFor := min(o.Duration, time.Minute)
 	calm, abused, counts, err := cycle(ctx, srv, o.Binary, fmt.Sprintf("soak-%d", runID), wb, o.Clients-wb, calmFor, o.Duration, o.Out)
 	if err != nil {
 		stopSampling()
