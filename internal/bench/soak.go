@@ -81,11 +81,15 @@ type AbuseCounts struct {
 	FloodClosed    int64 `json:"flood_closed_1008"`
 	Lurkers        int64 `json:"lurkers_opened"`
 	LurkersClosed  int64 `json:"lurkers_closed"`
+	DeafJoined     int64 `json:"never_reading_joined"`
 	DeafDropped    int64 `json:"never_reading_dropped"`
+	OversizeSent   int64 `json:"oversize_sent"`
 	OversizeClosed int64 `json:"oversize_closed_1009"`
+	GarbageSent    int64 `json:"garbage_connections"`
 	GarbageErrors  int64 `json:"garbage_error_frames"`
 	TakenAttempts  int64 `json:"taken_name_attempts"`
 	TakenRefused   int64 `json:"taken_name_refused"` // the rest were cut off by join_timeout
+	TakenJoined    int64 `json:"taken_name_joined"`  // must be 0
 	ChurnJoins     int64 `json:"churn_joins"`
 	ChurnResets    int64 `json:"churn_resets"`
 	ChurnHalfOpen  int64 `json:"churn_half_open"`
@@ -161,9 +165,12 @@ func (s *soakServer) sample(start time.Time) Sample {
 
 // Soak runs the soak: a calm phase with well-behaved members only, an
 // abuse phase with churn and abusive clients beside them, then everyone
-// leaves. It fails if a well-behaved member lost a message, if the
-// abuse phase's p99 latency is over 3 times the calm phase's, or if
-// goroutines and RSS do not return within 10% of their baseline.
+// leaves. It fails on what does not depend on the machine's load (see
+// verdict): a well-behaved delivery lost, duplicated or corrupt, a limit
+// not enforced, goroutines or memory not back to their baseline, or a
+// gross latency regression. The p99 ratio is a figure: it is printed
+// and kept in the JSON report, and the 3x target is reported, not
+// enforced.
 func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 	if o.Out == nil {
 		o.Out = os.Stdout
@@ -247,21 +254,7 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 	if o.JSON != "" {
 		writeJSON(o.JSON, rep)
 	}
-	var problems []string
-	for _, p := range rep.Phases {
-		if !p.Counts.OK() {
-			problems = append(problems, fmt.Sprintf("%s phase: well-behaved deliveries %+v", p.Name, p.Counts))
-		}
-	}
-	if calm.P99Ms > 0 && abused.P99Ms > 3*max(calm.P99Ms, 1) {
-		problems = append(problems, fmt.Sprintf("p99 under abuse %.2f ms is over 3x the calm %.2f ms", abused.P99Ms, calm.P99Ms))
-	}
-	if !within(after.Goroutines, rep.Baseline.Goroutines) {
-		problems = append(problems, fmt.Sprintf("goroutines %d after everyone left, baseline %d", after.Goroutines, rep.Baseline.Goroutines))
-	}
-	if !within64(after.AnonKiB, rep.Baseline.AnonKiB) {
-		problems = append(problems, fmt.Sprintf("anonymous RSS %d KiB after everyone left, baseline %d KiB", after.AnonKiB, rep.Baseline.AnonKiB))
-	}
+	problems := verdict(rep)
 	if len(problems) > 0 {
 		return rep, fmt.Errorf("soak: %s", strings.Join(problems, "; "))
 	}
@@ -324,7 +317,7 @@ func settle(srv *soakServer, start time.Time, target Sample, d time.Duration) Sa
 		}
 		done := !falling
 		if target.AnonKiB > 0 {
-			done = within(best.Goroutines, target.Goroutines) && within64(best.AnonKiB, target.AnonKiB)
+			done = within(int64(best.Goroutines), int64(target.Goroutines), 0) && within(best.AnonKiB, target.AnonKiB, memSlackKiB)
 		}
 		if done || time.Now().After(deadline) {
 			return best
@@ -332,8 +325,80 @@ func settle(srv *soakServer, start time.Time, target Sample, d time.Duration) Sa
 	}
 }
 
-func within(v, base int) bool     { return v >= 0 && float64(v) <= 1.1*float64(base) }
-func within64(v, base int64) bool { return v >= 0 && float64(v) <= 1.1*float64(base) }
+// Thresholds of verdict.
+const (
+	// p99Target is the abuse/calm p99 ratio the soak aims at. It is
+	// reported, never enforced: on this shared two-core machine a correct
+	// server measured 1.7x to 4.7x in short runs and 3.3x to 6.0x in long
+	// ones, so a gate at 3x fails good submissions.
+	p99Target = 3.0
+	// grossP99 and grossRatio: the soak fails on latency only when the
+	// members' p99 under abuse is over grossP99 AND over grossRatio times
+	// the calm p99. The fault this guards against (members waiting on an
+	// abuser: a blocked fan-out, a lock held across a write) costs the
+	// soak's write or idle timeout, 4 s, per stalled delivery; the worst
+	// noise seen was 0.14 s and 6x. Both at once cannot come from load.
+	grossP99   = 1000.0 // ms
+	grossRatio = 20.0
+	// memSlack: memory is back to baseline if it is within 10% or
+	// memSlackKiB of it, whichever is larger. At the short soak's 8 MiB
+	// baseline 10% is 0.8 MiB, near what one collection moves; a leak of
+	// the sessions themselves (about 10 KiB each, thousands of them) is
+	// tens of MiB.
+	memSlackKiB = 2048
+)
+
+// verdict returns what is wrong with a soak run, judged on what the
+// machine's load cannot change.
+func verdict(rep *SoakReport) []string {
+	var problems []string
+	for _, p := range rep.Phases {
+		if !p.Counts.OK() {
+			problems = append(problems, fmt.Sprintf("%s phase: well-behaved deliveries %+v", p.Name, p.Counts))
+		}
+	}
+	if len(rep.Phases) == 2 {
+		calm, abused := rep.Phases[0], rep.Phases[1]
+		if abused.P99Ms > grossP99 && abused.P99Ms > grossRatio*max(calm.P99Ms, 1) {
+			problems = append(problems, fmt.Sprintf("gross latency regression: p99 under abuse %.0f ms (calm %.2f ms)", abused.P99Ms, calm.P99Ms))
+		}
+	}
+	problems = append(problems, rep.Abuse.unenforced()...)
+	if !within(int64(rep.After.Goroutines), int64(rep.Baseline.Goroutines), 0) {
+		problems = append(problems, fmt.Sprintf("goroutines %d after everyone left, baseline %d", rep.After.Goroutines, rep.Baseline.Goroutines))
+	}
+	if !within(rep.After.AnonKiB, rep.Baseline.AnonKiB, memSlackKiB) {
+		problems = append(problems, fmt.Sprintf("anonymous RSS %d KiB after everyone left, baseline %d KiB", rep.After.AnonKiB, rep.Baseline.AnonKiB))
+	}
+	return problems
+}
+
+// unenforced lists the limits the abusers found not in force. Each
+// abuser checks an outcome the server must always give, whatever the
+// load: a flooder is closed with 1008, a connection that never joins is
+// closed with 1008, one that never reads is dropped, a frame over the
+// limit closes with 1009, garbage gets error frames, and a join under a
+// name in use never succeeds.
+func (a AbuseCounts) unenforced() []string {
+	var p []string
+	check := func(tried int64, held bool, what string) {
+		if tried > 0 && !held {
+			p = append(p, "limit not enforced: "+what)
+		}
+	}
+	check(a.FloodFrames, a.FloodClosed > 0, "the flooder was never closed with 1008")
+	check(a.Lurkers, a.LurkersClosed > 0, "no connection that never joined was closed with 1008")
+	check(a.DeafJoined, a.DeafDropped > 0, "no client that never reads was dropped")
+	check(a.OversizeSent, a.OversizeClosed >= a.OversizeSent-oversizers, fmt.Sprintf("%d of %d frames over the limit closed with 1009", a.OversizeClosed, a.OversizeSent))
+	check(a.GarbageSent, a.GarbageErrors > 0, "garbage got no error frame")
+	check(a.TakenAttempts, a.TakenJoined == 0, fmt.Sprintf("%d joins under a name in use succeeded", a.TakenJoined))
+	return p
+}
+
+// within reports whether v is back to base: within 10%, or within slack.
+func within(v, base, slack int64) bool {
+	return v >= 0 && float64(v) <= max(1.1*float64(base), float64(base+slack))
+}
 
 // member is a well-behaved client: it reads for the whole run (so it
 // answers pings and keeps up) and checks what it reads with the checker
@@ -480,6 +545,10 @@ func Abuse(ctx context.Context, url, rooms string, n int, d time.Duration, out i
 	return json.NewEncoder(out).Encode(&ac)
 }
 
+// oversizers is how many clients send frames over the limit; at the end
+// of a run each may have one frame on its way whose answer never comes.
+const oversizers = 10
+
 // startAbuse runs n abusive and churning clients until ctx ends.
 func startAbuse(ctx context.Context, wg *sync.WaitGroup, url, rooms string, n int, ac *AbuseCounts) {
 	// Shares of n: 500 lurkers (or a quarter), a few flooders, some that
@@ -494,7 +563,7 @@ func startAbuse(ctx context.Context, wg *sync.WaitGroup, url, rooms string, n in
 	for i := range 20 {
 		go1(func() { deaf(ctx, url, rooms, i, ac) })
 	}
-	for i := range 10 {
+	for i := range oversizers {
 		go1(func() { oversize(ctx, url, i, ac) })
 		go1(func() { garbage(ctx, url, i, ac) })
 	}
@@ -594,7 +663,9 @@ func deaf(ctx context.Context, url, rooms string, i int, ac *AbuseCounts) {
 		if err != nil {
 			continue
 		}
-		ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"%s-%d","name":"deaf%d"}`, rooms, i, i)))
+		if ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"%s-%d","name":"deaf%d"}`, rooms, i, i))) == nil {
+			atomic.AddInt64(&ac.DeafJoined, 1)
+		}
 		if !pause(ctx, 6*time.Second) { // soakConfig's idle_timeout is 4s
 			ws.Close()
 			return
@@ -621,7 +692,9 @@ func oversize(ctx context.Context, url string, i int, ac *AbuseCounts) {
 		if err != nil {
 			continue
 		}
-		ws.WriteMessage(websocket.TextMessage, big)
+		if ws.WriteMessage(websocket.TextMessage, big) == nil {
+			atomic.AddInt64(&ac.OversizeSent, 1)
+		}
 		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 		for {
 			if _, _, err := ws.ReadMessage(); err != nil {
@@ -644,6 +717,7 @@ func garbage(ctx context.Context, url string, i int, ac *AbuseCounts) {
 		if err != nil {
 			continue
 		}
+		atomic.AddInt64(&ac.GarbageSent, 1)
 		for _, f := range frames {
 			ws.WriteMessage(websocket.TextMessage, f)
 		}
@@ -679,8 +753,12 @@ func takenNames(ctx context.Context, url, rooms string, i int, ac *AbuseCounts) 
 					close(got)
 					return
 				}
-				if strings.Contains(string(b), `"name_taken"`) {
+				switch {
+				case strings.Contains(string(b), `"name_taken"`):
 					atomic.AddInt64(&ac.TakenRefused, 1)
+					got <- struct{}{}
+				case strings.Contains(string(b), `"type":"welcome"`):
+					atomic.AddInt64(&ac.TakenJoined, 1)
 					got <- struct{}{}
 				}
 			}
@@ -755,12 +833,17 @@ func printSoak(w io.Writer, r *SoakReport) {
 			p.Counts.Delivered, p.Counts.Lost, p.Counts.Duplicated, p.Counts.Corrupt, p.P50Ms, p.P99Ms, p.MaxMs)
 	}
 	if len(r.Phases) == 2 && r.Phases[0].P99Ms > 0 {
-		fmt.Fprintf(w, "p99 under abuse / calm: %.2fx\n", r.Phases[1].P99Ms/r.Phases[0].P99Ms)
+		ratio := r.Phases[1].P99Ms / r.Phases[0].P99Ms
+		meets := "meets"
+		if ratio > p99Target {
+			meets = "over"
+		}
+		fmt.Fprintf(w, "p99 under abuse / calm: %.2fx (%s the %.0fx target; a figure, not a gate: see verdict)\n", ratio, meets, p99Target)
 	}
 	a := r.Abuse
-	fmt.Fprintf(w, "abuse: flood frames %d (closed 1008: %d); lurkers %d (closed 1008: %d); never-reading dropped %d; oversize closed 1009: %d; garbage errors %d; taken names %d tried, %d refused; churn joins %d, resets %d, half-open %d\n",
-		a.FloodFrames, a.FloodClosed, a.Lurkers, a.LurkersClosed, a.DeafDropped, a.OversizeClosed, a.GarbageErrors,
-		a.TakenAttempts, a.TakenRefused, a.ChurnJoins, a.ChurnResets, a.ChurnHalfOpen)
+	fmt.Fprintf(w, "abuse: flood frames %d (closed 1008: %d); lurkers %d (closed 1008: %d); never-reading %d joined, %d dropped; oversize %d sent, closed 1009: %d; garbage connections %d, error frames %d; taken names %d tried, %d refused, %d joined; churn joins %d, resets %d, half-open %d\n",
+		a.FloodFrames, a.FloodClosed, a.Lurkers, a.LurkersClosed, a.DeafJoined, a.DeafDropped, a.OversizeSent, a.OversizeClosed, a.GarbageSent, a.GarbageErrors,
+		a.TakenAttempts, a.TakenRefused, a.TakenJoined, a.ChurnJoins, a.ChurnResets, a.ChurnHalfOpen)
 	fmt.Fprintf(w, "goroutines: baseline %d, after everyone left %d; Go heap in use %d -> %d KiB, stacks %d -> %d KiB\n",
 		r.Baseline.Goroutines, r.After.Goroutines, r.Baseline.HeapKiB, r.After.HeapKiB, r.Baseline.StackKiB, r.After.StackKiB)
 	fmt.Fprintf(w, "RSS (heap and stacks): cold %.1f MiB, baseline after warm-up %.1f MiB, after everyone left %.1f MiB; with code pages: %.1f, %.1f, %.1f MiB; peak sample %.1f MiB\n",

@@ -14,8 +14,10 @@ func runBenchShort(ctx context.Context) error { return runBuilt(ctx, "bench", "-
 
 // runSoakShort runs "onionchat soak -short" (under 3 minutes): 2,000
 // clients with churn and every abuse scenario beside well-behaved members,
-// failing on any lost message, a p99 under abuse over 3x the calm p99, or
-// goroutines and memory not back within 10% of baseline once all leave.
+// failing on what load cannot change: a delivery lost, duplicated or
+// corrupt, a limit not enforced, goroutines or memory not back to
+// baseline once all leave. Latency is printed; only a gross regression
+// fails (bench.verdict says why).
 func runSoakShort(ctx context.Context) error { return runBuilt(ctx, "soak", "-short") }
 
 // runBuilt builds onionchat and runs it with args.
