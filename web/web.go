@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,8 +38,19 @@ const DefaultHandshakeTimeout = 10 * time.Second
 type Config struct {
 	Hub *hub.Hub
 
-	// HandshakeTimeout bounds writing the upgrade response; zero means
-	// DefaultHandshakeTimeout.
+	// Hosts lists the Host header values the server answers to (DNS
+	// rebinding, docs/protocol.md §5.1): "host:port", or "host" alone
+	// where the scheme's default port is meant, compared without regard
+	// to case; a "*.example.org" entry stands for one label, as in a
+	// certificate. A request for any other host gets 421 Misdirected
+	// Request, on every path. Nil means the loopback names 127.0.0.1,
+	// localhost and [::1] with the port the request arrived on.
+	Hosts []string
+
+	// HandshakeTimeout bounds the time a connection may spend before the
+	// WebSocket upgrade without progress: the TLS handshake, each request
+	// header, an idle keep-alive connection, writing the upgrade
+	// response. Zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 
 	// Logger receives errors only; nil means silent.
@@ -72,57 +84,127 @@ type file struct {
 	ctype string
 }
 
-// New returns the handler for the page, its assets and /ws.
-func New(cfg Config) http.Handler {
+// Handler serves the page, its assets and /ws. Serve it with Server on
+// listeners wrapped by Listener, so that connections before the upgrade
+// are bounded.
+type Handler struct {
+	cfg   Config
+	files map[string]file
+	ws    *wsHandler
+	hosts map[string]bool // exact "host:port" or "host", lower case
+	wild  []string        // ".example.org:port" of "*.example.org:port" entries
+	gate  *gate
+}
+
+// New returns the handler.
+func New(cfg Config) *Handler {
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	files := loadStatic()
-	ws := &wsHandler{
-		hub:   cfg.Hub,
-		limit: int64(cfg.Hub.Limits().MaxFrameBytes),
-		upgrader: websocket.Upgrader{
-			HandshakeTimeout: cfg.HandshakeTimeout,
-			ReadBufferSize:   1024,
-			WriteBufferPool:  noWriteBuffers{},
-			// CheckOrigin nil: gorilla refuses (403) a request whose
-			// Origin host differs from its Host, the defence against
-			// cross-site WebSocket hijacking. Browsers always send Origin.
+	lim := cfg.Hub.Limits()
+	perPeer, total := PendingLimits(lim.MaxConns, lim.MaxConnsPerPeer)
+	h := &Handler{
+		cfg:   cfg,
+		files: loadStatic(),
+		ws: &wsHandler{
+			hub:   cfg.Hub,
+			limit: int64(lim.MaxFrameBytes),
+			upgrader: websocket.Upgrader{
+				HandshakeTimeout: cfg.HandshakeTimeout,
+				ReadBufferSize:   1024,
+				WriteBufferPool:  noWriteBuffers{},
+				// CheckOrigin nil: gorilla refuses (403) a request whose
+				// Origin host differs from its Host, the defence against
+				// cross-site WebSocket hijacking. Browsers always send Origin.
+			},
 		},
+		gate: newGate(perPeer, total, lim.MaxConns+total+fileSlack),
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		for k, v := range Headers {
-			h.Set(k, v)
+	if cfg.Hosts != nil {
+		h.hosts = make(map[string]bool)
+		for _, x := range cfg.Hosts {
+			x = strings.ToLower(x)
+			if rest, ok := strings.CutPrefix(x, "*."); ok {
+				h.wild = append(h.wild, "."+rest)
+			} else {
+				h.hosts[x] = true
+			}
 		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			h.Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		if r.URL.Path == "/ws" {
-			ws.ServeHTTP(w, r)
-			return
-		}
-		name := r.URL.Path
-		if name == "/" {
-			name = "/index.html"
-		}
-		f, ok := files[name]
-		if !ok {
-			http.Error(w, "not found", http.StatusNotFound)
-			return
-		}
-		h.Set("Content-Type", f.ctype)
-		w.WriteHeader(http.StatusOK)
-		if r.Method == http.MethodGet {
-			w.Write(f.body)
-		}
-	})
+	}
+	return h
 }
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	for k, v := range Headers {
+		hd.Set(k, v)
+	}
+	if !h.hostAllowed(r) {
+		http.Error(w, "misdirected request: this server does not answer to that host name", http.StatusMisdirectedRequest)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		hd.Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.URL.Path == "/ws" {
+		h.ws.ServeHTTP(w, r)
+		return
+	}
+	name := r.URL.Path
+	if name == "/" {
+		name = "/index.html"
+	}
+	f, ok := h.files[name]
+	if !ok {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	hd.Set("Content-Type", f.ctype)
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		w.Write(f.body)
+	}
+}
+
+// hostAllowed reports whether r's Host is one of the server's own names.
+func (h *Handler) hostAllowed(r *http.Request) bool {
+	host := strings.ToLower(r.Host)
+	if h.hosts == nil {
+		a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+		if !ok {
+			return false
+		}
+		p := strconv.Itoa(a.Port)
+		return host == "127.0.0.1:"+p || host == "localhost:"+p || host == "[::1]:"+p
+	}
+	if h.hosts[host] {
+		return true
+	}
+	for _, suffix := range h.wild {
+		if label, ok := strings.CutSuffix(host, suffix); ok && label != "" && !strings.ContainsAny(label, ".:[]") {
+			return true
+		}
+	}
+	return false
+}
+
+// Listener wraps ln so that the handler's limits hold on its connections:
+// connections before the upgrade are bounded per peer and in all
+// (PendingLimits), and the handler's listeners together stop accepting
+// while they hold as many connections as every session and every pending
+// connection could need. For LAN mode, put TLS on the listener returned.
+func (h *Handler) Listener(ln net.Listener) net.Listener {
+	return &gateListener{Listener: ln, g: h.gate, done: make(chan struct{})}
+}
+
+// Pending returns how many connections have not (yet) been upgraded.
+func (h *Handler) Pending() int { return h.gate.pending() }
 
 func loadStatic() map[string]file {
 	files := make(map[string]file)
@@ -163,30 +245,22 @@ func contentType(p string) string {
 }
 
 // Server returns an http.Server for h with bounded header, handshake and
-// idle times, and with net/http's own error log (which would print client
-// addresses) discarded.
-func Server(h http.Handler) *http.Server {
+// idle times, with its connections counted until their upgrade, and with
+// net/http's own error log (which would print client addresses)
+// discarded.
+func (h *Handler) Server() *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: h.cfg.HandshakeTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		IdleTimeout:       h.cfg.HandshakeTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(discard{}, "", 0),
+		ConnState:         h.gate.connState,
 	}
 }
 
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-// PeerKey is the key per-peer limits count a request by: the remote host,
-// or for listeners that name something else as the remote address (a Tor
-// circuit), that address as a whole.
-func PeerKey(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
-}

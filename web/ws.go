@@ -30,7 +30,7 @@ func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // gorilla has answered with an HTTP error (403 for a foreign Origin)
 	}
 	nc := ws.NetConn()
-	s := wh.hub.Open(conn{nc}, PeerKey(r))
+	s := wh.hub.Open(conn{nc}, hostKey(r.RemoteAddr))
 	go readLoop(ws, s, wh.limit)
 }
 
@@ -56,9 +56,7 @@ func (c conn) CloseGracefully() {
 		tc.CloseWrite()
 		nc = tc.NetConn()
 	}
-	if cw, ok := nc.(closeWriter); ok {
-		cw.CloseWrite()
-	} else {
+	if cw, ok := nc.(closeWriter); !ok || cw.CloseWrite() != nil {
 		c.Conn.Close()
 		return
 	}

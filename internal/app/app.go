@@ -9,15 +9,19 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -29,6 +33,7 @@ import (
 	"github.com/onionchat/onionchat/hub"
 	"github.com/onionchat/onionchat/internal/config"
 	"github.com/onionchat/onionchat/internal/qrterm"
+	"github.com/onionchat/onionchat/internal/securefile"
 	"github.com/onionchat/onionchat/internal/tlscert"
 	"github.com/onionchat/onionchat/onion"
 	"github.com/onionchat/onionchat/web"
@@ -58,7 +63,9 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	}
 
 	var lanLn net.Listener
+	var lanTLS *tls.Config
 	var serverID string
+	var hosts []string // the Host header values every listener answers to
 	if cfg.Mode == config.ModeLAN || cfg.Mode == config.ModeBoth {
 		cert, err := loadCert(cfg, dataDir)
 		if err != nil {
@@ -69,8 +76,9 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 		if err != nil {
 			return fmt.Errorf("lan: listen on %s: %w (is another program using the port? set lan.listen or --listen)", cfg.LAN.Listen, err)
 		}
-		lanLn = tls.NewListener(ln, tlscert.Config(cert))
+		lanLn, lanTLS = ln, tlscert.Config(cert)
 		defer lanLn.Close()
+		hosts = append(hosts, hostNames(cert.Names, ln.Addr().(*net.TCPAddr).Port, 443)...)
 		if cert.Created {
 			fmt.Fprintf(out, "Created a self-signed certificate in %s\n", dataDir)
 		}
@@ -88,8 +96,13 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 		}
 		defer ln.Close()
 		localLn = ln
-		// Local mode has no key of its own; its listen address names it.
-		serverID = "local:" + cfg.Local.Listen
+		if serverID, err = localServerID(dataDir); err != nil {
+			return err
+		}
+		if a, ok := ln.Addr().(*net.TCPAddr); ok {
+			hosts = append(hosts, hostNames([]string{"127.0.0.1", "localhost", "::1"}, a.Port, 80)...)
+		}
+		hosts = append(hosts, cfg.Local.Hosts...)
 		fmt.Fprintf(out, "Serving %s\n", u)
 		fmt.Fprintln(out, "Plain HTTP on this machine only: open it here, or put your own tor or reverse proxy in front.")
 	}
@@ -105,6 +118,7 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 		defer svc.Close()
 		serverID = svc.Addr // in both mode too: one id for one hub
 		torDone = svc.Done()
+		hosts = append(hosts, hostNames([]string{svc.Addr}, 80, 80)...)
 	}
 
 	hubCfg := cfg.HubConfig()
@@ -112,23 +126,33 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	hubCfg.Wire = web.Wire{}
 	hubCfg.Logger = log
 	h := hub.New(hubCfg)
-	handler := web.New(web.Config{Hub: h, HandshakeTimeout: cfg.Hub.HandshakeTimeout.Duration, Logger: log})
+	handler := web.New(web.Config{Hub: h, Hosts: hosts, HandshakeTimeout: cfg.Hub.HandshakeTimeout.Duration, Logger: log})
+	if lanLn != nil {
+		lanLn = tls.NewListener(handler.Listener(lanLn), lanTLS)
+	}
+	if localLn != nil {
+		localLn = handler.Listener(localLn)
+	}
+	var onionLn net.Listener
+	if svc != nil {
+		onionLn = handler.Listener(svc.Listener)
+	}
 
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { h.Run(hubCtx); close(hubDone) }()
 	serveErr := make(chan error, 2)
 	var servers []*http.Server
-	for _, ln := range []net.Listener{lanLn, localLn, listener(svc)} {
+	for _, ln := range []net.Listener{lanLn, localLn, onionLn} {
 		if ln == nil {
 			continue
 		}
-		srv := web.Server(handler)
+		srv := handler.Server()
 		servers = append(servers, srv)
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
 	log.Info("onionchat started", "mode", cfg.Mode)
-	stopHousekeeping := housekeeping(h, log)
+	stopHousekeeping := housekeeping(h, handler, log)
 	defer stopHousekeeping()
 
 	var err error
@@ -189,7 +213,7 @@ var memSamples = []metrics.Sample{
 // or an address), and gives memory back to the OS when many sessions have
 // ended or the last one has, so that a small machine recovers from a busy
 // hour.
-func housekeeping(h *hub.Hub, log *slog.Logger) (stop func()) {
+func housekeeping(h *hub.Hub, handler *web.Handler, log *slog.Logger) (stop func()) {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	done := make(chan struct{})
@@ -204,7 +228,7 @@ func housekeeping(h *hub.Hub, log *slog.Logger) (stop func()) {
 			case <-usr1:
 				st := h.Stats()
 				metrics.Read(memSamples) // unlike ReadMemStats, does not stop the world
-				log.Info("stats", "sessions", st.Sessions, "rooms", st.Rooms, "peers", st.Peers,
+				log.Info("stats", "sessions", st.Sessions, "pending", handler.Pending(), "rooms", st.Rooms, "peers", st.Peers,
 					"history", st.History, "slow_dropped", st.SlowDropped, "rate_dropped", st.RateDropped,
 					"goroutines", runtime.NumGoroutine(), "heap_kib", memSamples[0].Value.Uint64()>>10,
 					"stack_kib", memSamples[1].Value.Uint64()>>10)
@@ -224,11 +248,51 @@ func housekeeping(h *hub.Hub, log *slog.Logger) (stop func()) {
 	return func() { signal.Stop(usr1); close(done) }
 }
 
-func listener(svc *onion.Service) net.Listener {
-	if svc == nil {
-		return nil
+// hostNames returns the Host header values for names on port: each name
+// with the port, and alone too when port is the scheme's default.
+func hostNames(names []string, port, defaultPort int) []string {
+	var out []string
+	p := strconv.Itoa(port)
+	for _, n := range names {
+		hp := net.JoinHostPort(n, p)
+		out = append(out, hp)
+		if port == defaultPort {
+			out = append(out, strings.TrimSuffix(hp, ":"+p))
+		}
 	}
-	return svc.Listener
+	return out
+}
+
+// LocalIDFile is the file in the data directory that holds local mode's
+// server id.
+const LocalIDFile = "local-id"
+
+// localServerID returns local mode's server id, "local:" and 16 random
+// bytes made once per install and kept in the data directory, so that no
+// two installs derive the same room keys from the same passphrase.
+func localServerID(dataDir string) (string, error) {
+	if err := securefile.EnsureDir(dataDir); err != nil {
+		return "", fmt.Errorf("local: data directory: %w", err)
+	}
+	p := filepath.Join(dataDir, LocalIDFile)
+	b, err := securefile.Read(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		var r [16]byte
+		rand.Read(r[:])
+		err = securefile.WriteNew(p, []byte(base64.RawURLEncoding.EncodeToString(r[:])+"\n"))
+		if err != nil && !errors.Is(err, fs.ErrExist) { // ErrExist: another start made it first
+			return "", fmt.Errorf("local: server id: %w", err)
+		}
+		b, err = securefile.Read(p)
+	}
+	if err != nil {
+		return "", fmt.Errorf("local: server id: %w", err)
+	}
+	id := strings.TrimSuffix(string(b), "\n")
+	if raw, err := base64.RawURLEncoding.DecodeString(id); err != nil || len(raw) != 16 {
+		return "", fmt.Errorf("local: %s does not hold a server id (22 characters of base64url); remove it and onionchat makes a new one (rooms then get new ids, so pages must rejoin)", p)
+	}
+	return "local:" + id, nil
 }
 
 // startOnion starts tor and prints the address once it is published.

@@ -56,6 +56,11 @@ type LAN struct {
 // tor or reverse proxy of your own in front.
 type Local struct {
 	Listen string `toml:"listen"` // loopback host:port, or unix:/path
+	// Hosts are more Host header values to answer to ("host" or
+	// "host:port"): the names a proxy in front forwards. On a unix socket
+	// they are the only ones, so they are required there; on loopback
+	// the loopback names with the port are always accepted.
+	Hosts []string `toml:"hosts"`
 }
 
 // Hub holds the relay's limits and its optional in-memory backlog.
@@ -105,7 +110,7 @@ func Default() Config {
 	return Config{
 		Mode:  ModeOnion,
 		LAN:   LAN{Listen: "127.0.0.1:8443", Names: []string{}},
-		Local: Local{Listen: "127.0.0.1:8080"},
+		Local: Local{Listen: "127.0.0.1:8080", Hosts: []string{}},
 		Hub: Hub{
 			MaxFrameBytes:    hub.DefaultMaxFrameBytes,
 			Rate:             hub.DefaultRate,
@@ -242,12 +247,39 @@ func checkLocal(addr string) error {
 	return nil
 }
 
+// checkHost accepts a Host header value: a DNS name, an IPv4 address or
+// a bracketed IPv6 address, with an optional port.
+func checkHost(h string) error {
+	host, port := h, ""
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		host, port = h[:i], h[i+1:]
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: bad port; want a host name or address, optionally with :port", h)
+		}
+	}
+	if ip, ok := strings.CutPrefix(host, "["); ok {
+		if a := net.ParseIP(strings.TrimSuffix(ip, "]")); a == nil || !strings.HasSuffix(ip, "]") || a.To4() != nil {
+			return fmt.Errorf("%q is not a bracketed IPv6 address", h)
+		}
+		return nil
+	}
+	if host == "" || len(host) > 253 {
+		return fmt.Errorf("%q: want a host name or address, optionally with :port", h)
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return fmt.Errorf("%q: a host name has only letters, digits, '-' and '.' (IPv6 in brackets)", h)
+		}
+	}
+	return nil
+}
+
 // want describes the type a key takes, for type-mismatch errors.
 func want(key string) string {
 	switch key {
 	case "mode", "data_dir", "lan.listen", "local.listen", "lan.cert_file", "lan.key_file", "tor.path":
 		return "a string"
-	case "lan.names", "tor.extra_torrc":
+	case "lan.names", "local.hosts", "tor.extra_torrc":
 		return "a list of strings"
 	case "hub.rate":
 		return "a number"
@@ -306,6 +338,14 @@ func (c *Config) validate() error {
 	}
 	if err := checkLocal(c.Local.Listen); err != nil {
 		return bad("local.listen", "%v", err)
+	}
+	for _, h := range c.Local.Hosts {
+		if err := checkHost(h); err != nil {
+			return bad("local.hosts", "%v", err)
+		}
+	}
+	if c.Mode == ModeLocal && strings.HasPrefix(c.Local.Listen, "unix:") && len(c.Local.Hosts) == 0 {
+		return bad("local.hosts", "on a unix socket, list the Host names your proxy forwards (such as your onion address); requests for any other host are refused")
 	}
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
 		return bad("data_dir", "want an absolute path, not %q", c.DataDir)

@@ -77,6 +77,10 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		{"[tor]\nextra_torrc = [\"SocksPort 9050\"]\n", `c.toml:2: tor.extra_torrc: is for private test networks only`},
 		{"[tor]\nsandbox = \"yes\"\n", `c.toml:2: tor.sandbox: want "auto", "on" or "off"`},
 		{"mode = \"lan\n", "c.toml:1: basic strings cannot have new lines"},
+		{"[local]\nhosts = [\"a b\"]\n", `c.toml:2: local.hosts: "a b": a host name has only`},
+		{"[local]\nhosts = [\"x.onion:0\"]\n", `c.toml:2: local.hosts: "x.onion:0": bad port`},
+		{"[local]\nhosts = [\"[1.2.3.4]\"]\n", `c.toml:2: local.hosts: "[1.2.3.4]" is not a bracketed IPv6`},
+		{"mode = \"local\"\n[local]\nlisten = \"unix:/run/oc.sock\"\n", `c.toml: local.hosts: on a unix socket, list the Host names`},
 	} {
 		_, err := Parse("c.toml", []byte(tc.doc))
 		var e *Error
@@ -115,6 +119,21 @@ extra_torrc = ["TestingTorNetwork 1", "DirAuthority a 127.0.0.1:1 0000"]
 	h := c.HubConfig()
 	if h.HistoryTTL != 30*time.Minute || h.Rate != 2.5 || h.MaxConns != Default().Hub.MaxConns {
 		t.Fatalf("HubConfig %+v", h)
+	}
+}
+
+// A unix socket behind a proxy answers to the names in local.hosts.
+func TestLocalHosts(t *testing.T) {
+	c, err := Parse("c.toml", []byte(`mode = "local"
+[local]
+listen = "unix:/run/onionchat/http.sock"
+hosts = ["abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion", "chat.example.org:8443", "[::1]:80"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Local.Hosts) != 3 {
+		t.Fatalf("local.hosts = %q", c.Local.Hosts)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/onionchat/onionchat/internal/app"
 	"github.com/onionchat/onionchat/internal/need"
 	"github.com/onionchat/onionchat/internal/wstest"
 )
@@ -81,10 +82,63 @@ func TestSIGTERMDuringBurst(t *testing.T) {
 			t.Errorf("member %d: close %d, want 1001", i, c)
 		}
 	}
-	if entries, err := os.ReadDir(data); err == nil && len(entries) > 0 {
-		t.Errorf("local mode wrote %d files to its data directory", len(entries))
+	if names := dirNames(data); len(names) != 1 || names[0] != app.LocalIDFile {
+		t.Errorf("local mode's data directory holds %v, want only its server id (%s)", names, app.LocalIDFile)
 	}
 	t.Logf("%d messages were sent before and during the shutdown", sent.Load())
+}
+
+// TestLocalServerIDPerInstall: local mode makes a random server id once
+// per data directory (0600, beside where keys would be) and keeps it
+// across restarts, so two installs never share the key-derivation salt;
+// a damaged id file stops it with an error that names the file.
+func TestLocalServerIDPerInstall(t *testing.T) {
+	ids := map[string]string{}
+	for _, install := range []string{"a", "b"} {
+		data := filepath.Join(t.TempDir(), "data")
+		for start := range 2 {
+			p := Start(t, "--mode", "local", "--listen", "127.0.0.1:0", "--data-dir", data)
+			must(t, p.Signal(syscall.SIGTERM))
+			if code := p.Wait(t, 15*time.Second); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, p.Output())
+			}
+			f := filepath.Join(data, app.LocalIDFile)
+			fi, err := os.Stat(f)
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("install %s: %s: %v, mode %v; want a 0600 file", install, f, err, fi.Mode())
+			}
+			b, _ := os.ReadFile(f)
+			if start == 1 && string(b) != ids[install] {
+				t.Fatalf("install %s: server id changed across a restart: %q, then %q", install, ids[install], b)
+			}
+			ids[install] = string(b)
+			if names := dirNames(data); len(names) != 1 {
+				t.Fatalf("install %s: data directory holds %v", install, names)
+			}
+		}
+		if len(strings.TrimSpace(ids[install])) != 22 {
+			t.Fatalf("install %s: server id %q, want 22 characters of base64url", install, ids[install])
+		}
+	}
+	if ids["a"] == ids["b"] {
+		t.Fatalf("two installs have the same server id %q", ids["a"])
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	must(t, os.Mkdir(data, 0o700))
+	must(t, os.WriteFile(filepath.Join(data, app.LocalIDFile), []byte("not an id\n"), 0o600))
+	out, code := runBinary(t, "--mode", "local", "--listen", "127.0.0.1:0", "--data-dir", data)
+	if code == 0 || !strings.Contains(out, filepath.Join(data, app.LocalIDFile)) || !strings.Contains(out, "remove it") {
+		t.Fatalf("a damaged id file: exit %d, output:\n%s\nwant a non-zero exit naming the file", code, out)
+	}
+}
+
+func dirNames(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 // TestDataDirWithWrongPermissions: a data directory others can read, or a
