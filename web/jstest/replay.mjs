@@ -1,5 +1,5 @@
-// replay.mjs: replays what the hub sent to each connection of a recorded
-// session into a fresh version 2 client per connection, one that knows the
+// replay.mjs: replays what the relay sent to each connection of a recorded
+// session into a fresh version 3 client per connection, one that knows the
 // passphrase but none of the participants' private keys (it has its own),
 // and prints what it could read as JSON. The browser tests run it on a real
 // recording (internal/e2e); it is not a test file itself.
@@ -7,14 +7,14 @@
 //   node web/jstest/replay.mjs < {"passphrase", "server", "room", "streams": [[frame, ...], ...]}
 //   -> {"streams", "frames", "messages": ["sender: text", ...], "hellos", "notices"}
 //
-// hellos counts the other members' hellos it opened: the proof that it had
-// the right passphrase.
+// hellos counts the other members' hellos it opened and verified: the proof
+// that it had the right passphrase, so reading nothing means something.
 import { readFileSync } from 'node:fs';
-import { deriveRoomKey } from '../static/roomkey.mjs';
-import { Group, BUFFER_MS } from '../static/group.mjs';
+import { deriveRoom } from '../static/roomkey.mjs';
+import { Group, HELD_MS } from '../static/group.mjs';
 
 const input = JSON.parse(readFileSync(0, 'utf8'));
-const roomKey = await deriveRoomKey(input.passphrase, input.server, input.room);
+const keys = await deriveRoom(input.passphrase, input.server, input.room);
 let clock = Date.now();
 const out = { streams: 0, frames: 0, messages: [], hellos: 0, notices: 0 };
 for (const stream of input.streams || []) {
@@ -23,24 +23,23 @@ for (const stream of input.streams || []) {
   for (const f of stream || []) {
     if (f.type === 'welcome') {
       if (!g) {
-        g = await Group.create({ roomKey, room: input.room, name: f.you, now: () => clock, setTimer: () => {} });
+        g = await Group.create({ keys, now: () => clock, setTimer: () => {} });
         g.onFrame = () => {};
         g.onEvent = (e) => events.push(e);
       }
-      await g.welcome({ members: f.members, history: f.history });
+      await g.welcome({ you: f.you, sid: f.sid, members: f.members || [], resumed: !!f.resumed });
+      if (!f.catchup) await g.caughtUp();
     } else if (!g) {
       continue;
-    } else if (f.type === 'join') {
-      await g.join(f.name, !!f.resumed);
-    } else if (f.type === 'leave') {
-      await g.leave(f.name);
+    } else if (f.type === 'join' || f.type === 'away' || f.type === 'back' || f.type === 'leave') {
+      await g[f.type]({ name: f.name, sid: f.sid });
     } else if (f.type === 'msg') {
       out.frames++;
       await g.receive(f);
     }
   }
   if (!g) continue;
-  clock += BUFFER_MS;
+  clock += HELD_MS;
   await g.sweep();
   await g.queue;
   out.streams++;

@@ -37,6 +37,18 @@ export function fromBase64(s) {
   return out;
 }
 
+// base64url without padding (RFC 4648 §5), as the relay writes room and
+// session ids.
+export function toBase64url(b) {
+  return toBase64(b).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+export function fromBase64url(s) {
+  if (/[^A-Za-z0-9_-]/.test(s)) throw new Error('bad base64url');
+  const t = s.replace(/-/g, '+').replace(/_/g, '/');
+  return fromBase64(t + '='.repeat((4 - (t.length % 4)) % 4));
+}
+
 export function u32(n) {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError('not a 32-bit unsigned integer');
   return new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);

@@ -1,78 +1,110 @@
-// group.mjs: protocol version 2's view of one room from one browser
-// session: who is in it with which keys, this session's sender chain, the
-// chains of the others, and the rules that keep them current:
+// group.mjs: protocol version 3's view of one room from one browser
+// session (docs/protocol.md §10–§12): who is in it with which keys, this
+// session's sender chain, the chains of the others, and the rules that keep
+// them current and hold against a hostile member or relay:
 //
-//   - on joining, broadcast a hello (flag ANNOUNCE); everyone answers with
-//     their hello and their current chain, sent to this page alone;
+//   - members are sessions (the relay's sid); a session's keys come from its
+//     hello, which is signed and names that sid, so a hello recorded in one
+//     session is refused in every other;
+//   - what a page knows of another member's keys (their chains, epochs,
+//     counters) is kept per key id, so no member can occupy another's chain,
+//     and constant in size per member: a chain handoff is accepted only for a
+//     higher epoch, or the same epoch at a later counter;
+//   - on a new session, broadcast a hello (ANNOUNCE); each member answers a
+//     session once, with their hello and their chain, within a budget;
 //   - a member who joins is handed this page's chain as it stood when they
-//     joined (a snapshot kept until their hello arrives, at most PENDING_MS),
-//     so they can read what was sent while their hello was on its way;
-//   - when a member with keys leaves, or a name comes back with other keys,
-//     start a fresh chain and send it to everyone left in ONE broadcast
-//     frame (a distribution bundle);
-//   - messages whose chain has not arrived yet wait (at most BUFFER_MAX for
-//     BUFFER_MS), then are reported.
+//     joined (a snapshot kept until their hello arrives, at most PENDING_MS);
+//   - when a member with keys leaves, start a fresh chain (the next epoch)
+//     before this page's next message, for everyone left, in one frame;
+//   - messages whose keys have not come wait, a few per sender, then are
+//     reported; counters that never arrive are reported as missing.
 //
-// It does no I/O: hub events go in (welcome, join, leave, receive), frames
-// to send come out through onFrame in the order they must be sent, and what
-// people should see comes out through onEvent. The page (app.mjs) and the
-// tests (web/jstest) drive it the same way. docs/protocol.md §6 describes
-// the protocol.
+// It does no I/O: relay events go in (welcome, join, away, back, leave,
+// receive, caughtUp), frames to send come out through onFrame in the order
+// they must go, and what people should see comes out through onEvent. The
+// session (session.mjs) and the tests (web/jstest) drive it the same way.
 
-import { toHex, fromBase64, equal } from './bytes.mjs';
-import { Identity, Peer, helloKey } from './identity.mjs';
+import { toHex, fromBase64, toBase64url, fromBase64url, equal } from './bytes.mjs';
+import { Identity, Peer, context } from './identity.mjs';
 import { SenderChain, ReceiverChain, ChainError, MAX_COUNTER } from './chain.mjs';
 import {
-  VERSION, T_HELLO, T_DISTRIBUTION, T_MESSAGE, F_ANNOUNCE, F_WANT_CHAIN, MAX_ENTRIES, EnvelopeError,
-  sealHello, openHello, sealDistribution, parseDistribution, verifySigned, unwrapEntry,
-  sealMessage, parseMessage, openMessage,
-} from './envelope2.mjs';
+  VERSION, T_HELLO, T_DISTRIBUTION, T_MESSAGE, F_ANNOUNCE, F_WANT_CHAIN, K_TEXT, NO_END, EnvelopeError,
+  seal, open, makeHello, parseHello, makeDistribution, parseDistribution, unwrapEntry, makeMessage, parseMessage,
+  openMessage, verifySigned, verifyMessage, textContent, maxEntries, maxTextBytes, BUCKETS,
+} from './envelope.mjs';
 
 export const MAX_TEXT_CHARS = 8000;
-export const BUFFER_MAX = 200;          // messages waiting for their chain, all senders together
-export const BUFFER_MS = 30000;         // how long such a message waits before it is reported
+export const HELD_PER_SENDER = 50;      // messages waiting for keys, per sender whose hello verified
+export const HELD_UNVERIFIED = 5;       // … per sender whose hello has not (yet) verified
+export const HELD_MS = 30000;           // how long such a message waits before it is reported
 export const PENDING_MS = 30000;        // how long a chain snapshot waits for its member's hello
 export const HELLO_WAIT_MS = 20000;     // a member without a hello this long is reported
-export const HANDOFF_BATCH_MS = 150;    // chain requests gathered into one frame
-export const RETIRED_MAX = 1000;        // dropped chains remembered (ids and counters, no keys)
 export const REQUEST_AFTER_MS = 3000;   // a message whose chain has not come this long: ask its sender
+export const REQUEST_EVERY_MS = 10000;  // … at most this often per sender
+export const HANDOFF_EVERY_MS = 10000;  // hand our chain to one member on request at most this often
+export const HANDOFF_BATCH_MS = 150;    // chain requests gathered into one frame
+export const ANSWER_RATE = 2;           // answers (hello + chain) to new sessions, per second, all together
+export const ANSWER_BURST = 20;
+export const GAP_MS = 20000;            // a counter still missing this long is reported
+export const NOTICE_EVERY_MS = 5000;    // problems with one sender's frames: one notice per this, the rest counted
+export const MAX_PEERS = 1000;          // key sets remembered (epochs and counters, no keys once gone)
+export const DEFAULT_WINDOW_MS = 180000; // the relay's resume window, until it says otherwise
+
+// Lanes of outgoing frames (session.mjs schedules them): ORDERED frames go
+// in the order made (our hellos to everyone, rekeys, messages); BACKGROUND
+// frames (answers, handoffs, requests: all to one member) may be
+// overtaken by typed messages, which receivers hold until the keys come.
+export const ORDERED = 'ordered';
+export const BACKGROUND = 'background';
 
 // Group is one session in one room.
 export class Group {
-  // create makes this session's key pairs and hello key. roomKey is the
-  // room secret (roomkey.mjs); name is the name the hub gave us.
-  static async create({ roomKey, room, name, now, setTimer, batchMs }) {
-    const [identity, hk] = await Promise.all([Identity.create(), helloKey(roomKey)]);
-    return new Group({ identity, helloKey: hk, room, name, now, setTimer, batchMs });
+  // create makes this page session's keys. keys are the room's derived
+  // keys (roomkey.mjs: roomId, frameKey); signing is a kept signing key
+  // pair or undefined.
+  static async create({ keys, signing, now, setTimer, batchMs, maxBucket, window }) {
+    const identity = await Identity.create({ signing });
+    return new Group({ identity, keys, now, setTimer, batchMs, maxBucket, window });
   }
 
-  constructor({ identity, helloKey: hk, room, name, now, setTimer, batchMs }) {
+  constructor({ identity, keys, now, setTimer, batchMs, maxBucket, window }) {
     this.identity = identity;
-    this.helloKey = hk;
-    this.room = room;
-    this.name = name;
+    this.roomId = keys.roomId;
+    this.frameKey = keys.frameKey;
+    this.ctx = context(keys.roomId);
     this.now = now || (() => Date.now());
     this.setTimer = setTimer || ((fn, ms) => setTimeout(fn, ms));
     this.batchMs = batchMs === undefined ? HANDOFF_BATCH_MS : batchMs;
-    this.onFrame = () => {}; // ({body: Uint8Array, to?: string, tag?}) in sending order
-    this.onEvent = () => {}; // {type: "message"|"notice"|"members", ...}
+    this.setLimits({ maxBucket, window });
+    this.onFrame = () => {}; // ({body: Uint8Array, to?: name, lane, kind, tag?}) in sending order per lane
+    this.onEvent = () => {}; // {type: "message"|"notice"|"members"|"earlier", ...}
 
-    this.chain = SenderChain.fresh(); // ours: the only chain key we hold for sending
-    this.ownChains = new Set([toHex(this.chain.id)]);
-    this.names = [];                 // the hub's member list, in join order
-    this.members = new Map();        // name -> Member (everyone but us)
-    this.codes = new Map();          // name -> safety code first seen this session
-    this.owners = new Map();         // chain id (hex) -> name, for the chains we hold
-    this.retired = new Map();        // chain id (hex) -> {owner, highest, missed}: no keys
-    this.pending = new Map();        // name -> {snap, expires}: our chain as it stood when they joined
-    this.buffer = [];                // {f, at}: messages waiting for their chain
-    this.wanted = new Set();         // names to hand our chain to in the next batch
+    this.name = '';
+    this.sid = '';
+    this.chain = SenderChain.fresh(1);
+    this.needRekey = false;
+    this.members = new Map();   // sid -> Member: the sessions in the room but ours
+    this.peers = new Map();     // key id (hex) -> PeerState
+    this.codes = new Map();     // name -> safety code first seen under it in this page session
+    this.snapshots = new Map(); // sid -> {snap, expires}: our chain as it stood when they joined
+    this.owed = new Set();      // sids owed an answer the budget has not allowed yet
+    this.wanted = new Set();    // sids that asked for our chain, answered in the next batch
     this.batchArmed = false;
-    this.welcomed = false;
-    this.historyLeft = 0;
-    this.historyUnread = 0;
+    this.answerTokens = ANSWER_BURST;
+    this.answerAt = this.now();
+    this.pendingLeaves = [];    // sids gone while we were away: left once the catch-up is read
+    this.catchingUp = false;    // between a welcome and the end of its catch-up
+    this.earlier = 0;           // catch-up messages from before we (re)joined, unreadable by design
+    this.suppressed = new Map(); // sid -> {at, n, name}: notices held back
     this.destroyed = false;
     this.queue = Promise.resolve();
+  }
+
+  setLimits({ maxBucket, window } = {}) {
+    this.maxBucket = maxBucket || BUCKETS[BUCKETS.length - 1];
+    this.window = window || DEFAULT_WINDOW_MS;
+    this.maxEntries = maxEntries(this.maxBucket);
+    this.maxTextBytes = maxTextBytes(this.maxBucket);
   }
 
   get code() { return this.identity.code; }
@@ -81,116 +113,170 @@ export class Group {
 
   // Every input runs after the previous one has finished, so frames are
   // handled in arrival order and frames come out in the order they must go.
-  // A hub event that fails is reported as a notice; seal's errors go to
-  // its caller.
+  // An input that fails is reported as a notice; seal's errors go to its
+  // caller.
   run(fn, report = true) {
     const p = this.queue.then(() => (this.destroyed ? undefined : fn()));
     this.queue = p.catch((e) => { if (report) this.notice(`⚠ Internal error: ${e && e.message}`); });
     return report ? this.queue : p;
   }
 
-  // welcome: we (re)joined; members are the hub's names, ours included, and
-  // history the number of kept messages that follow.
-  welcome({ members, history = 0 }) {
+  // welcome: we joined. you and sid are ours; members are the relay's
+  // [{name, sid, away}], ours included; resumed says the relay took back our
+  // session; otherwise this is a new session (the first, or after a server
+  // restart or a long absence).
+  welcome({ you, sid, members, resumed = false }) {
     return this.run(async () => {
-      const first = !this.welcomed;
-      this.welcomed = true;
-      this.names = members.slice();
-      const others = members.filter((n) => n !== this.name);
-      let rekey = false;
-      if (!first) {
-        // Whoever we knew and is gone left while we were away.
-        for (const [name, m] of this.members) {
-          if (!others.includes(name)) rekey = this.forget(name, 'left while you were away') || rekey;
-          else if (!m.peer) m.since = this.now();
+      const first = !this.sid;
+      const list = members.filter((m) => m.sid !== sid);
+      this.name = you;
+      this.catchingUp = true;
+      if (resumed && sid === this.sid) {
+        // The same session on a new connection: whoever is gone left while
+        // we were away (after the catch-up, which may hold their last
+        // frames); whoever is new joined meanwhile.
+        const now = new Set(list.map((m) => m.sid));
+        for (const s of this.members.keys()) if (!now.has(s)) this.pendingLeaves.push(s);
+        for (const m of list) {
+          const had = this.members.get(m.sid);
+          if (had) had.away = !!m.away;
+          else this.addMember(m);
         }
+      } else {
+        if (!first) {
+          // A new session (the server restarted, or we were away too long):
+          // the others come back as new sessions too. Those whose keys we
+          // know stay members for the resume window: if they come back with
+          // the same keys, nothing changes and nothing needs resending.
+          for (const m of this.members.values()) {
+            const p = m.keyId && this.peers.get(m.keyId);
+            if (p) p.awaySince = this.now();
+          }
+          this.members.clear();
+          this.dropSnapshots();
+          this.owed.clear();
+        }
+        this.sid = sid;
+        // Our hello goes to all of them; they answer it. Their own hellos
+        // (in the catch-up, or in their answers) need no answer from us.
+        for (const m of list) this.addMember(m).answered = true;
+        await this.sendHello(F_ANNOUNCE);
       }
-      for (const n of others) {
-        if (!this.members.has(n)) this.members.set(n, newMember(n, this.now()));
-        // They may not have our chain yet, or may have dropped it while we
-        // were away (thinking we had left): keep where it stands now.
-        if (!this.pending.has(n)) this.keepPending(n);
-      }
-      if (rekey) await this.rekey();
-      this.historyLeft = Math.max(0, history | 0);
-      this.historyUnread = 0;
-      await this.sendHello(F_ANNOUNCE);
       this.membersChanged();
     });
   }
 
-  join(name, resumed = false) {
+  // caughtUp: every catch-up frame that followed the welcome has been
+  // handed to receive.
+  caughtUp() {
     return this.run(async () => {
-      if (name === this.name) return;
-      if (!this.names.includes(name)) this.names.push(name);
-      const m = this.members.get(name);
-      if (resumed && m) {
-        this.membersChanged();
-        return; // the same session on a new connection: it keeps its keys and ours
-      }
-      if (m && this.forget(name)) await this.rekey(); // a new session under a name we had: we missed its leave
-      this.members.set(name, newMember(name, this.now()));
-      this.keepPending(name);
+      for (const sid of this.pendingLeaves.splice(0)) this.forget(sid, 'left while you were away');
+      this.catchingUp = false;
+      this.reportEarlier();
       this.membersChanged();
     });
   }
 
-  leave(name) {
+  reportEarlier() {
+    if (this.earlier > 0) {
+      const n = this.earlier;
+      this.earlier = 0;
+      this.onEvent({ type: 'earlier', count: n });
+    }
+  }
+
+  join({ name, sid }) {
     return this.run(async () => {
-      this.names = this.names.filter((n) => n !== name);
-      if (this.forget(name)) await this.rekey();
+      if (sid === this.sid || this.members.has(sid)) return;
+      this.addMember({ name, sid });
       this.membersChanged();
     });
   }
 
-  // receive handles a msg frame from the hub: {from, body, history, to}.
+  away({ sid }) { return this.run(async () => { this.setAway(sid, true); }); }
+  back({ sid }) { return this.run(async () => { this.setAway(sid, false); }); }
+
+  leave({ sid }) {
+    return this.run(async () => {
+      this.forget(sid, 'left');
+      this.membersChanged();
+    });
+  }
+
+  // receive handles a msg frame from the relay: {sid, from, to, body, old}.
   receive(f) {
-    return this.run(() => this.handle(f, false));
+    return this.run(() => this.handle(f, null));
   }
 
-  // seal encrypts and signs text under the next key of our chain, hands
-  // the envelope to onFrame as {body, tag} (after every frame produced
-  // before it, so that no message overtakes the keys it needs, and no
-  // bundle of a newer chain overtakes it) and returns it.
+  // seal encrypts and signs text under the next key of our chain (starting
+  // the next epoch first if someone left) and hands the frames to onFrame
+  // in order: {body, lane: ORDERED, kind: "message", tag}. It resolves to
+  // the message's body.
   seal(text, tag) {
     return this.run(async () => {
       if (typeof text !== 'string' || text.length === 0) throw new Error('empty message');
       if (text.length > MAX_TEXT_CHARS) throw new Error(`message longer than ${MAX_TEXT_CHARS} characters`);
-      if (this.chain.counter >= MAX_COUNTER) await this.rekey();
-      const chainId = this.chain.id;
+      const content = textContent(text, this.now());
+      if (content.length > this.maxTextBytes) throw new Error('message too long for this server’s frame limit');
+      if (this.needRekey || this.chain.counter >= MAX_COUNTER) await this.rekey();
       const { counter, messageKey } = await this.chain.next();
-      const body = await sealMessage({ identity: this.identity, room: this.room, chainId, counter, messageKey, inner: { s: this.name, t: text, ts: this.now() } });
-      this.onFrame({ body, tag });
+      const inner = await makeMessage({ identity: this.identity, ctx: this.ctx, epoch: this.chain.epoch, counter, messageKey, content });
+      const body = await seal(this.frameKey, this.ctx, inner, this.maxBucket);
+      this.onFrame({ body, lane: ORDERED, kind: 'message', tag });
       return body;
     }, false);
   }
 
-  // sweep reports and drops whatever waited too long. The page calls it
-  // every second; tests call it with their own clock.
+  // sweep reports and drops whatever waited too long, and does the work the
+  // budgets held back. The session calls it every second; tests call it
+  // with their own clock.
   sweep() {
     return this.run(async () => {
       const now = this.now();
-      for (const [name, p] of this.pending) if (p.expires <= now) this.dropPending(name);
-      const late = this.buffer.filter((b) => now - b.at >= BUFFER_MS);
-      if (late.length) {
-        this.buffer = this.buffer.filter((b) => now - b.at < BUFFER_MS);
-        this.reportUnread(late);
-      }
-      // A message of a chain that has not come after REQUEST_AFTER_MS,
-      // from someone whose keys we have: ask them once for their chain, so
-      // that at least their next messages open.
-      for (const b of this.buffer) {
-        const m = this.members.get(b.f.from);
-        if (!m || !m.peer || now - b.at < REQUEST_AFTER_MS || b.chain === undefined || m.requested.has(b.chain)) continue;
-        if (m.chain && toHex(m.chain.id) === b.chain) continue;
-        m.requested.add(b.chain);
-        await this.sendHello(F_WANT_CHAIN, m.name);
+      this.refillAnswers(now);
+      for (const [sid, s] of this.snapshots) if (s.expires <= now) this.dropSnapshot(sid);
+      for (const sid of [...this.owed]) {
+        if (this.answerTokens < 1) break;
+        this.owed.delete(sid);
+        const m = this.members.get(sid);
+        if (m && m.keyId) await this.answer(m);
       }
       for (const m of this.members.values()) {
-        if (!m.peer && !m.warned && m.status === 'waiting' && now - m.since >= HELLO_WAIT_MS) {
+        const late = m.held.filter((h) => now - h.at >= HELD_MS);
+        if (late.length) {
+          m.held = m.held.filter((h) => now - h.at < HELD_MS);
+          this.reportUnread(m, late.length);
+        }
+        if (m.keyId) {
+          const p = this.peers.get(m.keyId);
+          const want = m.held.find((h) => h.epoch !== undefined && now - h.at >= REQUEST_AFTER_MS);
+          if (p && want && now - p.requestedAt >= REQUEST_EVERY_MS) {
+            p.requestedAt = now;
+            await this.sendHello(F_WANT_CHAIN, m);
+          }
+        } else if (!m.warned && now - m.since >= HELLO_WAIT_MS) {
           m.warned = true;
-          this.notice(`⚠ ${m.name} has not sent their keys: ${m.name} may use an older version of onionchat and should reload the page.`);
+          this.notice(`⚠ ${m.name} has not sent their keys yet: their messages cannot be read until they do.`);
           this.membersChanged();
+        }
+      }
+      for (const p of this.peers.values()) {
+        let missing = 0;
+        for (const c of [p.chain, p.prev]) if (c) missing += c.overdue(now - GAP_MS);
+        if (missing) this.notice(`⚠ ${count(missing)} from ${p.name} did not reach you.`);
+        if (p.awaySince && now - p.awaySince >= this.window) {
+          // They never came back after the server restarted: gone.
+          p.awaySince = 0;
+          this.retirePeer(p);
+          this.needRekey = true;
+          this.membersChanged();
+        }
+      }
+      this.reportEarlier();
+      for (const [sid, s] of this.suppressed) {
+        if (now - s.at >= NOTICE_EVERY_MS) {
+          this.suppressed.delete(sid);
+          if (s.n) this.onEvent({ type: 'notice', level: 'error', text: `⚠ ${s.n} more frames from ${s.name} were refused.` });
         }
       }
     });
@@ -200,445 +286,460 @@ export class Group {
   destroy() {
     this.destroyed = true;
     this.chain.wipe();
-    for (const name of [...this.pending.keys()]) this.dropPending(name);
-    for (const m of this.members.values()) if (m.chain) m.chain.retire();
+    this.dropSnapshots();
+    for (const p of this.peers.values()) this.retirePeer(p);
+    this.peers.clear();
     this.members.clear();
-    this.buffer = [];
+    this.owed.clear();
     this.wanted.clear();
   }
 
-  // memberList is what the member list shows, in the hub's order.
+  // memberList is what the member list shows, in the relay's order, ours
+  // first.
   memberList() {
-    return this.names.map((name) => {
-      if (name === this.name) return { name, self: true, code: this.code, status: 'ok', changed: false };
-      const m = this.members.get(name);
-      return { name, self: false, code: m && m.peer ? m.peer.code : '', status: m ? m.status : 'waiting', changed: !!(m && m.changed) };
-    });
+    const out = [{ name: this.name, sid: this.sid, self: true, code: this.code, status: 'ok', changed: false, away: false }];
+    for (const m of this.members.values()) {
+      const p = m.keyId && this.peers.get(m.keyId);
+      out.push({ name: m.name, sid: m.sid, self: false, code: p ? p.peer.code : '', status: m.status, changed: !!(p && p.changed), away: m.away });
+    }
+    return out;
   }
+
+  // alone says whether nobody else is in the room.
+  alone() { return this.members.size === 0; }
 
   // ---------------------------------------------------------------- frames
 
-  async handle(f, retry) {
+  async handle(f, held) {
+    const m = typeof f.sid === 'string' ? this.members.get(f.sid) : undefined;
+    if (f.sid === this.sid) return;
+    if (!m) return; // a session that is not (or no longer) in the room: nothing of it can be placed
+    if (typeof f.from === 'string' && f.from !== m.name) return; // the relay contradicts itself
     let env;
     try { env = fromBase64(typeof f.body === 'string' ? f.body : ''); } catch { env = new Uint8Array(0); }
-    if (f.history) return this.handleHistory(env);
-    const from = f.from;
-    if (typeof from !== 'string' || from === this.name) return;
-    if (env.length < 2) return this.notice(`⚠ A message from ${from} could not be read (empty or not base64).`);
-    if (env[0] !== VERSION) return this.otherVersion(from, env[0]);
-    switch (env[1]) {
-      case T_HELLO: return this.onHello(from, env);
-      case T_DISTRIBUTION: return this.onDistribution(f, env, retry);
-      case T_MESSAGE: return this.onMessage(f, env, retry);
-      default: return this.notice(`⚠ A message from ${from} could not be read (unknown kind ${env[1]}): reload the page to update onionchat.`);
-    }
-  }
-
-  otherVersion(from, v) {
-    const m = this.members.get(from);
-    if (v === 1) {
-      if (m && m.status === 'waiting') { m.status = 'old'; this.membersChanged(); }
-      return this.notice(`⚠ A message from ${from} could not be read: ${from} uses an older version of onionchat: they should reload the page.`);
-    }
-    return this.notice(`⚠ A message from ${from} could not be read: it is of protocol version ${v}; this page speaks version ${VERSION}. Reload the page to update onionchat.`);
-  }
-
-  async onHello(from, env) {
-    const m = this.member(from);
-    let h;
+    let inner;
     try {
-      h = await openHello(this.helloKey, this.room, env);
+      inner = await open(this.frameKey, this.ctx, env);
     } catch (e) {
       if (!(e instanceof EnvelopeError)) throw e;
-      if (e.kind !== 'key') return this.notice(`⚠ A hello from ${from} is malformed; it was ignored.`);
-      if (m.peer) return this.notice(`⚠ A hello relayed as from ${from} could not be opened; it was ignored.`);
-      if (m.status !== 'unopenable') {
-        m.status = 'unopenable';
-        this.notice(`⚠ ${from}’s hello could not be opened: ${from} uses a different passphrase, or it was altered.`);
-        this.dropBuffered(from, `${from} uses a different passphrase, or the message was altered`);
-        this.membersChanged();
-      }
-      if (!m.answeredUnopenable) {
-        // Answer once, so that they learn it too (and no further: they
-        // cannot read our flags, so answering every hello would never end).
-        m.answeredUnopenable = true;
-        await this.sendHello(0, from);
-      }
-      return;
+      if (e.kind === 'version') return this.problem(m, `⚠ A frame from ${m.name} could not be read: it is of protocol version ${e.version}; this page speaks version ${VERSION}. Whoever is older should reload the page.`);
+      return this.problem(m, `⚠ A frame relayed as from ${m.name} could not be opened: it was altered.`);
     }
-    if (h.name !== from) return this.notice(`⚠ A hello relayed as from ${from} names “${h.name}”; it was ignored.`);
+    switch (inner[0]) {
+      case T_HELLO: return this.onHello(m, f, inner);
+      case T_DISTRIBUTION: return this.onDistribution(m, f, inner);
+      case T_MESSAGE:
+        if (f.to) return this.problem(m, `⚠ ${m.name} sent a room message to you alone; it was not shown (everyone in a room sees the same messages).`);
+        return this.onMessage(m, f, inner, held);
+      default:
+        return this.problem(m, `⚠ A frame from ${m.name} is of an unknown kind; reload the page to update onionchat.`);
+    }
+  }
+
+  async onHello(m, f, inner) {
+    let h;
+    try {
+      h = parseHello(inner);
+    } catch {
+      return this.problem(m, `⚠ A hello relayed as from ${m.name} is malformed; it was ignored.`);
+    }
+    if (toBase64url(h.sid) !== m.sid || h.name !== m.name) {
+      return this.problem(m, `⚠ A hello relayed as from ${m.name} belongs to another session; it was ignored (a replay?).`);
+    }
     let peer;
     try {
       peer = await Peer.import(h.ecdhPub, h.sigPub);
     } catch {
-      return this.notice(`⚠ A hello from ${from} carries invalid keys; it was ignored.`);
+      return this.problem(m, `⚠ A hello from ${m.name} carries invalid keys; it was ignored.`);
     }
-    if (!(await verifySigned(this.room, h, peer.sigKey))) {
-      return this.notice(`⚠ A hello from ${from} is not signed by the key it carries; it was ignored.`);
+    if (!(await verifySigned(this.ctx, h, peer.sigKey))) {
+      return this.problem(m, `⚠ A hello relayed as from ${m.name} is not signed by the key it carries; it was ignored.`);
     }
-    const seen = this.codes.get(from);
-    if (seen !== undefined && seen !== peer.code) {
-      m.changed = true;
-      this.notice(`⚠ ${from}’s safety code changed (was ${seen}, now ${peer.code}). If ${from} did not reload the page, someone else may be using the name.`);
+    const keyId = toHex(peer.keyId);
+    if (equal(peer.keyId, this.identity.keyId)) return; // our own keys in another session of ours
+    if (m.keyId && m.keyId !== keyId) {
+      return this.problem(m, `⚠ ${m.name}’s session sent other keys than it introduced itself with; they were ignored.`);
     }
-    this.codes.set(from, peer.code);
-    if (m.peer && !m.peer.same(peer)) {
-      // Another session under a name that had keys: its chains go, ours changes.
-      this.retireChain(m);
-      m.peer = null;
-      m.hadOurChain = false;
-      await this.rekey();
-    }
-    if (!m.peer) {
-      m.peer = peer;
+    let p = this.peers.get(keyId);
+    if (!m.keyId) {
+      m.keyId = keyId;
       m.status = 'ok';
+      if (!p) {
+        p = newPeer(keyId, peer, this.now());
+        this.peers.set(keyId, p);
+        this.boundPeers();
+      } else if (p.retired && !p.awaySince) {
+        this.notice(`${m.name} is back, with the same safety code.`, 'info');
+      }
+      p.awaySince = 0;
+      p.name = m.name;
+      const seen = this.codes.get(m.name);
+      if (seen !== undefined && seen !== peer.code) {
+        p.changed = true;
+        this.notice(`⚠ ${m.name}’s safety code changed (was ${seen}, now ${peer.code}): this is another device or browser. If ${m.name} did not say so, someone else may be using the name.`);
+      }
+      if (seen === undefined) this.codes.set(m.name, peer.code);
+      this.membersChanged();
     }
-    const theirs = toHex(h.chainId);
-    if (h.flags & F_ANNOUNCE) {
-      // They (re)joined: our hello, then our chain, to them alone.
-      const lack = !m.chain || toHex(m.chain.id) !== theirs;
-      await this.sendHello(lack ? F_WANT_CHAIN : 0, from);
-      await this.handOff([from]);
+    // Answer a session once (their hello and our chain), within the budget.
+    if ((h.flags & F_ANNOUNCE) && !m.answered) {
+      m.answered = true;
+      m.lacks = !p.chain || h.epoch > p.chain.epoch;
+      if (this.takeAnswer()) await this.answer(m);
+      else this.owed.add(m.sid);
     } else if (h.flags & F_WANT_CHAIN) {
-      this.want(from);
+      this.want(m);
     }
-    this.membersChanged();
-    await this.retryBuffered(from);
+    await this.retryHeld(m);
   }
 
-  async onDistribution(f, env, retry) {
-    const from = f.from;
+  async onDistribution(m, f, inner) {
     let d;
     try {
-      d = parseDistribution(env);
+      d = parseDistribution(inner);
     } catch {
-      return this.notice(`⚠ Keys from ${from} are malformed; they were ignored.`);
+      return this.problem(m, `⚠ Keys from ${m.name} are malformed; they were ignored.`);
     }
     const entry = d.entries.find((e) => equal(e.keyId, this.identity.keyId));
     if (!entry) return; // a bundle for others
-    const m = this.member(from);
-    if (!m.peer) {
-      if (m.status !== 'unopenable') this.hold(f, retry);
-      return;
+    if (!m.keyId) return this.hold(m, f, undefined);
+    const p = this.peers.get(m.keyId);
+    if (!equal(d.senderKeyId, p.peer.keyId) || !(await verifySigned(this.ctx, d, p.peer.sigKey))) {
+      return this.problem(m, `⚠ Keys relayed as from ${m.name} are not signed by ${m.name}’s key; they were ignored.`);
     }
-    if (!equal(d.senderKeyId, m.peer.keyId) || !(await verifySigned(this.room, d, m.peer.sigKey))) {
-      return this.notice(`⚠ Keys relayed as from ${from} are not signed by ${from}’s key; they were ignored.`);
-    }
-    const id = toHex(d.chainId);
-    const owner = this.owners.get(id) || (this.retired.get(id) || {}).owner;
-    if (owner && owner !== from) return this.notice(`⚠ Keys from ${from} reuse ${owner}’s chain; they were ignored.`);
-    if (m.chain && toHex(m.chain.id) === id) return; // held already, at a position at least as early
-    const r = this.retired.get(id);
-    // A chain we dropped comes back only from where we stopped (its owner
-    // was thought gone and returned with the same session); an older copy
-    // is stale.
-    if (r && d.counter <= r.highest) return;
+    const cur = p.chain;
+    const retired = p.retired;
+    // Only forward: a higher epoch, or the same epoch at a later counter
+    // (an earlier one only before any message of the chain was read).
+    if (cur && d.epoch < cur.epoch) return;
+    if (cur && d.epoch === cur.epoch && !(d.counter < cur.start && cur.next === cur.start)) return;
+    if (!cur && retired && (d.epoch < retired.epoch || (d.epoch === retired.epoch && d.counter <= retired.highest))) return;
     let key;
     try {
-      key = await unwrapEntry({ room: this.room, parsed: d, entry, pairwise: await this.pairwise(m) });
+      key = await unwrapEntry({ ctx: this.ctx, parsed: d, entry, pairwise: await this.pairwise(p) });
     } catch {
-      return this.notice(`⚠ Keys from ${from} could not be unwrapped; they were ignored.`);
+      return this.problem(m, `⚠ Keys from ${m.name} could not be unwrapped; they were ignored.`);
     }
-    this.retireChain(m);
-    this.retired.delete(id);
-    m.chain = new ReceiverChain(d.chainId, d.counter, key);
-    this.owners.set(id, from);
+    const now = this.now();
+    if (cur && d.epoch > cur.epoch) {
+      if (p.prev) p.prev.retire();
+      p.prev = cur;
+      if (d.prevEnd !== NO_END && d.epoch === cur.epoch + 1) await cur.seal(d.prevEnd, now);
+      else await cur.seal(cur.next, now);
+    } else if (cur) {
+      cur.retire();
+    }
+    p.chain = new ReceiverChain(d.epoch, d.counter, key);
+    p.retired = null;
     this.membersChanged();
-    await this.retryBuffered(from);
+    await this.retryHeld(m);
   }
 
-  async onMessage(f, env, retry) {
-    const from = f.from;
-    let p;
+  async onMessage(m, f, inner, held) {
+    let msg;
     try {
-      p = parseMessage(env);
+      msg = parseMessage(inner);
     } catch {
-      return this.notice(`⚠ A message from ${from} could not be read (malformed).`);
+      return this.problem(m, `⚠ A message from ${m.name} could not be read (malformed).`);
     }
-    const id = toHex(p.chainId);
-    if (this.ownChains.has(id)) return;
-    const m = this.member(from);
-    if (!m.peer) {
-      if (m.status === 'unopenable') return this.notice(`⚠ A message from ${from} could not be read: ${from} uses a different passphrase, or the message was altered.`);
-      return this.hold(f, retry);
+    // Messages of one sender are shown in order: while any wait, the next
+    // waits behind them.
+    if (!held && m.held.length) return this.hold(m, f, msg.epoch);
+    if (!m.keyId) return this.hold(m, f, undefined);
+    const p = this.peers.get(m.keyId);
+    if (!(await verifyMessage(this.ctx, p.peer.keyId, msg, p.peer.sigKey))) {
+      return this.problem(m, `⚠ A message relayed as from ${m.name} is not signed by ${m.name}’s key; it was not shown.`);
     }
-    if (!m.chain || toHex(m.chain.id) !== id) {
-      const owner = this.owners.get(id);
-      const r = this.retired.get(id);
-      if ((owner && owner !== from) || (r && r.owner !== from)) {
-        return this.notice(`⚠ A message relayed as from ${from} uses ${owner || r.owner}’s key; it was not shown.`);
+    const chain = p.chain && p.chain.epoch === msg.epoch ? p.chain : p.prev && p.prev.epoch === msg.epoch ? p.prev : null;
+    if (!chain) {
+      if (!p.chain || msg.epoch > p.chain.epoch) {
+        if (f.old && p.chain) { this.earlier++; return; } // from before we (re)joined: not for us
+        return this.hold(m, f, msg.epoch); // its keys are on their way, or sweep asks for them
       }
-      if (r) {
-        if (replayed(r, p.counter)) return;
-        if (p.counter <= r.highest) {
-          return this.notice(`⚠ A message from ${from} could not be read: it was sent under a key this page has dropped.`);
-        }
-        // Beyond where we stopped: its owner came back (we thought they had
-        // left) and the chain is on its way again.
-      }
-      return this.hold(f, retry, id); // its chain is on its way, or sweep asks for it
-    }
-    const shown = await this.openWith(m, p, false);
-    if (shown) this.onEvent({ type: 'message', sender: from, text: shown.t, time: shown.ts, history: false });
-  }
-
-  // openWith verifies, decrypts and checks one message of m's current
-  // chain; it returns the inner message or null (with a notice, or silently
-  // for a replay).
-  async openWith(m, p, history) {
-    const who = m.name;
-    if (!(await verifySigned(this.room, p, m.peer.sigKey))) {
-      if (history) { this.historyUnread++; return null; }
-      this.notice(`⚠ A message relayed as from ${who} is not signed by ${who}’s key; it was not shown.`);
-      return null;
+      if (f.old) { this.earlier++; return; }
+      return this.problem(m, `⚠ A message from ${m.name} could not be read: it was sent under keys this page has already dropped.`);
     }
     let k;
     try {
-      k = await m.chain.keyFor(p.counter);
+      k = await chain.keyFor(msg.counter, this.now());
     } catch (e) {
       if (!(e instanceof ChainError)) throw e;
-      if (e.kind === 'replay') return null;
-      if (history) { this.historyUnread++; return null; }
-      const why = e.kind === 'before' ? `it was sent before ${who}’s keys reached this page` : e.message;
-      this.notice(`⚠ A message from ${who} could not be read: ${why}.`);
-      return null;
+      if (e.kind === 'replay') return; // a message shown already (a resend, or a replay)
+      if (e.kind === 'before' && f.old) { this.earlier++; return; }
+      return this.problem(m, `⚠ A message from ${m.name} could not be read: ${e.message}.`);
     }
-    let inner;
+    let content;
     try {
-      inner = await openMessage(k.messageKey, this.room, p);
+      content = await openMessage(k.messageKey, this.ctx, p.peer.keyId, msg);
     } catch {
-      if (history) { this.historyUnread++; return null; }
-      this.notice(`⚠ A message from ${who} could not be read: it was altered.`);
-      return null;
+      return this.problem(m, `⚠ A message from ${m.name} could not be read: it was altered.`);
     }
     k.commit();
-    if (inner.s !== who) {
-      this.notice(`⚠ A message from ${who} says it is from “${inner.s}”; it was not shown.`);
-      return null;
-    }
-    return inner;
-  }
-
-  // History messages come without a sender: the chain id names it. Under
-  // version 2 a newcomer holds no chain from before it joined, so these are
-  // counted and reported once, never shown as garbage.
-  async handleHistory(env) {
-    if (this.historyLeft > 0) this.historyLeft--;
-    if (env.length >= 2 && env[0] === VERSION && env[1] === T_MESSAGE) {
-      let p = null;
-      try { p = parseMessage(env); } catch { this.historyUnread++; }
-      if (p) {
-        const id = toHex(p.chainId);
-        const owner = this.owners.get(id);
-        const m = owner && this.members.get(owner);
-        const r = this.retired.get(id);
-        if (this.ownChains.has(id)) {
-          // ours, seen already
-        } else if (m && m.peer && m.chain && toHex(m.chain.id) === id) {
-          const inner = await this.openWith(m, p, true);
-          if (inner) this.onEvent({ type: 'message', sender: m.name, text: inner.t, time: inner.ts, history: true });
-        } else if (!(r && replayed(r, p.counter))) {
-          this.historyUnread++;
-        }
-      }
-    } else if (env.length >= 1 && env[0] !== VERSION) {
-      this.historyUnread++;
-    }
-    if (this.historyLeft === 0 && this.historyUnread > 0) {
-      const n = this.historyUnread;
-      this.historyUnread = 0;
-      this.notice(n === 1
-        ? '1 earlier message is encrypted with keys from before you joined; this page cannot read it.'
-        : `${n} earlier messages are encrypted with keys from before you joined; this page cannot read them.`, 'info');
-    }
+    if (content.kind !== K_TEXT) return this.problem(m, `⚠ ${m.name} sent something this version of the page cannot show; reload the page to update onionchat.`);
+    this.onEvent({
+      type: 'message', sid: m.sid, sender: m.name, code: p.peer.code, changed: !!p.changed,
+      text: content.text, time: content.time, old: !!f.old, id: `${p.keyId}:${msg.epoch}:${msg.counter}`,
+    });
   }
 
   // ---------------------------------------------------------------- waiting messages
 
-  // hold keeps a frame until its sender's hello or chain arrives; chain is
-  // the hex chain id of a message whose sender's keys we have.
-  hold(f, retry, chain) {
-    if (retry) { retry.chain = chain; this.buffer.push(retry); return; }
-    if (this.buffer.length >= BUFFER_MAX) this.reportUnread(this.buffer.splice(0, 1));
-    this.buffer.push({ f, at: this.now(), chain });
+  // hold keeps a frame until its sender's keys arrive: a few per sender,
+  // fewer for one whose hello has not verified; a sender's overflow pushes
+  // out that sender's own oldest frame, never another's.
+  hold(m, f, epoch) {
+    const max = m.keyId ? HELD_PER_SENDER : HELD_UNVERIFIED;
+    if (m.held.length >= max) this.reportUnread(m, m.held.splice(0, m.held.length - max + 1).length);
+    m.held.push({ f, at: this.now(), epoch });
   }
 
-  async retryBuffered(name) {
-    const mine = this.buffer.filter((b) => b.f.from === name);
-    if (!mine.length) return;
-    this.buffer = this.buffer.filter((b) => b.f.from !== name);
-    for (const b of mine) await this.handle(b.f, b);
-  }
-
-  dropBuffered(name, why) {
-    const mine = this.buffer.filter((b) => b.f.from === name);
-    this.buffer = this.buffer.filter((b) => b.f.from !== name);
-    if (mine.length) this.notice(`⚠ ${count(mine.length)} from ${name} could not be read: ${why}.`);
-  }
-
-  reportUnread(items) {
-    const by = new Map();
-    for (const b of items) by.set(b.f.from, (by.get(b.f.from) || 0) + 1);
-    for (const [name, n] of by) {
-      const m = this.members.get(name);
-      const why = !m || !m.peer
-        ? `${name}’s hello never arrived (${name} may use an older version of onionchat or another passphrase)`
-        : `${name}’s keys for them never arrived`;
-      this.notice(`⚠ ${count(n)} from ${name} could not be read: ${why}.`);
+  async retryHeld(m) {
+    if (!m.held.length) return;
+    const all = m.held;
+    m.held = [];
+    for (let i = 0; i < all.length; i++) {
+      await this.handle(all[i].f, all[i]);
+      if (m.held.length) {
+        // Still waiting: keep it and what follows, in order, with their times.
+        const rest = all.slice(i + 1);
+        m.held[0].at = all[i].at;
+        m.held.push(...rest);
+        break;
+      }
     }
+    if (!this.catchingUp) this.reportEarlier();
+  }
+
+  reportUnread(m, n) {
+    const why = m.keyId ? `${m.name}’s keys for them never arrived` : `${m.name} never sent their keys`;
+    this.notice(`⚠ ${count(n)} from ${m.name} could not be read: ${why}.`);
   }
 
   // ---------------------------------------------------------------- our chain
 
-  // rekey starts a fresh chain and sends it, in one frame per MAX_ENTRIES
-  // members, to every member whose keys we have.
+  // rekey starts the next epoch and sends it, one frame per maxEntries
+  // members, to every member whose keys we have (away ones too: the relay
+  // keeps the frame for them).
   async rekey() {
     const old = this.chain;
-    this.chain = SenderChain.fresh();
+    this.chain = SenderChain.fresh(old.epoch + 1);
     old.wipe();
-    this.ownChains.add(toHex(this.chain.id));
-    bound(this.ownChains, RETIRED_MAX);
-    const to = [...this.members.values()].filter((m) => m.peer && this.names.includes(m.name));
+    this.needRekey = false;
+    const to = this.recipients();
     if (!to.length) return;
     const snap = this.chain.snapshot();
-    await this.distribute(snap, to, true);
-    snap.key.fill(0);
+    try {
+      await this.distribute(snap, to, null, old.counter);
+    } finally {
+      snap.key.fill(0);
+    }
   }
 
-  // handOff sends our chain to these members now: the snapshot kept since
-  // they joined (if any), then the current chain if it differs.
-  async handOff(names) {
+  recipients() {
+    const out = new Map();
+    for (const m of this.members.values()) if (m.keyId) out.set(m.keyId, this.peers.get(m.keyId));
+    for (const p of this.peers.values()) if (p.awaySince) out.set(p.keyId, p);
+    return [...out.values()];
+  }
+
+  // answer is what a new session gets from us, once: our hello (asking for
+  // their chain if we lack it) and our chain.
+  async answer(m) {
+    await this.sendHello(m.lacks ? F_WANT_CHAIN : 0, m);
+    await this.handOff(m);
+  }
+
+  // handOff sends our chain to these members: to each the snapshot kept
+  // since they joined (if any), then the current chain if it differs;
+  // members given the same position share one bundle.
+  async handOff(...ms) {
     const groups = new Map();
-    const add = (snap, m) => {
-      const k = toHex(snap.id) + ':' + snap.counter;
-      if (!groups.has(k)) groups.set(k, { snap, to: [] });
-      groups.get(k).to.push(m);
-    };
     const cur = this.chain.snapshot();
-    for (const name of names) {
-      const m = this.members.get(name);
-      if (!m || !m.peer || !this.names.includes(name)) continue;
-      const p = this.pending.get(name);
-      if (p) {
-        add(p.snap, m);
-        if (!equal(p.snap.id, cur.id)) add(cur, m);
-      } else {
-        add(cur, m);
+    const add = (snap, m) => {
+      const k = snap.epoch + ':' + snap.counter;
+      if (!groups.has(k)) groups.set(k, { snap, ms: [] });
+      groups.get(k).ms.push(m);
+    };
+    try {
+      for (const m of ms) {
+        if (!m.keyId || !this.members.has(m.sid)) continue;
+        const s = this.snapshots.get(m.sid);
+        if (s) add(s.snap, m);
+        if (!s || s.snap.epoch !== cur.epoch) add(cur, m);
       }
-    }
-    for (const g of groups.values()) await this.distribute(g.snap, g.to, g.to.length > 1);
-    for (const name of names) this.dropPending(name);
-    cur.key.fill(0);
-  }
-
-  async distribute(snap, members, broadcast) {
-    for (let i = 0; i < members.length; i += MAX_ENTRIES) {
-      const part = members.slice(i, i + MAX_ENTRIES);
-      const recipients = [];
-      for (const m of part) {
-        recipients.push({ keyId: m.peer.keyId, pairwise: await this.pairwise(m) });
-        m.hadOurChain = true;
+      for (const g of groups.values()) {
+        const peers = g.ms.map((m) => this.peers.get(m.keyId));
+        await this.distribute(g.snap, peers, g.ms.length === 1 ? g.ms[0] : null, NO_END, BACKGROUND);
       }
-      const body = await sealDistribution({ identity: this.identity, room: this.room, chainId: snap.id, counter: snap.counter, key: snap.key, recipients });
-      this.onFrame(broadcast ? { body } : { body, to: part[0].name });
+    } finally {
+      cur.key.fill(0);
+      for (const m of ms) this.dropSnapshot(m.sid);
     }
   }
 
-  // want gathers chain requests for HANDOFF_BATCH_MS, so that a newcomer
-  // answers the whole room with one bundle rather than one frame each.
-  want(name) {
-    if (!this.members.has(name)) return;
-    this.wanted.add(name);
+  // want gathers chain requests for batchMs, so that a newcomer answers the
+  // whole room with one bundle rather than one frame each. One member is
+  // handed our chain on request at most once per HANDOFF_EVERY_MS.
+  want(m) {
+    const now = this.now();
+    if (now - m.handedAt < HANDOFF_EVERY_MS) return;
+    m.handedAt = now;
+    this.wanted.add(m.sid);
     if (this.batchArmed) return;
     this.batchArmed = true;
     this.setTimer(() => {
       this.run(async () => {
         this.batchArmed = false;
-        const names = [...this.wanted];
+        const ms = [...this.wanted].map((sid) => this.members.get(sid)).filter(Boolean);
         this.wanted.clear();
-        await this.handOff(names);
+        await this.handOff(...ms);
       });
     }, this.batchMs);
   }
 
-  keepPending(name) {
-    this.dropPending(name);
-    this.pending.set(name, { snap: this.chain.snapshot(), expires: this.now() + PENDING_MS });
+  // distribute wraps a chain position for peers: to one member (m) as a
+  // direct frame, or broadcast as a bundle.
+  async distribute(snap, peers, m, prevEnd = NO_END, lane = ORDERED) {
+    for (let i = 0; i < peers.length; i += this.maxEntries) {
+      const part = peers.slice(i, i + this.maxEntries);
+      const recipients = [];
+      for (const p of part) recipients.push({ keyId: p.peer.keyId, pairwise: await this.pairwise(p) });
+      const inner = await makeDistribution({ identity: this.identity, ctx: this.ctx, epoch: snap.epoch, counter: snap.counter, prevEnd, key: snap.key, recipients });
+      const body = await seal(this.frameKey, this.ctx, inner, this.maxBucket);
+      this.onFrame(m ? { body, to: m.name, lane: BACKGROUND, kind: 'keys' } : { body, lane, kind: 'keys' });
+    }
   }
 
-  dropPending(name) {
-    const p = this.pending.get(name);
-    if (p) { p.snap.key.fill(0); this.pending.delete(name); }
+  async sendHello(flags, m) {
+    const inner = await makeHello({ identity: this.identity, ctx: this.ctx, flags, sid: fromBase64url(this.sid), epoch: this.chain.epoch, name: this.name });
+    const body = await seal(this.frameKey, this.ctx, inner, this.maxBucket);
+    this.onFrame(m ? { body, to: m.name, lane: BACKGROUND, kind: 'hello' } : { body, lane: ORDERED, kind: 'hello' });
   }
 
-  async sendHello(flags, to) {
-    const body = await sealHello({ helloKey: this.helloKey, identity: this.identity, room: this.room, name: this.name, flags, chainId: this.chain.id });
-    this.onFrame(to ? { body, to } : { body });
+  refillAnswers(now) {
+    this.answerTokens = Math.min(ANSWER_BURST, this.answerTokens + ((now - this.answerAt) / 1000) * ANSWER_RATE);
+    this.answerAt = now;
   }
+
+  takeAnswer() {
+    this.refillAnswers(this.now());
+    if (this.answerTokens < 1) return false;
+    this.answerTokens--;
+    return true;
+  }
+
+  keepSnapshot(sid) {
+    this.dropSnapshot(sid);
+    this.snapshots.set(sid, { snap: this.chain.snapshot(), expires: this.now() + PENDING_MS });
+  }
+
+  dropSnapshot(sid) {
+    const s = this.snapshots.get(sid);
+    if (s) { s.snap.key.fill(0); this.snapshots.delete(sid); }
+  }
+
+  dropSnapshots() { for (const sid of [...this.snapshots.keys()]) this.dropSnapshot(sid); }
 
   // ---------------------------------------------------------------- members
 
-  member(name) {
-    let m = this.members.get(name);
-    if (!m) {
-      m = newMember(name, this.now());
-      this.members.set(name, m);
-    }
+  addMember({ name, sid, away }) {
+    const m = newMember(name, sid, !!away, this.now());
+    this.members.set(sid, m);
+    // They read what we send from now on, even before their hello arrives.
+    this.keepSnapshot(sid);
     return m;
   }
 
-  pairwise(m) {
-    if (!m.peer.pairwiseKey) m.peer.pairwiseKey = this.identity.pairwise(m.peer, this.room);
-    return m.peer.pairwiseKey;
+  setAway(sid, away) {
+    const m = this.members.get(sid);
+    if (m && m.away !== away) { m.away = away; this.membersChanged(); }
   }
 
-  // forget drops a member who left: their chain (keeping only its id and
-  // counters), our snapshot for them and their waiting messages. It returns
-  // whether they may hold our chain, in which case we must rekey.
-  forget(name, why = 'left') {
-    const m = this.members.get(name);
-    if (!m) return false;
-    this.retireChain(m);
-    this.dropPending(name);
-    this.wanted.delete(name);
-    this.dropBuffered(name, `${name} ${why} before their keys arrived`);
-    this.members.delete(name);
-    return !!m.peer;
+  pairwise(p) {
+    if (!p.peer.pairwiseKey) p.peer.pairwiseKey = this.identity.pairwise(p.peer, this.roomId);
+    return p.peer.pairwiseKey;
   }
 
-  retireChain(m) {
-    if (!m.chain) return;
-    const id = toHex(m.chain.id);
-    this.retired.set(id, { owner: m.name, ...m.chain.retire() });
-    bound(this.retired, RETIRED_MAX);
-    this.owners.delete(id);
-    m.chain = null;
+  // forget drops a session that ended: its keys (keeping only epochs and
+  // counters), our snapshot for it and its waiting frames. If it held keys,
+  // our next message starts a fresh chain.
+  forget(sid, why) {
+    const m = this.members.get(sid);
+    if (!m) return;
+    this.members.delete(sid);
+    this.dropSnapshot(sid);
+    this.owed.delete(sid);
+    this.wanted.delete(sid);
+    if (m.held.length) this.notice(`⚠ ${count(m.held.length)} from ${m.name} could not be read: ${m.name} ${why} before their keys arrived.`);
+    m.held = [];
+    if (!m.keyId) return;
+    const p = this.peers.get(m.keyId);
+    if (p) this.retirePeer(p);
+    this.needRekey = true;
+  }
+
+  retirePeer(p) {
+    let r = p.retired;
+    for (const c of [p.prev, p.chain]) if (c) r = c.retire();
+    p.prev = null;
+    p.chain = null;
+    p.retired = r || p.retired || { epoch: 0, highest: -1 };
+    p.retiredAt = this.now();
+  }
+
+  // boundPeers keeps at most MAX_PEERS key sets: the longest-gone first.
+  boundPeers() {
+    if (this.peers.size <= MAX_PEERS) return;
+    const live = new Set([...this.members.values()].map((m) => m.keyId));
+    const gone = [...this.peers.values()].filter((p) => !live.has(p.keyId) && !p.awaySince).sort((a, b) => a.retiredAt - b.retiredAt);
+    for (const p of gone.slice(0, this.peers.size - MAX_PEERS)) this.peers.delete(p.keyId);
   }
 
   membersChanged() { this.onEvent({ type: 'members' }); }
 
   notice(text, level = 'error') { this.onEvent({ type: 'notice', text, level }); }
+
+  // problem reports a refused frame of one sender: one notice per
+  // NOTICE_EVERY_MS, the rest counted, so a flood of junk cannot flood the
+  // page.
+  problem(m, text) {
+    const now = this.now();
+    const s = this.suppressed.get(m.sid);
+    if (s && now - s.at < NOTICE_EVERY_MS) { s.n++; return; }
+    this.suppressed.set(m.sid, { at: now, n: 0, name: m.name });
+    this.notice(text);
+  }
 }
 
-function newMember(name, now) {
+function newMember(name, sid, away, now) {
   return {
     name,
-    status: 'waiting',       // waiting (no hello yet) | ok | unopenable (other passphrase) | old (version 1)
+    sid,
+    away,
+    status: 'waiting',  // waiting (no hello yet) | ok
     since: now,
     warned: false,
-    peer: null,              // Peer from their verified hello
-    chain: null,             // ReceiverChain: their current chain
-    changed: false,          // their safety code changed during this session
-    hadOurChain: false,
-    answeredUnopenable: false,
-    requested: new Set(),    // chain ids we asked them for
+    keyId: null,        // hex key id from their verified hello
+    answered: false,    // we answered this session's ANNOUNCE
+    lacks: false,       // our answer asks for their chain
+    handedAt: -Infinity, // last handoff on their request
+    held: [],           // {f, at, epoch}: their frames waiting for keys, in order
   };
 }
 
-function replayed(r, counter) { return counter >= r.start && counter <= r.highest && !r.missed.has(counter); }
-
-function bound(mapOrSet, max) {
-  while (mapOrSet.size > max) mapOrSet.delete(mapOrSet.keys().next().value);
+function newPeer(keyId, peer, now) {
+  return {
+    keyId,
+    peer,
+    name: '',
+    chain: null,        // ReceiverChain of their current epoch
+    prev: null,         // … of the epoch before, for late arrivals and gap reports
+    retired: null,      // {epoch, highest}: what remains once their keys are dropped
+    retiredAt: now,
+    requestedAt: -Infinity,
+    awaySince: 0,       // after our new session: when they were last seen
+    changed: false,     // their code differs from the one first seen under their name
+  };
 }
 
 function count(n) { return n === 1 ? '1 message' : `${n} messages`; }

@@ -1,16 +1,17 @@
-// identity.mjs: one browser session's keys under protocol version 2, and
-// what a page learns of another member's keys from their hello.
+// identity.mjs: one browser session's keys, and what a page learns of
+// another member's keys from their hello (docs/protocol.md §9):
 //
 //   ECDH P-256 key pair   -> pairwise keys that wrap chain keys for one member
 //   ECDSA P-256 key pair  -> signatures on every hello, distribution and message
 //   key id       = SHA-256(ecdh public ‖ signing public)[0..8]  (raw, 65-byte points)
 //   safety code  = SHA-256(SPKI of the signing public key) as 5 groups of 5 digits
-//   hello key    = HKDF-SHA256(room secret, salt = "", info = "onionchat/2 hello") -> AES-256-GCM
 //   pairwise key = HKDF-SHA256(ECDH shared x, salt = "",
-//                  info = "onionchat/2 pairwise" 0x00 room 0x00 lower ‖ higher ECDH public key)
+//                  info = "onionchat/3 pairwise" 0x00 room id 0x00 lower ‖ higher ECDH public key)
 //
-// Private keys are generated non-extractable and live only in this page's
-// memory; nothing here is ever stored. docs/protocol.md §6 describes it.
+// Private keys are non-extractable. The ECDH pair is new in every page
+// session and never stored; the signing pair is too, unless the person
+// asked to keep their safety code in this browser (keystore.mjs), in which
+// case the same non-extractable signing pair comes back on a reload.
 
 import { enc, concat, subtle, equal } from './bytes.mjs';
 
@@ -20,22 +21,14 @@ export const SIGNATURE_BYTES = 64; // IEEE P1363 r ‖ s
 export const SAFETY_GROUPS = 5;
 
 const ECDH = { name: 'ECDH', namedCurve: 'P-256' };
-const ECDSA = { name: 'ECDSA', namedCurve: 'P-256' };
+export const ECDSA = { name: 'ECDSA', namedCurve: 'P-256' };
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' };
 
-// context is the prefix of every v2 signature and additional data: it binds
-// the protocol version and the room.
-export function context(room) {
+// context is the prefix of every signed byte string and every additional
+// data of protocol version 3: it binds the version and the room id.
+export function context(roomId) {
   const z = new Uint8Array([0]);
-  return concat(enc.encode('onionchat/2'), z, enc.encode(room), z);
-}
-
-// helloKey derives the key that seals hellos from the room secret: only
-// passphrase holders can read or make a hello.
-export function helloKey(roomKey) {
-  return subtle().deriveKey(
-    { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: enc.encode('onionchat/2 hello') },
-    roomKey, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+  return concat(enc.encode('onionchat/3'), z, enc.encode(roomId), z);
 }
 
 export async function keyIdOf(ecdhPub, sigPub) {
@@ -57,6 +50,9 @@ export async function safetyCode(sigPublicKey) {
   return groups.join(' ');
 }
 
+// verify checks an ECDSA signature. Web Crypto's ECDSA signatures are
+// malleable (r, n−s verifies too); nothing here relies on a signature
+// being unique: replays are told by epoch and counter, never by signature.
 export async function verify(sigKey, signature, data) {
   if (signature.length !== SIGNATURE_BYTES) return false;
   try {
@@ -66,12 +62,20 @@ export async function verify(sigKey, signature, data) {
   }
 }
 
+// newSigningPair makes a non-extractable signing key pair (the public half
+// stays exportable, as Web Crypto makes it).
+export function newSigningPair() {
+  return subtle().generateKey(ECDSA, false, ['sign', 'verify']);
+}
+
 // Identity is this session's own key pairs.
 export class Identity {
-  static async create() {
+  // create makes a fresh ECDH pair, and uses signing (a kept CryptoKeyPair)
+  // or a fresh signing pair.
+  static async create({ signing } = {}) {
     const s = subtle();
     const ecdh = await s.generateKey(ECDH, false, ['deriveBits']);
-    const sig = await s.generateKey(ECDSA, false, ['sign', 'verify']);
+    const sig = signing || await newSigningPair();
     const ecdhPub = new Uint8Array(await s.exportKey('raw', ecdh.publicKey));
     const sigPub = new Uint8Array(await s.exportKey('raw', sig.publicKey));
     return new Identity(ecdh, sig, ecdhPub, sigPub, await keyIdOf(ecdhPub, sigPub), await safetyCode(sig.publicKey));
@@ -92,14 +96,14 @@ export class Identity {
 
   // pairwise derives the AES-256-GCM key this session shares with the
   // holder of peer (a Peer): both sides compute the same key.
-  async pairwise(peer, room) {
+  async pairwise(peer, roomId) {
     const s = subtle();
     const bits = new Uint8Array(await s.deriveBits({ name: 'ECDH', public: peer.ecdhKey }, this.ecdh.privateKey, 256));
     try {
       const ikm = await s.importKey('raw', bits, 'HKDF', false, ['deriveKey']);
       const [lo, hi] = compare(this.ecdhPub, peer.ecdhPub) <= 0 ? [this.ecdhPub, peer.ecdhPub] : [peer.ecdhPub, this.ecdhPub];
       const z = new Uint8Array([0]);
-      const info = concat(enc.encode('onionchat/2 pairwise'), z, enc.encode(room), z, lo, hi);
+      const info = concat(enc.encode('onionchat/3 pairwise'), z, enc.encode(roomId), z, lo, hi);
       return await s.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info },
         ikm, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'unwrapKey']);
     } finally {

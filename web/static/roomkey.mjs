@@ -1,29 +1,47 @@
-// roomkey.mjs: the room secret, the one thing every protocol version makes
-// from the passphrase: PBKDF2-HMAC-SHA256 with 600,000 iterations over the
-// NFC passphrase and a salt unique to the server and the room. It is held
-// only as a non-extractable HKDF key, from which version 1 derives sender
-// keys (crypto.mjs) and version 2 its hello key (identity.mjs).
-// docs/protocol.md §5 describes it.
+// roomkey.mjs: everything the page makes from the passphrase, once per
+// room and server (docs/protocol.md §9):
+//
+//   salt        = SHA-256("onionchat/3 salt" 0x00 server id 0x00 room name)
+//   room secret = PBKDF2-HMAC-SHA256(NFC(passphrase), salt, 600,000, 256 bits)
+//   room id     = HKDF-SHA256(room secret, "", "onionchat/3 room id", 16 bytes), base64url
+//   frame key   = HKDF-SHA256(room secret, "", "onionchat/3 frame") -> AES-256-GCM
+//   check code  = SHA-256("onionchat/3 check" 0x00 room id)[0..5] mod 10^8, as "1234 5678"
+//
+// The room id is all the relay learns of a room: a wrong passphrase gives
+// another id, hence another (empty) room. The frame key seals the outer
+// layer of every envelope. Neither the passphrase nor the room secret
+// outlives roomKeys: the encoded passphrase is zeroed, the secret is a
+// non-extractable key the caller drops.
 
-import { enc, concat, subtle } from './bytes.mjs';
+import { enc, concat, subtle, toBase64url } from './bytes.mjs';
 
 export const PBKDF2_ITERATIONS = 600000; // OWASP Password Storage Cheat Sheet, PBKDF2-HMAC-SHA256
+export const ROOM_ID_BYTES = 16;
+
+// normRoom is the room name as it enters the salt: the same for everyone
+// who types it, whatever their keyboard.
+export function normRoom(s) { return s.trim().normalize('NFC').toLowerCase(); }
 
 // roomSalt is unique to this server and room, so that the same passphrase
 // gives unrelated keys in other rooms and on other servers, and nobody can
-// precompute a dictionary for every onionchat at once. Both versions use
-// this salt (which is why its label says "onionchat/1").
+// precompute a dictionary for every onionchat at once.
 export async function roomSalt(serverId, room) {
   const z = new Uint8Array([0]);
-  const d = await subtle().digest('SHA-256', concat(enc.encode('onionchat/1 salt'), z, enc.encode(serverId), z, enc.encode(room)));
+  const d = await subtle().digest('SHA-256', concat(enc.encode('onionchat/3 salt'), z, enc.encode(serverId), z, enc.encode(room)));
   return new Uint8Array(d);
 }
 
-// deriveRoomKey stretches the passphrase into the room secret, held as a
-// non-extractable HKDF key. The caller clears its copy of the passphrase.
-export async function deriveRoomKey(passphrase, serverId, room, iterations = PBKDF2_ITERATIONS) {
+// deriveRoomSecret stretches the passphrase into the room secret, held as
+// a non-extractable HKDF key; the encoded passphrase is zeroed.
+export async function deriveRoomSecret(passphrase, serverId, room, iterations = PBKDF2_ITERATIONS) {
   const s = subtle();
-  const pw = await s.importKey('raw', enc.encode(passphrase.normalize('NFC')), 'PBKDF2', false, ['deriveBits']);
+  const pwBytes = enc.encode(passphrase.normalize('NFC'));
+  let pw;
+  try {
+    pw = await s.importKey('raw', pwBytes, 'PBKDF2', false, ['deriveBits']);
+  } finally {
+    pwBytes.fill(0);
+  }
   const salt = await roomSalt(serverId, room);
   const bits = new Uint8Array(await s.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt, iterations }, pw, 256));
   try {
@@ -31,4 +49,31 @@ export async function deriveRoomKey(passphrase, serverId, room, iterations = PBK
   } finally {
     bits.fill(0);
   }
+}
+
+function info(label) { return { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0), info: enc.encode(label) }; }
+
+// checkCode is the short code friends compare by voice to know they are in
+// the same room (same server, room name and passphrase).
+export async function checkCode(roomId) {
+  const h = new Uint8Array(await subtle().digest('SHA-256', concat(enc.encode('onionchat/3 check'), new Uint8Array([0]), enc.encode(roomId))));
+  let n = 0;
+  for (let i = 0; i < 5; i++) n = n * 256 + h[i];
+  const d = String(n % 100000000).padStart(8, '0');
+  return d.slice(0, 4) + ' ' + d.slice(4);
+}
+
+// roomKeys derives what the page keeps of a room from its secret.
+export async function roomKeys(secret) {
+  const s = subtle();
+  const id = new Uint8Array(await s.deriveBits(info('onionchat/3 room id'), secret, ROOM_ID_BYTES * 8));
+  const roomId = toBase64url(id);
+  const frameKey = await s.deriveKey(info('onionchat/3 frame'), secret, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+  return { roomId, frameKey, checkCode: await checkCode(roomId) };
+}
+
+// deriveRoom is deriveRoomSecret then roomKeys: the room secret never
+// leaves this function.
+export async function deriveRoom(passphrase, serverId, room, iterations = PBKDF2_ITERATIONS) {
+  return roomKeys(await deriveRoomSecret(passphrase, serverId, room, iterations));
 }

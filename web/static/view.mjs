@@ -1,8 +1,9 @@
 // view.mjs: everything the page draws: the views, the message list,
-// notices, the member list with safety codes, the status line and the
-// title. User-supplied text (names, messages) only ever reaches the page
-// through textContent; the server's CSP (Trusted Types) refuses innerHTML
-// anyway.
+// notices, the member list with safety codes, delivery marks, the status
+// line and the title. User-supplied text (names, messages) only ever
+// reaches the page through textContent, and names are always isolated in a
+// <bdi>, so right-to-left text cannot reorder the line around them; the
+// server's CSP (Trusted Types) refuses innerHTML anyway.
 
 export const $ = (id) => document.getElementById(id);
 
@@ -32,21 +33,58 @@ function el(tag, className, text = '') {
   return e;
 }
 
-export function addMessage(sender, text, time, opts = {}) {
+// name is a person's name, isolated from the text around it.
+function name(text, className = 'name') { return el('bdi', className, text); }
+
+const DELIVERY = {
+  queued: 'sending…',
+  sending: 'sending…',
+  sent: 'sent',
+  waiting: 'waiting for members who are reconnecting',
+  delivered: 'delivered',
+  partly: 'did not reach everyone',
+  nobody: 'reached nobody',
+  failed: 'not sent',
+  unknown: 'delivery unknown',
+};
+
+// addMessage shows a message: {sender, text, time, own, code, changed,
+// old}. The sender's safety code shows when the sender is clicked; a
+// sender whose code changed during this page session is marked.
+export function addMessage(m) {
   const li = el('li', 'msg');
-  if (opts.own) li.classList.add('own');
-  if (opts.pending) li.classList.add('pending');
-  if (opts.history) li.classList.add('history');
+  if (m.own) li.classList.add('own');
+  if (m.old) li.classList.add('history');
   const head = el('div', 'head');
+  const sender = el('button', 'sender');
+  sender.type = 'button';
+  sender.append(name(m.sender, ''));
   const when = document.createElement('time');
-  const d = new Date(time);
+  const d = new Date(m.time);
   when.dateTime = isNaN(d) ? '' : d.toISOString();
   when.textContent = isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  head.append(el('span', 'sender', sender), ' ', when);
-  if (opts.history) head.append(el('span', 'tag', ' earlier'));
-  li.append(head, el('div', 'text', text));
+  head.append(sender, ' ', when);
+  if (m.changed) head.append(el('span', 'tag warn', ' code changed'));
+  if (m.old) head.append(el('span', 'tag', ' earlier'));
+  const code = el('span', 'msgcode', (m.own ? 'your safety code ' : 'safety code ') + (m.code || ''));
+  code.hidden = true;
+  sender.addEventListener('click', () => { code.hidden = !code.hidden; });
+  sender.title = 'Show the safety code this message was signed with';
+  li.append(head, code, el('div', 'text', m.text));
+  if (m.own) li.append(el('div', 'delivery', DELIVERY.queued));
   append(li);
   return li;
+}
+
+// delivery marks an own message with what became of it.
+export function delivery(li, item) {
+  const d = li.querySelector('.delivery');
+  if (!d) return;
+  let text = DELIVERY[item.state] || item.state;
+  if (item.state === 'partly') text = `did not reach ${item.missed} of ${item.to} (they left before it arrived)`;
+  if (item.state === 'nobody') text = item.to ? 'reached nobody: they left before it arrived' : 'reached nobody: you are alone in this room';
+  d.textContent = text;
+  li.dataset.delivery = item.state;
 }
 
 export function notice(text, kind) {
@@ -63,20 +101,23 @@ function append(li) {
 
 const STATUS_TEXT = {
   waiting: 'waiting for keys…',
-  unopenable: 'different passphrase?',
-  old: 'older version: should reload',
 };
 
 // members draws the member list: each entry is {name, self, code, status,
-// changed}; code is the member's safety code once their hello arrived.
+// changed, away}; code is the member's safety code once their hello
+// arrived.
 export function members(list) {
   $('members').replaceChildren(...list.map((m) => {
     const li = el('li', 'member');
     li.dataset.status = m.status;
-    li.append(el('span', 'name', m.name));
+    li.append(name(m.name));
     if (m.self) {
       li.classList.add('me');
       li.append(el('span', 'tag', ' (you)'));
+    }
+    if (m.away) {
+      li.classList.add('away');
+      li.append(el('span', 'tag', ' reconnecting…'));
     }
     if (m.changed) {
       li.classList.add('changed');
@@ -89,3 +130,8 @@ export function members(list) {
 }
 
 export function myCode(code) { $('my-code').textContent = code || ''; }
+
+export function checkCode(code) { $('check-code').textContent = code || ''; }
+
+// alone shows or hides the note for someone alone in a room.
+export function alone(on) { $('alone').hidden = !on; }

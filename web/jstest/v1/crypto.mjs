@@ -1,8 +1,6 @@
-// crypto.mjs: onionchat's envelope version 1, kept so that a version 2 page
-// and its tests can recognise old envelopes, and as the reference for the
-// known-answer vector in web/jstest/kat.json (also checked by
-// web/kat_test.go). The page no longer sends version 1. docs/protocol.md
-// describes every step.
+// crypto.mjs: onionchat's envelope version 1, no longer served: kept only
+// as the reference for its known-answer vector (v1/kat.json, also checked
+// by web/kat_test.go), so that the history of the protocol stays checkable.
 //
 // Keys:   room secret (roomkey.mjs) = PBKDF2-HMAC-SHA256(NFC(passphrase), salt, 600,000);
 //         sender key = HKDF-SHA256(room secret, salt = senderId, info = "onionchat/1 message")
@@ -11,10 +9,28 @@
 //         additional data = "onionchat/1" 0x00 room 0x00 hex(senderId);
 //         inner JSON = {"s": sender name, "t": text, "ts": ms since epoch, "n": counter}.
 
-import { enc, dec, concat, toHex, subtle } from './bytes.mjs';
+import { enc, dec, concat, toHex, subtle } from '../../static/bytes.mjs';
 
-export { toHex, fromHex, toBase64, fromBase64 } from './bytes.mjs';
-export { PBKDF2_ITERATIONS, roomSalt, deriveRoomKey } from './roomkey.mjs';
+export { toHex, fromHex } from '../../static/bytes.mjs';
+
+export const PBKDF2_ITERATIONS = 600000;
+
+// roomSalt and deriveRoomKey are version 1's room secret.
+export async function roomSalt(serverId, room) {
+  const z = new Uint8Array([0]);
+  return new Uint8Array(await subtle().digest('SHA-256', concat(enc.encode('onionchat/1 salt'), z, enc.encode(serverId), z, enc.encode(room))));
+}
+
+export async function deriveRoomKey(passphrase, serverId, room, iterations = PBKDF2_ITERATIONS) {
+  const s = subtle();
+  const pw = await s.importKey('raw', enc.encode(passphrase.normalize('NFC')), 'PBKDF2', false, ['deriveBits']);
+  const bits = new Uint8Array(await s.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt: await roomSalt(serverId, room), iterations }, pw, 256));
+  try {
+    return await s.importKey('raw', bits, 'HKDF', false, ['deriveKey', 'deriveBits']);
+  } finally {
+    bits.fill(0);
+  }
+}
 
 export const ENVELOPE_VERSION = 1;
 export const SENDER_ID_BYTES = 16;

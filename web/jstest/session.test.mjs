@@ -1,0 +1,266 @@
+// Tests of the page's session logic (session.mjs: joining, resuming,
+// catch-up, acknowledgements, receipts, resends, the rate-kept lanes) with
+// no DOM, against an in-memory relay speaking relay protocol version 2
+// (fakerelay.mjs) on a fake clock:
+//   node --test web/jstest/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FakeRelay, Clock } from './fakerelay.mjs';
+import { FAST } from './fakehub.mjs';
+import { Session, MAX_BACKGROUND, MAX_ORDERED } from '../static/session.mjs';
+import { Group } from '../static/group.mjs';
+import { deriveRoom } from '../static/roomkey.mjs';
+import { prepareName } from '../static/names.mjs';
+import { context, Identity } from '../static/identity.mjs';
+import { seal, makeHello, T_MESSAGE, T_DISTRIBUTION, F_ANNOUNCE } from '../static/envelope.mjs';
+import { toBase64, fromBase64url, randomBytes } from '../static/bytes.mjs';
+
+function setup(opts = {}) {
+  const clock = new Clock();
+  const relay = new FakeRelay({ clock, ...opts });
+  const mk = (name, extra = {}) => {
+    const events = [];
+    const s = new Session({
+      url: 'ws://127.0.0.1/ws',
+      connect: relay.connect,
+      derive: (p, srv, r) => deriveRoom(p, srv, r, FAST),
+      makeGroup: (o) => Group.create({ ...o, now: clock.now, setTimer: clock.setTimer }),
+      now: clock.now, setTimer: clock.setTimer, clearTimer: clock.clearTimer, setRepeat: clock.setRepeat, clearRepeat: clock.clearRepeat,
+      random: () => 0.5,
+      onEvent: (e) => events.push(e),
+      ...extra,
+    });
+    s.events = events;
+    s.label = name;
+    relay.watch(s);
+    return s;
+  };
+  return { clock, relay, mk };
+}
+
+async function joined(relay, s, name, { room = 'Book Club', passphrase = 'correct horse' } = {}) {
+  assert.equal(s.start({ room, name, passphrase }), null);
+  await relay.settle();
+  return s;
+}
+
+const shown = (s) => s.events.filter((e) => e.type === 'message').map((e) => `${e.sender}: ${e.text}`);
+const warnings = (s) => s.events.filter((e) => e.type === 'notice' && e.level === 'error').map((e) => e.text);
+const members = (s) => { const m = s.events.filter((e) => e.type === 'members').pop(); return m ? m.list.map((x) => x.name) : []; };
+const states = (s, item) => s.events.filter((e) => e.type === 'outgoing' && e.item === item).map((e) => e.state)
+  .filter((x, i, a) => a.indexOf(x) === i);
+
+
+test('joining: the relay learns a room id, never the room name or the passphrase; the form holds no passphrase after', async () => {
+  const { relay, mk } = setup();
+  const a = await joined(relay, mk('a'), 'alice');
+  assert.ok(a.events.some((e) => e.type === 'joined' && /^\d{4} \d{4}$/.test(e.check)));
+  const sent = JSON.stringify([...relay.log, ...[...relay.sockets].flatMap((x) => x.sent)]);
+  assert.doesNotMatch(sent, /book club|Book Club|correct horse/i);
+  const join = [...relay.sockets][0].sent.find((f) => f.type === 'join');
+  assert.match(join.room, /^[A-Za-z0-9_-]{22}$/);
+  assert.equal(a.pass, null, 'the passphrase is dropped once the keys exist');
+});
+
+test('a wrong passphrase lands in another, empty room: nobody there, nothing seen, and the friends see nobody new', async () => {
+  const { relay, mk } = setup();
+  const a = await joined(relay, mk('a'), 'alice');
+  const b = await joined(relay, mk('b'), 'bob');
+  const x = await joined(relay, mk('x'), 'xavier', { passphrase: 'wrong horse' });
+  a.send('only for friends');
+  await relay.advance(2000);
+  assert.deepEqual(shown(b), ['alice: only for friends']);
+  assert.deepEqual(shown(x), []);
+  assert.deepEqual(members(x), ['xavier']);
+  assert.equal(x.events.filter((e) => e.type === 'members').pop().alone, true);
+  assert.deepEqual(members(a).sort(), ['alice', 'bob']);
+  const codes = [a, b, x].map((s) => s.events.find((e) => e.type === 'joined').check);
+  assert.equal(codes[0], codes[1]);
+  assert.notEqual(codes[0], codes[2]);
+});
+
+test('a refused join stops with the relay’s reason and forgets the passphrase and the keys', async () => {
+  const { relay, mk } = setup();
+  await joined(relay, mk('a'), 'alice');
+  const b = mk('b');
+  b.start({ room: 'book club', name: 'ALICE', passphrase: 'correct horse' });
+  await relay.settle();
+  const stop = b.events.find((e) => e.type === 'stopped');
+  assert.ok(stop && stop.field === 'name' && stop.code === 'name_taken', JSON.stringify(b.events.slice(-3)));
+  assert.equal(b.pass, null);
+  assert.equal(b.keys, null);
+  assert.equal(b.group, null);
+});
+
+test('names are prepared as the relay prepares them; look-alike tricks are refused before sending', () => {
+  assert.deepEqual(prepareName('  bob   smith '), { name: 'bob smith' });
+  assert.deepEqual(prepareName('Ａｌｉｃｅ'), { name: 'Alice' });
+  for (const bad of ['Alice\u034f', 'Alice\ufe0f', '\u3164', '\u115f', 'Al\u2800ice', 'Alice\u{E0100}', '\u202eecilA', 'Al\u200dice', '   ', 'x'.repeat(33)]) {
+    assert.ok(prepareName(bad).error, JSON.stringify(bad));
+  }
+});
+
+test('receipts: a message shows sent, then delivered once every member has it; alone, it reached nobody', async () => {
+  const { relay, mk } = setup();
+  const a = await joined(relay, mk('a'), 'alice');
+  const lonely = a.send('anyone?');
+  await relay.advance(1500);
+  assert.equal(lonely.state, 'nobody');
+  const b = await joined(relay, mk('b'), 'bob');
+  const c = await joined(relay, mk('c'), 'carol');
+  const m = a.send('hello both');
+  await relay.advance(3000);
+  assert.deepEqual(states(a, m), ['sending', 'sent', 'delivered']);
+  assert.deepEqual([shown(b), shown(c)], [['alice: hello both'], ['alice: hello both']]);
+});
+
+test('a member cut off (TCP reset) while the others speak for 20 s gets all of it on return, in order, once; senders saw waiting, then delivered', async () => {
+  const { relay, mk } = setup();
+  const a = await joined(relay, mk('a'), 'alice');
+  const b = await joined(relay, mk('b'), 'bob');
+  let away = false;
+  const c = await joined(relay, mk('c', { connect: (u) => (away ? relay.dead() : relay.connect(u)) }), 'carol');
+  away = true;
+  relay.drop('carol');
+  const items = [];
+  for (let i = 0; i < 10; i++) {
+    items.push([a, a.send('a' + i)], [b, b.send('b' + i)]);
+    await relay.advance(2000);
+  }
+  await relay.advance(2000);
+  assert.ok(items.every(([, it]) => it.state === 'waiting'), items.map(([, i]) => i.state).join());
+  away = false; // carol's page reconnects by itself (backoff), resumes, catches up
+  await relay.advance(35000);
+  // Each sender's messages in order, once; between senders, the relay's order.
+  for (const n of ['alice', 'bob']) {
+    assert.deepEqual(shown(c).filter((x) => x.startsWith(n)), [...Array(10).keys()].map((i) => `${n}: ${n[0]}${i}`));
+  }
+  assert.equal(shown(c).length, 20);
+  for (const [s, it] of items) assert.deepEqual(states(s, it), ['sending', 'sent', 'waiting', 'delivered']);
+  assert.deepEqual(warnings(c), []);
+});
+
+for (const first of ['alice', 'bob']) {
+  test(`a server restart, ${first} back first: every message of the first 10 s reaches the other, once`, async () => {
+    const { relay, mk, clock } = setup();
+    const a = await joined(relay, mk('a', { random: () => (first === 'alice' ? 0 : 1) }), 'alice');
+    const b = await joined(relay, mk('b', { random: () => (first === 'alice' ? 1 : 0) }), 'bob');
+    a.send('before');
+    await relay.advance(2000);
+    relay.restart();
+    const sentBy = { alice: [], bob: [] };
+    const t0 = clock.now();
+    for (let t = 0; t < 10000; t += 250) {
+      await relay.advance(250);
+      for (const [s, n] of [[a, 'alice'], [b, 'bob']]) {
+        if (s.joined && s.since >= 0 && (t / 250) % 4 === (n === 'alice' ? 0 : 2)) { s.send(`${n} ${t}`); sentBy[n].push(`${n}: ${n} ${t}`); }
+      }
+    }
+    await relay.advance(8000);
+    assert.ok(sentBy.alice.length > 5 && sentBy.bob.length > 5, `both spoke within 10 s of ${clock.now() - t0} ms`);
+    assert.deepEqual(shown(b), ['alice: before', ...sentBy.alice]);
+    assert.deepEqual(shown(a), sentBy.bob);
+    for (const s of [a, b]) assert.deepEqual(warnings(s), [], s.label);
+  });
+}
+
+test('a message written into a dying connection is sent again after the reconnect, and shown once', async () => {
+  const { relay, mk } = setup();
+  const a = await joined(relay, mk('a'), 'alice');
+  const b = await joined(relay, mk('b'), 'bob');
+  const m = a.send('into the void?');
+  await a.flush();
+  // The relay never saw it: the connection died with the frame on it.
+  relay.inbound = relay.inbound.filter((x) => x.f.type !== 'msg');
+  relay.drop('alice');
+  await relay.advance(6000);
+  assert.deepEqual(shown(b), ['alice: into the void?']);
+  assert.equal(m.state, 'delivered');
+  // And after a restart, what was sent but not yet delivered is resent; bob drops the copy he has.
+  const m2 = a.send('second');
+  await relay.settle();
+  relay.drop('bob');
+  relay.restart();
+  await relay.advance(10000);
+  assert.deepEqual(shown(b), ['alice: into the void?', 'alice: second']);
+  assert.equal(m2.state, 'delivered');
+});
+
+test('away longer than the window: the member left, its message reached nobody, and on return it is a new session told what is gone', async () => {
+  const { relay, mk } = setup({ limits: { window: 20000 } });
+  const a = await joined(relay, mk('a'), 'alice');
+  let away = false;
+  const b = await joined(relay, mk('b', { connect: (u) => (away ? relay.dead() : relay.connect(u)) }), 'bob');
+  away = true;
+  relay.drop('bob');
+  const m = a.send('you will miss this');
+  await relay.advance(25000);
+  assert.equal(m.state, 'nobody', 'it never reached bob, who left');
+  assert.ok(a.events.some((e) => e.type === 'notice' && e.text === 'bob left.'));
+  away = false;
+  await relay.advance(40000);
+  assert.ok(b.joined);
+  assert.deepEqual(shown(b), []);
+  const back = a.send('bob is back');
+  await relay.advance(3000);
+  assert.deepEqual(shown(b), ['alice: bob is back']);
+  assert.equal(back.state, 'delivered');
+});
+
+test('attack 3: a hostile member at the relay’s full rate for 60 s cannot make the room silence itself', async () => {
+  const { relay, mk, clock } = setup();
+  const a = await joined(relay, mk('a'), 'alice');
+  const b = await joined(relay, mk('b'), 'bob');
+  const keys = await deriveRoom('correct horse', relay.server, 'book club', FAST);
+  const ctx = context(keys.roomId);
+  // Mallory: a raw client with the passphrase, on the relay's frames.
+  let ms = null;
+  let sid = null;
+  const rejoin = () => {
+    ms = relay.connect('ws://x/ws');
+    ms.onmessage = (ev) => { const f = JSON.parse(ev.data); if (f.type === 'welcome') sid = f.sid; };
+    ms.onclose = () => {};
+    relay.inbound.push({ sock: ms, f: null });
+    relay.inbound.pop();
+  };
+  rejoin();
+  await relay.settle();
+  ms.send(JSON.stringify({ v: 2, type: 'join', room: keys.roomId, name: 'mallory' }));
+  await relay.settle();
+  const env = async (inner) => toBase64(await seal(keys.frameKey, ctx, inner));
+  const junk = async (kind) => { const i = randomBytes(150); i[0] = kind; return env(i); };
+  let maxQ = 0;
+  const sentA = [];
+  const sentB = [];
+  const start = clock.now();
+  for (let t = 0; t < 60000; t += 100) {
+    // 1 frame per 100 ms = 10 a second, the relay's full rate.
+    const k = (t / 100) % 10;
+    let body;
+    if (k < 4) body = await env(await makeHello({ identity: await Identity.create(), ctx, flags: F_ANNOUNCE, sid: fromBase64url(sid), epoch: 1, name: 'mallory' }));
+    else if (k < 7) body = await junk(T_MESSAGE);
+    else body = await junk(T_DISTRIBUTION);
+    if (ms.readyState === 1) ms.send(JSON.stringify({ v: 2, type: 'msg', body }));
+    if ((t / 100) % 50 === 0 && t > 0 && ms.readyState === 1) {
+      // every 5 s a new session: each answers it, within their budget
+      ms.close(1000);
+      rejoin();
+      await relay.settle();
+      ms.send(JSON.stringify({ v: 2, type: 'join', room: keys.roomId, name: 'mallory' }));
+    }
+    if (t % 2000 === 0) { sentA.push('alice: a' + t); a.send('a' + t); }
+    if (t % 2000 === 1000) { sentB.push('bob: b' + t); b.send('b' + t); }
+    await relay.advance(100, 100);
+    for (const s of [a, b]) { const q = s.stats(); maxQ = Math.max(maxQ, q.ordered + q.background); }
+  }
+  await relay.advance(5000);
+  assert.equal(clock.now() - start, 65000);
+  assert.deepEqual(shown(b).filter((x) => x.startsWith('alice')), sentA);
+  assert.deepEqual(shown(a).filter((x) => x.startsWith('bob')), sentB);
+  assert.ok(maxQ <= MAX_BACKGROUND + MAX_ORDERED, `queues stayed bounded (max ${maxQ})`);
+  assert.ok(maxQ <= 40, `queues stayed short (max ${maxQ})`);
+  const honest = [...relay.sockets].filter((x) => x !== ms);
+  assert.equal(honest.reduce((n, x) => n + (x.dropped || 0), 0), 0, 'no honest frame was over the rate');
+  // The page was told, but not flooded with notices.
+  assert.ok(warnings(a).length < 100, `${warnings(a).length} notices`);
+});

@@ -1,0 +1,590 @@
+// session.mjs: one person in one room, over the relay's WebSocket, with no
+// DOM (docs/protocol.md §1–§4, §11). It owns the connection and everything
+// about it: joining (the server frame, the room keys, the join), resuming
+// after a drop, the catch-up, acknowledgements, the typed messages and what
+// became of each (sent, delivered, waiting, reached nobody), resending what
+// a drop or a server restart lost, keeping to the relay's rate, and the
+// order in which frames leave. The room's crypto is group.mjs's; what it
+// shows is app.mjs's. Tests drive it with a fake socket and clock
+// (web/jstest/session.test.mjs).
+
+import { toBase64 } from './bytes.mjs';
+import { normRoom } from './roomkey.mjs';
+import { prepareName } from './names.mjs';
+import { ORDERED, BACKGROUND, MAX_TEXT_CHARS } from './group.mjs';
+import { maxBucketFor } from './envelope.mjs';
+
+export const PROTOCOL = 2;              // the relay frames' version (the envelopes' is 3)
+export const HEARTBEAT_MS = 20000;      // app-level ping when idle: keeps Tor circuits busy, detects dead links
+export const DEAD_AFTER_MS = 50000;     // nothing received for this long: the connection is dead, reconnect
+export const SWEEP_MS = 1000;           // how often the group's timers run
+export const ACK_EVERY_MS = 1000;       // acknowledgements: at most one per this
+export const WAITING_AFTER_MS = 3000;   // a sent message not yet delivered this long shows "waiting"
+export const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+export const MAX_BACKGROUND = 64;       // background frames waiting; beyond, the oldest goes
+export const MAX_ORDERED = 256;         // ordered frames waiting (our hellos, rekeys, messages)
+export const MAX_OUTBOX = 200;          // typed messages waiting to be encrypted
+export const MAX_RESEND = 500;          // sent frames kept until the relay confirms them
+
+// The join's errors that end the attempt, and the field they concern.
+const JOIN_ERRORS = {
+  name_taken: 'name', bad_name: 'name', name_confusable: 'name',
+  bad_room: 'room', room_full: 'room', too_many_rooms: 'room', join_rate: 'room',
+};
+
+export class Session {
+  // connect(url) returns a WebSocket (or a test's stand-in); derive(pass,
+  // serverId, room) the room keys (roomkey.deriveRoom); makeGroup(opts) a
+  // Group; onEvent receives everything the page shows.
+  constructor({ url, connect, derive, makeGroup, signing, now, setTimer, clearTimer, setRepeat, clearRepeat, random, onEvent }) {
+    this.url = url;
+    this.connect = connect;
+    this.derive = derive;
+    this.makeGroup = makeGroup;
+    this.signing = signing;
+    this.now = now || (() => Date.now());
+    this.setTimer = setTimer || ((fn, ms) => setTimeout(fn, ms));
+    this.clearTimer = clearTimer || ((t) => clearTimeout(t));
+    this.setRepeat = setRepeat || ((fn, ms) => setInterval(fn, ms));
+    this.clearRepeat = clearRepeat || ((t) => clearInterval(t));
+    this.random = random || Math.random;
+    this.onEvent = onEvent || (() => {});
+    this.reset();
+  }
+
+  reset() {
+    this.room = '';
+    this.name = '';
+    this.pass = null;        // the passphrase, only from start until the keys exist
+    this.keys = null;        // {roomId, frameKey, checkCode}
+    this.serverId = null;
+    this.group = null;
+    this.ws = null;
+    this.joined = false;     // joined on the current connection
+    this.everJoined = false;
+    this.stopped = true;
+    this.sid = '';
+    this.resume = '';
+    this.since = 0;          // the highest room seq received in this relay session
+    this.acked = 0;
+    this.ackAt = -Infinity;
+    this.ackTimer = 0;
+    this.catchupLeft = 0;
+    this.attempt = 0;
+    this.retryTimer = 0;
+    this.lastFrame = 0;
+    this.lastSent = 0;
+    this.heartbeat = 0;
+    this.sweeper = 0;
+    this.limits = { rate: 10, burst: 40, frame: 65536, window: 180000 };
+    this.tokens = 0;
+    this.tokenAt = 0;
+    this.ordered = [];       // {body, to?, kind, tag?}: in the order made
+    this.background = [];    // the same, to one member each; may be overtaken
+    this.outbox = [];        // typed messages not yet encrypted
+    this.lastLane = '';
+    this.flushing = false;
+    this.flushTimer = 0;
+    this.nextId = 1;
+    this.unsent = new Map();    // frame id -> entry: broadcast frames sent, no `sent` yet
+    this.undelivered = new Map(); // seq -> entry: `sent` came, `delivered` not yet
+    this.localId = 1;
+    this.requeuing = false;
+    this.work = new Set();
+  }
+
+  // ---------------------------------------------------------------- public
+
+  // start joins room as name with passphrase; it returns an error message
+  // for the form, or '' if it started.
+  start({ room, name, passphrase }) {
+    const r = normRoom(room || '');
+    const n = prepareName(name || '');
+    if (!r) return { field: 'room', message: 'Enter a room name.' };
+    if (n.error) return { field: 'name', message: n.error };
+    if (!passphrase) return { field: 'passphrase', message: 'Enter the room passphrase.' };
+    this.stop();
+    this.reset();
+    this.room = r;
+    this.name = n.name;
+    this.pass = passphrase;
+    this.stopped = false;
+    this.open();
+    return null;
+  }
+
+  // send queues typed text; it returns the item whose state changes are
+  // reported as {type: "outgoing", item}, or null with a notice.
+  send(text) {
+    if (!text.trim()) return null;
+    if (text.length > MAX_TEXT_CHARS) {
+      this.notice(`Messages have at most ${MAX_TEXT_CHARS} characters.`, 'error');
+      return null;
+    }
+    if (this.outbox.length >= MAX_OUTBOX) {
+      this.notice('Too many messages are waiting to be sent; wait a moment.', 'error');
+      return null;
+    }
+    const item = { localId: this.localId++, text, state: 'queued', time: this.now() };
+    this.outbox.push(item);
+    this.flush();
+    return item;
+  }
+
+  // leave ends the session: the relay hears it (close 1000) and the keys
+  // are forgotten.
+  leave() {
+    this.stop();
+    this.reset();
+    this.emit({ type: 'status', state: 'left' });
+  }
+
+  // stats is what tests and the page's debugging read.
+  stats() {
+    return { ordered: this.ordered.length, background: this.background.length, outbox: this.outbox.length, unsent: this.unsent.size, undelivered: this.undelivered.size };
+  }
+
+  // ---------------------------------------------------------------- connection
+
+  open() {
+    this.clearTimer(this.retryTimer);
+    this.retryTimer = 0;
+    this.status(this.everJoined ? 'reconnecting' : 'connecting');
+    let ws;
+    try {
+      ws = this.connect(this.url);
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    this.joined = false;
+    ws.onopen = () => { this.lastFrame = this.now(); this.startHeartbeat(); };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
+      this.lastFrame = this.now();
+      let f;
+      try { f = JSON.parse(ev.data); } catch { return; }
+      this.onFrame(f);
+    };
+    ws.onclose = (ev) => this.onClose(ws, ev);
+  }
+
+  raw(f) {
+    const ws = this.ws;
+    if (ws && ws.readyState === 1) {
+      ws.send(JSON.stringify(f));
+      this.lastSent = this.now();
+      return true;
+    }
+    return false;
+  }
+
+  stop() {
+    this.stopped = true;
+    this.clearTimer(this.retryTimer);
+    this.clearTimer(this.flushTimer);
+    this.clearTimer(this.ackTimer);
+    this.clearRepeat(this.heartbeat);
+    this.clearRepeat(this.sweeper);
+    this.heartbeat = this.sweeper = 0;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) { ws.onclose = null; try { ws.close(1000); } catch { /* closed already */ } }
+    if (this.group) this.group.destroy();
+    this.group = null;
+    this.keys = null;
+    this.pass = null;
+  }
+
+  onClose(ws, ev) {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    this.joined = false;
+    this.clearRepeat(this.heartbeat);
+    this.heartbeat = 0;
+    if (this.stopped) return;
+    if (ev && ev.code === 4000) return; // replaced: the error frame said so
+    if (!this.everJoined && this.attempt >= 2) {
+      this.fail('Could not reach the server. Check the address and your connection, then try again.');
+      return;
+    }
+    this.scheduleReconnect();
+  }
+
+  scheduleReconnect() {
+    const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    const delay = Math.round(base * (0.8 + this.random() * 0.4));
+    this.attempt++;
+    this.emit({ type: 'status', state: 'reconnecting', retryIn: delay });
+    this.retryTimer = this.setTimer(() => this.open(), delay);
+  }
+
+  reconnectNow() {
+    if (this.stopped || this.ws) return;
+    this.open();
+  }
+
+  startHeartbeat() {
+    this.clearRepeat(this.heartbeat);
+    this.heartbeat = this.setRepeat(() => {
+      if (this.now() - this.lastFrame > DEAD_AFTER_MS) {
+        // Tor circuits can die without a close; don't wait for TCP to notice.
+        const ws = this.ws;
+        if (ws) { ws.onclose = null; try { ws.close(); } catch { /* */ } this.onClose(ws, { code: 1006 }); }
+        return;
+      }
+      if (this.joined && this.now() - this.lastSent >= HEARTBEAT_MS && this.takeToken()) this.raw({ v: PROTOCOL, type: 'ping' });
+    }, HEARTBEAT_MS);
+  }
+
+  // ---------------------------------------------------------------- frames from the relay
+
+  // track keeps an asynchronous step in work, so that tests can wait for
+  // the session to be idle.
+  track(p) {
+    this.work.add(p);
+    p.finally(() => this.work.delete(p));
+    return p;
+  }
+
+  onFrame(f) {
+    switch (f.type) {
+      case 'server': return this.track(this.onServer(f));
+      case 'welcome': return this.track(this.onWelcome(f));
+      case 'msg': return this.onMsg(f);
+      case 'join': case 'away': case 'back': case 'leave': return this.onPresence(f);
+      case 'sent': return this.onSent(f);
+      case 'delivered': return this.onDelivered(f);
+      case 'error': return this.onError(f);
+      case 'pong': return undefined;
+    }
+    return undefined;
+  }
+
+  setLimits(l) {
+    if (!l) return;
+    this.limits = {
+      rate: Number(l.rate) > 0 ? Number(l.rate) : 10,
+      burst: Number(l.burst) > 0 ? Number(l.burst) : 40,
+      frame: Number(l.frame) > 0 ? Number(l.frame) : 65536,
+      window: Number(l.window) > 0 ? Number(l.window) : 180000,
+    };
+  }
+
+  async onServer(f) {
+    const ws = this.ws;
+    this.setLimits(f.limits);
+    this.tokens = Math.max(0, this.limits.burst - 1); // keep one for a ping
+    this.tokenAt = this.now();
+    if (!this.keys || this.serverId !== f.server) {
+      if (this.pass === null) {
+        // The server's identity changed (a new certificate or onion key):
+        // the old keys cannot find this room any more.
+        this.fail('The server’s identity changed, so the room key must be made again. Enter the passphrase once more.', 'passphrase');
+        return;
+      }
+      this.status('deriving');
+      try {
+        this.keys = await this.derive(this.pass, f.server, this.room);
+        this.serverId = f.server;
+        if (!this.group) {
+          this.group = await this.makeGroup({ keys: this.keys, signing: this.signing, maxBucket: maxBucketFor(this.limits.frame), window: this.limits.window });
+          this.group.onFrame = (fr) => this.onGroupFrame(fr);
+          this.group.onEvent = (ev) => this.onGroupEvent(ev);
+          this.sweeper = this.setRepeat(() => { if (this.group) this.group.sweep(); this.markWaiting(); }, SWEEP_MS);
+        }
+      } catch (e) {
+        this.fail('Could not make the room key: ' + (e && e.message));
+        return;
+      } finally {
+        this.pass = null; // the keys exist, or it failed: either way it goes
+      }
+      if (this.ws !== ws || this.stopped) return; // dropped meanwhile: the next server frame goes on
+    }
+    const join = { v: PROTOCOL, type: 'join', room: this.keys.roomId, name: this.name };
+    if (this.resume) { join.resume = this.resume; join.since = this.since; }
+    this.status('joining');
+    this.takeToken();
+    this.raw(join);
+  }
+
+  async onWelcome(f) {
+    const resumed = f.resumed === true && f.sid === this.sid;
+    if (!resumed) this.since = 0; // a new relay session: its seqs start anew
+    this.acked = Math.min(this.acked, this.since);
+    this.joined = true;
+    this.attempt = 0;
+    this.resume = f.resume || '';
+    this.sid = f.sid;
+    this.name = f.you;
+    this.setLimits(f.limits);
+    this.group.setLimits({ maxBucket: maxBucketFor(this.limits.frame), window: this.limits.window });
+    const first = !this.everJoined;
+    this.everJoined = true;
+    this.catchupLeft = Math.max(0, Number(f.catchup) | 0);
+    this.requeuing = true; // typed messages wait until what a drop lost is queued again
+    const welcomed = this.group.welcome({ you: f.you, sid: f.sid, members: Array.isArray(f.members) ? f.members : [], resumed });
+    if (this.catchupLeft === 0) this.group.caughtUp();
+    if (Number(f.gap) > 0) {
+      this.notice(`${f.gap} room frames sent while you were away are no longer kept by the server: some messages may not reach you.`, 'error');
+    }
+    if (first) this.emit({ type: 'joined', room: this.room, name: this.name, code: this.group.code, check: this.keys.checkCode });
+    else this.notice('Reconnected.', 'info');
+    this.status('ready');
+    const group = this.group;
+    await welcomed; // the group's new hello, if any, is queued first
+    if (this.group !== group) return;
+    this.requeue(resumed);
+    this.requeuing = false;
+    this.flush();
+  }
+
+  onMsg(f) {
+    if (!this.joined || !this.group) return;
+    if (Number.isSafeInteger(f.seq) && f.seq > this.since) {
+      this.since = f.seq;
+      this.ackSoon();
+    }
+    this.group.receive(f);
+    if (f.old && this.catchupLeft > 0 && --this.catchupLeft === 0) this.group.caughtUp();
+  }
+
+  onPresence(f) {
+    if (!this.joined || !this.group) return;
+    const ev = { name: f.name, sid: f.sid };
+    switch (f.type) {
+      case 'join': this.group.join(ev); this.notice(`${f.name} joined.`, 'info'); break;
+      case 'away': this.group.away(ev); break;
+      case 'back': this.group.back(ev); break;
+      case 'leave': this.group.leave(ev); this.notice(`${f.name} left.`, 'info'); break;
+    }
+  }
+
+  onSent(f) {
+    const e = this.unsent.get(f.id);
+    if (!e) return;
+    this.unsent.delete(f.id);
+    e.seq = f.seq;
+    e.to = f.to;
+    if (e.item) {
+      e.item.to = f.to;
+      e.item.sentAt = this.now();
+      this.update(e.item, f.to === 0 ? 'nobody' : 'sent');
+    }
+    if (f.to > 0) this.undelivered.set(f.seq, e);
+  }
+
+  onDelivered(f) {
+    const e = this.undelivered.get(f.seq);
+    if (!e) return;
+    this.undelivered.delete(f.seq);
+    if (e.item) {
+      e.item.missed = f.missed;
+      this.update(e.item, f.missed > 0 ? (f.missed >= e.to ? 'nobody' : 'partly') : 'delivered');
+    }
+  }
+
+  onError(f) {
+    const code = f.code;
+    if (!this.joined && JOIN_ERRORS[code]) {
+      if (code === 'join_rate' && this.everJoined) {
+        // Rejoining too fast after a drop: try again shortly.
+        const ws = this.ws;
+        this.ws = null;
+        if (ws) { ws.onclose = null; try { ws.close(1000); } catch { /* */ } }
+        this.scheduleReconnect();
+        return;
+      }
+      const msg = code === 'name_taken' && this.everJoined
+        ? `Someone else now uses the name “${this.name}” in this room. Choose another name.`
+        : (f.message ? capital(f.message) + '.' : code.replace('_', ' '));
+      this.fail(msg, JOIN_ERRORS[code], code);
+      return;
+    }
+    switch (code) {
+      case 'bad_version':
+        this.fail('This server runs a newer version of onionchat: reload the page.');
+        return;
+      case 'rate_limited':
+        this.notice('The server says we are sending too fast; some frames were dropped.', 'error');
+        return;
+      case 'replaced':
+        this.stopped = true;
+        this.notice('This chat continues in another tab or connection; this one has stopped.', 'error');
+        this.status('stopped');
+        return;
+      case 'shutting_down':
+        this.notice('The server is restarting; reconnecting when it is back.', 'info');
+        return;
+      case 'evicted':
+      case 'server_full':
+      case 'too_many_conns':
+        this.notice('The server is busy; trying again shortly.', 'error');
+        return;
+      default: {
+        const e = f.ref && this.unsent.get(f.ref);
+        if (e && e.item) { this.unsent.delete(f.ref); this.update(e.item, 'failed'); }
+        if (!e) this.notice('Server: ' + (f.message || code), 'error');
+      }
+    }
+  }
+
+  // fail stops with a message for the join form: the keys and the
+  // passphrase are forgotten, and the person starts again.
+  fail(message, field, code) {
+    const first = !this.everJoined;
+    this.stop();
+    this.emit({ type: 'stopped', message, field: field || '', code: code || '', first });
+    this.reset();
+  }
+
+  // ---------------------------------------------------------------- from the group
+
+  onGroupFrame(fr) {
+    const q = fr.lane === BACKGROUND ? this.background : this.ordered;
+    q.push({ body: toBase64(fr.body), to: fr.to, kind: fr.kind, tag: fr.tag });
+    if (this.background.length > MAX_BACKGROUND) this.background.shift();
+    if (this.ordered.length > MAX_ORDERED) {
+      // Only a relay that never takes our frames gets here: say so.
+      const lost = this.ordered.shift();
+      if (lost.tag) this.update(lost.tag, 'failed');
+    }
+    this.flush();
+  }
+
+  onGroupEvent(ev) {
+    if (ev.type === 'members' && this.group) {
+      this.emit({ type: 'members', list: this.group.memberList(), alone: this.group.alone() });
+      return;
+    }
+    this.emit(ev);
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  takeToken() {
+    const now = this.now();
+    const { rate, burst } = this.limits;
+    this.tokens = Math.min(burst, this.tokens + ((now - this.tokenAt) / 1000) * rate);
+    this.tokenAt = now;
+    if (this.tokens >= 1) { this.tokens--; return true; }
+    return false;
+  }
+
+  canSend() { return this.joined && this.group && this.ws && this.ws.readyState === 1; }
+
+  // flush sends what is waiting, in this order: an acknowledgement when due;
+  // then ordered frames (our hellos, rekeys, messages) and background frames
+  // (answers to others), taking turns when both wait, so that key traffic
+  // never starves chat; a typed message is encrypted only when no ordered
+  // frame waits, so that it goes under the newest chain.
+  flush() { return this.track(this.flushNow()); }
+
+  async flushNow() {
+    if (this.flushing) return;
+    this.flushing = true;
+    this.clearTimer(this.flushTimer);
+    this.flushTimer = 0;
+    try {
+      while (this.canSend()) {
+        const ack = this.acked < this.since && this.now() - this.ackAt >= ACK_EVERY_MS;
+        const hasO = this.ordered.length > 0;
+        const hasB = this.background.length > 0;
+        const hasT = this.outbox.length > 0;
+        if (!ack && !hasO && !hasB && (!hasT || this.requeuing)) break;
+        const preferB = hasB && this.lastLane === ORDERED;
+        if (!ack && !hasO && hasT && !preferB && !this.requeuing) {
+          const item = this.outbox.shift();
+          try {
+            await this.group.seal(item.text, item); // comes back through onGroupFrame
+          } catch (e) {
+            this.update(item, 'failed');
+            this.notice('Could not send: ' + (e && e.message), 'error');
+          }
+          continue;
+        }
+        if (!this.takeToken()) {
+          this.flushTimer = this.setTimer(() => this.flush(), Math.ceil(1000 / this.limits.rate));
+          break;
+        }
+        if (ack) {
+          this.acked = this.since;
+          this.ackAt = this.now();
+          this.raw({ v: PROTOCOL, type: 'ack', seq: this.since });
+          continue;
+        }
+        const lane = hasO && !preferB ? ORDERED : BACKGROUND;
+        const q = lane === ORDERED ? this.ordered : this.background;
+        const fr = q[0];
+        const id = this.nextId++;
+        const f = { v: PROTOCOL, type: 'msg', body: fr.body };
+        if (fr.to) f.to = fr.to;
+        else f.id = id;
+        if (!this.raw(f)) break;
+        q.shift();
+        this.lastLane = lane;
+        if (!fr.to) {
+          this.unsent.set(id, { id, body: fr.body, kind: fr.kind, item: fr.tag });
+          if (fr.tag) this.update(fr.tag, 'sending');
+          this.boundResend();
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  ackSoon() {
+    if (this.ackTimer) return;
+    const wait = Math.max(0, ACK_EVERY_MS - (this.now() - this.ackAt));
+    this.ackTimer = this.setTimer(() => { this.ackTimer = 0; this.flush(); }, wait);
+  }
+
+  // requeue, after a welcome, sends again what may not have reached the
+  // relay: frames with no `sent` (the connection died under them) and,
+  // after a new session (the relay forgot its frames), those not yet
+  // delivered too. Hellos of an old session are not resent: the group
+  // sends a new one. Receivers drop what they already have.
+  requeue(resumed) {
+    const again = [...this.unsent.values()];
+    if (!resumed) again.push(...this.undelivered.values());
+    this.unsent.clear();
+    if (!resumed) this.undelivered.clear();
+    again.sort((a, b) => a.id - b.id);
+    const frames = again.filter((e) => resumed || e.kind !== 'hello')
+      .map((e) => ({ body: e.body, kind: e.kind, tag: e.item }));
+    // After the group's new hello (already queued by the welcome).
+    this.ordered.push(...frames);
+  }
+
+  boundResend() {
+    while (this.unsent.size + this.undelivered.size > MAX_RESEND) {
+      const m = this.undelivered.size ? this.undelivered : this.unsent;
+      const k = m.keys().next().value;
+      const e = m.get(k);
+      m.delete(k);
+      if (e.item && (e.item.state === 'sending' || e.item.state === 'sent' || e.item.state === 'waiting')) this.update(e.item, 'unknown');
+    }
+  }
+
+  markWaiting() {
+    const now = this.now();
+    for (const e of this.undelivered.values()) {
+      if (e.item && e.item.state === 'sent' && now - e.item.sentAt >= WAITING_AFTER_MS) this.update(e.item, 'waiting');
+    }
+  }
+
+  update(item, state) {
+    item.state = state;
+    this.emit({ type: 'outgoing', item, state });
+  }
+
+  status(state) { this.emit({ type: 'status', state }); }
+
+  notice(text, level) { this.emit({ type: 'notice', text, level }); }
+
+  emit(ev) { this.onEvent(ev); }
+}
+
+function capital(s) { return s ? s[0].toUpperCase() + s.slice(1) : s; }
