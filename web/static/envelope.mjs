@@ -48,7 +48,7 @@ export const NO_END = 0xffffffff; // "previous end" of a distribution that is no
 
 // BUCKETS are the only sizes an envelope takes. Powers of two from 512
 // bytes: the smallest holds every hello, a one-member handoff and a chat
-// message of up to about 380 bytes, so the relay cannot tell those apart;
+// message of up to 372 bytes of UTF-8, so the relay cannot tell those apart;
 // the largest, 32 KiB (43,692 base64 characters), fits the default 64 KiB
 // frame with room to spare. The price is at most twice the bytes; the relay
 // learns at most which of 7 sizes, about 3 bits per frame.
