@@ -56,7 +56,8 @@ class FakeSocket {
   close(code = 1000) {
     if (this.readyState >= 2) return;
     this.readyState = 3;
-    this.relay.closed(this, code, true);
+    if (this.blackholed) return; // the close frame never arrives: the relay finds out when the page resumes
+    this.relay.closed(this, code, code !== 4001);
   }
 }
 
@@ -100,11 +101,12 @@ export class FakeRelay {
     return this.rooms.get(id);
   }
 
-  push(sock, f) { if (sock && sock.readyState === 1) this.outbound.push({ sock, f }); }
+  push(sock, f) { if (sock && sock.readyState === 1 && !sock.blackholed) this.outbound.push({ sock, f }); }
 
   // ---------------------------------------------------------------- client frames
 
   handle(sock, f) {
+    if (sock.blackholed) return;
     const c = sock.conn;
     const now = this.clock.now();
     c.tokens = Math.min(this.limits.burst, c.tokens + ((now - c.at) / 1000) * this.limits.rate);
@@ -252,6 +254,15 @@ export class FakeRelay {
     for (const sock of [...this.sockets]) {
       const s = sock.conn.session;
       if (s && s.name === sessionName) this.kill(sock, 1006);
+    }
+  }
+
+  // blackhole makes a client's connection half-open: nothing goes through
+  // either way, and nobody is told.
+  blackhole(sessionName) {
+    for (const sock of this.sockets) {
+      const s = sock.conn.session;
+      if (s && s.name === sessionName) sock.blackholed = true;
     }
   }
 

@@ -140,6 +140,22 @@ test('a member cut off (TCP reset) while the others speak for 20 s gets all of i
   assert.deepEqual(warnings(c), []);
 });
 
+test('a half-open connection is noticed within 2.5 ping intervals; the page resumes and misses nothing', async () => {
+  const { relay, mk, clock } = setup({ limits: { ping: 2000 } });
+  const a = await joined(relay, mk('a'), 'alice');
+  const b = await joined(relay, mk('b'), 'bob');
+  relay.blackhole('bob');
+  const t0 = clock.now();
+  const items = [];
+  for (let i = 0; i < 5; i++) { items.push(a.send('h' + i)); await relay.advance(1000); }
+  await relay.advance(10000);
+  assert.deepEqual(shown(b), [0, 1, 2, 3, 4].map((i) => 'alice: h' + i));
+  const back = b.events.findIndex((e) => e.type === 'notice' && /Reconnected/.test(e.text));
+  assert.ok(back >= 0, 'bob reconnected by himself');
+  assert.ok(items.every((it) => it.state === 'delivered'));
+  assert.ok(clock.now() - t0 <= 15000);
+});
+
 for (const first of ['alice', 'bob']) {
   test(`a server restart, ${first} back first: every message of the first 10 s reaches the other, once`, async () => {
     const { relay, mk, clock } = setup();

@@ -15,12 +15,18 @@ import { ORDERED, BACKGROUND, MAX_TEXT_CHARS } from './group.mjs';
 import { maxBucketFor } from './envelope.mjs';
 
 export const PROTOCOL = 2;              // the relay frames' version (the envelopes' is 3)
-export const HEARTBEAT_MS = 20000;      // app-level ping when idle: keeps Tor circuits busy, detects dead links
-export const DEAD_AFTER_MS = 50000;     // nothing received for this long: the connection is dead, reconnect
+// Liveness: the page pings when it has sent nothing for one of the relay's
+// ping intervals (limits.ping, 20 s by default), which keeps Tor circuits
+// busy and brings a pong back; nothing received for DEAD_AFTER intervals
+// means the link is dead (a Tor circuit can die without a close), and the
+// page reconnects.
+export const DEAD_AFTER = 2.5;
+export const MIN_HEARTBEAT_MS = 1000;
 export const SWEEP_MS = 1000;           // how often the group's timers run
 export const ACK_EVERY_MS = 1000;       // acknowledgements: at most one per this
 export const WAITING_AFTER_MS = 3000;   // a sent message not yet delivered this long shows "waiting"
 export const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+export const CLOSE_RECONNECTING = 4001; // "I will be back": the relay keeps the session away, not gone
 export const MAX_BACKGROUND = 64;       // background frames waiting; beyond, the oldest goes
 export const MAX_ORDERED = 256;         // ordered frames waiting (our hellos, rekeys, messages)
 export const MAX_OUTBOX = 200;          // typed messages waiting to be encrypted
@@ -76,7 +82,7 @@ export class Session {
     this.lastSent = 0;
     this.heartbeat = 0;
     this.sweeper = 0;
-    this.limits = { rate: 10, burst: 40, frame: 65536, window: 180000 };
+    this.limits = { rate: 10, burst: 40, frame: 65536, window: 180000, ping: 20000 };
     this.tokens = 0;
     this.tokenAt = 0;
     this.ordered = [];       // {body, to?, kind, tag?}: in the order made
@@ -227,15 +233,16 @@ export class Session {
 
   startHeartbeat() {
     this.clearRepeat(this.heartbeat);
+    const every = this.limits.ping;
     this.heartbeat = this.setRepeat(() => {
-      if (this.now() - this.lastFrame > DEAD_AFTER_MS) {
+      if (this.now() - this.lastFrame > DEAD_AFTER * every) {
         // Tor circuits can die without a close; don't wait for TCP to notice.
         const ws = this.ws;
-        if (ws) { ws.onclose = null; try { ws.close(); } catch { /* */ } this.onClose(ws, { code: 1006 }); }
+        if (ws) { ws.onclose = null; try { ws.close(CLOSE_RECONNECTING); } catch { /* */ } this.onClose(ws, { code: 1006 }); }
         return;
       }
-      if (this.joined && this.now() - this.lastSent >= HEARTBEAT_MS && this.takeToken()) this.raw({ v: PROTOCOL, type: 'ping' });
-    }, HEARTBEAT_MS);
+      if (this.joined && this.now() - this.lastSent >= every && this.takeToken()) this.raw({ v: PROTOCOL, type: 'ping' });
+    }, Math.max(MIN_HEARTBEAT_MS, every / 2));
   }
 
   // ---------------------------------------------------------------- frames from the relay
@@ -269,12 +276,14 @@ export class Session {
       burst: Number(l.burst) > 0 ? Number(l.burst) : 40,
       frame: Number(l.frame) > 0 ? Number(l.frame) : 65536,
       window: Number(l.window) > 0 ? Number(l.window) : 180000,
+      ping: Math.max(MIN_HEARTBEAT_MS, Number(l.ping) > 0 ? Number(l.ping) : 20000),
     };
   }
 
   async onServer(f) {
     const ws = this.ws;
     this.setLimits(f.limits);
+    this.startHeartbeat(); // at the relay's ping interval
     this.tokens = Math.max(0, this.limits.burst - 1); // keep one for a ping
     this.tokenAt = this.now();
     if (!this.keys || this.serverId !== f.server) {
@@ -392,7 +401,7 @@ export class Session {
         // Rejoining too fast after a drop: try again shortly.
         const ws = this.ws;
         this.ws = null;
-        if (ws) { ws.onclose = null; try { ws.close(1000); } catch { /* */ } }
+        if (ws) { ws.onclose = null; try { ws.close(CLOSE_RECONNECTING); } catch { /* */ } }
         this.scheduleReconnect();
         return;
       }
