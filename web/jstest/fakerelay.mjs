@@ -77,6 +77,7 @@ export class FakeRelay {
 
   connect = (url) => {
     const s = new FakeSocket(this, url);
+    if (this.silent) { s.readyState = 0; s.conn = { session: null }; return s; } // never answers
     this.sockets.add(s);
     s.conn = { tokens: this.limits.burst, at: this.clock.now(), session: null };
     this.outbound.push({ sock: s, open: true });

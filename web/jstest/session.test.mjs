@@ -156,6 +156,18 @@ test('a half-open connection is noticed within 2.5 ping intervals; the page resu
   assert.ok(clock.now() - t0 <= 15000);
 });
 
+test('a connection that hangs before the relay speaks is given up and tried again', async () => {
+  const { relay, mk } = setup();
+  const a = await joined(relay, mk('a'), 'alice');
+  relay.silent = true; // the network swallows new connections
+  relay.drop('alice');
+  await relay.advance(40000, 500);
+  assert.equal(a.joined, false);
+  relay.silent = false;
+  await relay.advance(40000, 500);
+  assert.equal(a.joined, true, 'alice is back once the network is');
+});
+
 for (const first of ['alice', 'bob']) {
   test(`a server restart, ${first} back first: every message of the first 10 s reaches the other, once`, async () => {
     const { relay, mk, clock } = setup();

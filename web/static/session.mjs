@@ -22,6 +22,7 @@ export const PROTOCOL = 2;              // the relay frames' version (the envelo
 // page reconnects.
 export const DEAD_AFTER = 2.5;
 export const MIN_HEARTBEAT_MS = 1000;
+export const CONNECT_TIMEOUT_MS = 15000; // a new connection whose server frame has not come by then is given up (at least 2.5 pings)
 export const SWEEP_MS = 1000;           // how often the group's timers run
 export const ACK_EVERY_MS = 1000;       // acknowledgements: at most one per this
 export const WAITING_AFTER_MS = 3000;   // a sent message not yet delivered this long shows "waiting"
@@ -165,6 +166,17 @@ export class Session {
     }
     this.ws = ws;
     this.joined = false;
+    this.heard = false;
+    // A link that hangs before the relay says anything (a silent network,
+    // a Tor circuit that never completes) is given up too.
+    this.clearTimer(this.connectTimer);
+    this.connectTimer = this.setTimer(() => {
+      if (this.ws === ws && !this.heard) {
+        ws.onclose = null;
+        try { ws.close(CLOSE_RECONNECTING); } catch { /* */ }
+        this.onClose(ws, { code: 1006 });
+      }
+    }, Math.max(CONNECT_TIMEOUT_MS, DEAD_AFTER * this.limits.ping));
     ws.onopen = () => { this.lastFrame = this.now(); this.startHeartbeat(); };
     ws.onmessage = (ev) => {
       if (this.ws !== ws) return;
@@ -191,6 +203,7 @@ export class Session {
     this.clearTimer(this.retryTimer);
     this.clearTimer(this.flushTimer);
     this.clearTimer(this.ackTimer);
+    this.clearTimer(this.connectTimer);
     this.clearRepeat(this.heartbeat);
     this.clearRepeat(this.sweeper);
     this.heartbeat = this.sweeper = 0;
@@ -282,6 +295,7 @@ export class Session {
 
   async onServer(f) {
     const ws = this.ws;
+    this.heard = true;
     this.setLimits(f.limits);
     this.startHeartbeat(); // at the relay's ping interval
     this.tokens = Math.max(0, this.limits.burst - 1); // keep one for a ping
