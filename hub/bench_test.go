@@ -3,6 +3,7 @@ package hub
 import (
 	"encoding/base64"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -33,20 +34,25 @@ func BenchmarkFanOut(b *testing.B) {
 }
 
 func benchFanOut(b *testing.B, n int) {
-	h := New(Config{Rate: 1e12, Burst: 1 << 30, MaxMembers: n, MaxConnsPerPeer: n, SendQueue: 1 << 20, SendQueueBytes: 1 << 30})
+	h := New(Config{Rate: 1e12, Burst: 1 << 30, MaxMembers: n, MaxConnsPerPeer: n, SendQueue: 1 << 20, SendQueueBytes: 1 << 30, JoinBurst: n})
 	conns := make([]*countConn, n)
 	var sender *Session
 	for i := range n {
 		conns[i] = &countConn{}
 		s := h.Open(conns[i], "bench")
-		s.Receive([]byte(fmt.Sprintf(`{"v":1,"type":"join","room":"r","name":"m%d"}`, i)))
+		s.Receive([]byte(joinFrame(roomID(0), fmt.Sprintf("m%d", i))))
 		if i == 0 {
 			sender = s
 		}
 	}
 	body := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", 105))) // a short chat message's envelope
-	frame := []byte(`{"v":1,"type":"msg","body":"` + body + `"}`)
-	wire := len(h.msgFrame("m0", []byte(body), ""))
+	frame := []byte(`{"v":2,"type":"msg","body":"` + body + `"}`)
+	// Each frame carries its seq: the frames get longer as seq grows.
+	base := int64(len(h.msgFrame(0, sender.m, []byte(body)))) - 1
+	var want int64
+	for seq := 1; seq <= b.N; seq++ {
+		want += base + int64(len(strconv.Itoa(seq)))
+	}
 	// Let the join frames drain, then count from zero.
 	time.Sleep(50 * time.Millisecond)
 	start := make([]int64, n)
@@ -58,7 +64,6 @@ func benchFanOut(b *testing.B, n int) {
 	for range b.N {
 		sender.Receive(frame)
 	}
-	want := int64(b.N * wire)
 	for i := 1; i < n; i++ {
 		for conns[i].bytes.Load()-start[i] < want {
 			time.Sleep(10 * time.Microsecond)

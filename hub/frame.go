@@ -7,37 +7,42 @@ import (
 	"unicode/utf8"
 )
 
-// Version is the wire protocol version this hub speaks (docs/protocol.md).
-const Version = 1
+// Version is the relay protocol version this hub speaks (docs/protocol.md
+// §1–7): every frame carries it as "v".
+const Version = 2
 
 // Frame types a client may send.
 const (
 	TypeJoin = "join"
 	TypeMsg  = "msg"
+	TypeAck  = "ack"
 	TypePing = "ping"
 )
 
-// Error codes carried in error frames. docs/protocol.md lists each with the
-// condition that raises it and whether the connection stays open.
+// Error codes carried in error frames. docs/protocol.md §6 lists each with
+// the condition that raises it and whether the connection stays open.
 const (
 	CodeBadFrame       = "bad_frame"       // not a JSON object of known fields
-	CodeBadVersion     = "bad_version"     // "v" is not 1
-	CodeUnknownType    = "unknown_type"    // "type" is not join, msg or ping
-	CodeBadName        = "bad_name"        // name empty, too long or unprintable
-	CodeBadRoom        = "bad_room"        // room empty, too long or unprintable
-	CodeNameTaken      = "name_taken"      // a live session in the room has the name
+	CodeBadVersion     = "bad_version"     // "v" is missing or not Version
+	CodeUnknownType    = "unknown_type"    // "type" is not join, msg, ack or ping
+	CodeBadName        = "bad_name"        // the name breaks a rule of PrepareName
+	CodeBadRoom        = "bad_room"        // room is not a room id (RoomIDLen characters of base64url)
+	CodeNameTaken      = "name_taken"      // a session in the room (live or away) has the name
+	CodeNameConfusable = "name_confusable" // the name looks like that of a session in the room
+	CodeJoinRate       = "join_rate"       // joins from this peer over Config.JoinRate
 	CodeRoomFull       = "room_full"       // the room has MaxMembers members
-	CodeTooManyRooms   = "too_many_rooms"  // MaxRooms rooms exist
+	CodeTooManyRooms   = "too_many_rooms"  // MaxRooms rooms exist and none could be taken
 	CodeAlreadyJoined  = "already_joined"  // one join per connection
-	CodeNotJoined      = "not_joined"      // msg before join
-	CodeBadBody        = "bad_body"        // body missing, not base64 or too large
-	CodeNoSuchMember   = "no_such_member"  // "to" names nobody in the room
+	CodeNotJoined      = "not_joined"      // msg or ack before join
+	CodeBadBody        = "bad_body"        // body missing or not base64
+	CodeNoSuchMember   = "no_such_member"  // "to" names nobody else in the room
 	CodeRateLimited    = "rate_limited"    // frames dropped: over the rate
-	CodeServerFull     = "server_full"     // MaxConns reached; close 1013 follows
+	CodeServerFull     = "server_full"     // MaxConns reached, nobody to evict; close 1013 follows
+	CodeEvicted        = "evicted"         // the place was given to someone in a shared room; close 1013 follows
 	CodeTooManyConns   = "too_many_conns"  // MaxConnsPerPeer reached; close 1008 follows
 	CodeJoinTimeout    = "join_timeout"    // no join within JoinTimeout; close 1008 follows
 	CodeShuttingDown   = "shutting_down"   // the server is stopping; close 1001 follows
-	CodeReplaced       = "replaced"        // a resumed session took this one's place
+	CodeReplaced       = "replaced"        // a resumed session took this one's place; close 4000 follows
 	CodeBadEncoding    = "bad_encoding"    // text frame not valid UTF-8; close 1007 follows
 	CodeBinaryRejected = "binary_rejected" // binary frames are not part of the protocol
 )
@@ -51,30 +56,36 @@ const (
 	CloseBadData       = 1007 // invalid UTF-8
 	ClosePolicy        = 1008 // flood, join timeout, too many connections from one peer
 	CloseTooBig        = 1009 // frame over the size limit
-	CloseTryAgainLater = 1013 // server full
+	CloseTryAgainLater = 1013 // server full, or evicted to make room
 	CloseReplaced      = 4000 // a resumed session replaced this one
 )
 
 // Limits that are part of the protocol rather than configuration.
 const (
-	MaxNameRunes   = 32 // a member name, after trimming
-	MaxRoomRunes   = 64 // a room name, after trimming
+	MaxNameRunes   = 32 // a member name, after preparation
+	RoomIDLen      = 22 // a room id: 16 bytes in unpadded base64url
 	MaxResumeBytes = 64 // a resume token
 	MaxID          = 1<<53 - 1
 )
+
+// oldVersionMsg is what a frame of another version is told.
+const oldVersionMsg = "this page is an older version of onionchat: reload the page"
 
 // ClientFrame is one decoded client frame. Body points into the decoded
 // input where it needed no unescaping, so it must not be kept past the
 // buffer given to DecodeClientFrame.
 type ClientFrame struct {
-	V      int    // protocol version, must be 1
+	V      int    // protocol version, must be Version
 	Type   string // one of the Type constants, or what the client sent
-	Room   string // join: room name
+	Room   string // join: room id
 	Name   string // join: member name
 	Resume string // join: token from an earlier welcome, optional
+	Since  int64  // join: the highest seq the client has, optional (0)
 	Body   []byte // msg: base64 ciphertext
 	To     string // msg: a single recipient, optional
-	ID     int64  // msg, ping: client's reference echoed in errors and pongs; 0 if absent
+	Seq    int64  // ack: the highest seq the client has
+	HasSeq bool   // ack: "seq" was given
+	ID     int64  // join, msg, ping: client's reference echoed in errors, receipts and pongs; 0 if absent
 }
 
 // A FrameError is a client frame the hub refuses, with the protocol error
@@ -91,10 +102,11 @@ func badFrame(msg string) error { return &FrameError{Code: CodeBadFrame, Msg: ms
 var errEnd = errors.New("unexpected end of frame")
 
 // DecodeClientFrame parses a client frame: a single JSON object whose keys
-// are among v, type, room, name, resume, body, to and id, each at most once,
-// strings for the text fields and integers for v and id. Anything else is a
-// *FrameError with code bad_frame. It validates JSON structure only; the
-// meaning of each field is checked by the hub.
+// are among v, type, room, name, resume, since, body, to, seq and id, each
+// at most once, strings for the text fields and integers for v, since, seq
+// and id. Anything else is a *FrameError with code bad_frame (bad_encoding
+// for invalid UTF-8, bad_version without "v"). It validates JSON structure
+// only; the meaning of each field is checked by the hub.
 func DecodeClientFrame(b []byte) (ClientFrame, error) {
 	var f ClientFrame
 	if !utf8.Valid(b) {
@@ -105,7 +117,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 	if !d.eat('{') {
 		return f, badFrame("frame is not a JSON object")
 	}
-	var seen uint8
+	var seen uint16
 	d.ws()
 	if d.eat('}') {
 		return f, badFrame("frame has no type")
@@ -125,27 +137,34 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 		if !ok {
 			return f, badFrame("unknown field " + strconv.Quote(truncate(string(kb), 32)))
 		}
-		key, bit := fieldNames[idx], uint8(1)<<idx
+		key, bit := fieldNames[idx], uint16(1)<<idx
 		if seen&bit != 0 {
 			return f, badFrame("field " + strconv.Quote(key) + " given twice")
 		}
 		seen |= bit
 		switch key {
-		case "v", "id":
+		case "v", "id", "since", "seq":
 			n, err := d.int()
 			if err != nil {
 				return f, badFrame("field " + strconv.Quote(key) + ": " + err.Error())
 			}
-			if key == "v" {
-				if n > 1<<20 {
-					n = 1 << 20
-				}
-				f.V = int(n)
-			} else {
+			switch key {
+			case "v":
+				f.V = int(min(n, 1<<20))
+			case "id":
 				if n < 1 || n > MaxID {
 					return f, badFrame(`field "id" must be an integer from 1 to 2^53-1`)
 				}
 				f.ID = n
+			default:
+				if n > MaxID {
+					return f, badFrame("field " + strconv.Quote(key) + " must be an integer from 0 to 2^53-1")
+				}
+				if key == "since" {
+					f.Since = n
+				} else {
+					f.Seq, f.HasSeq = n, true
+				}
 			}
 		default:
 			s, err := d.str()
@@ -159,6 +178,8 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 					f.Type = TypeMsg
 				case TypeJoin:
 					f.Type = TypeJoin
+				case TypeAck:
+					f.Type = TypeAck
 				case TypePing:
 					f.Type = TypePing
 				default:
@@ -190,7 +211,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 		return f, badFrame("data after the JSON object")
 	}
 	if seen&1 == 0 {
-		return f, &FrameError{Code: CodeBadVersion, Msg: `frame has no "v"; this server speaks version 1`}
+		return f, &FrameError{Code: CodeBadVersion, Msg: oldVersionMsg}
 	}
 	if seen&2 == 0 {
 		return f, badFrame("frame has no type")
@@ -200,7 +221,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 
 // fieldNames lists the keys a client frame may have; a key's index is its
 // bit in the decoder's seen set ("v" is bit 0, "type" bit 1).
-var fieldNames = [8]string{"v", "type", "room", "name", "resume", "body", "to", "id"}
+var fieldNames = [...]string{"v", "type", "room", "name", "resume", "since", "body", "to", "seq", "id"}
 
 var fieldIndex = func() map[string]uint8 {
 	m := make(map[string]uint8, len(fieldNames))

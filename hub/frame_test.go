@@ -12,9 +12,13 @@ func TestDecodeClientFrame(t *testing.T) {
 		in   string
 		want ClientFrame
 	}{
+		{`{"v":2,"type":"join","room":"r","name":"n"}`, ClientFrame{V: 2, Type: "join", Room: "r", Name: "n"}},
+		{`{"v":2,"type":"join","room":"r","name":"n","resume":"t","since":41,"id":1}`, ClientFrame{V: 2, Type: "join", Room: "r", Name: "n", Resume: "t", Since: 41, ID: 1}},
+		{` { "type" : "msg" , "v" : 2 , "body":"aGk=", "to":"b", "id": 42 } `, ClientFrame{V: 2, Type: "msg", Body: []byte("aGk="), To: "b", ID: 42}},
+		{`{"v":2,"type":"ack","seq":0}`, ClientFrame{V: 2, Type: "ack", HasSeq: true}},
+		{`{"v":2,"type":"ack","seq":9007199254740991}`, ClientFrame{V: 2, Type: "ack", Seq: MaxID, HasSeq: true}},
+		{`{"v":2,"type":"join","room":"caf\u00e9 \ud83d\ude00","name":"a\"b\\c\/d\n"}`, ClientFrame{V: 2, Type: "join", Room: "café 😀", Name: "a\"b\\c/d\n"}},
 		{`{"v":1,"type":"join","room":"r","name":"n"}`, ClientFrame{V: 1, Type: "join", Room: "r", Name: "n"}},
-		{` { "type" : "msg" , "v" : 1 , "body":"aGk=", "to":"b", "id": 42 } `, ClientFrame{V: 1, Type: "msg", Body: []byte("aGk="), To: "b", ID: 42}},
-		{`{"v":1,"type":"join","room":"caf\u00e9 \ud83d\ude00","name":"a\"b\\c\/d\n"}`, ClientFrame{V: 1, Type: "join", Room: "café 😀", Name: "a\"b\\c/d\n"}},
 		{`{"v":3,"type":"x"}`, ClientFrame{V: 3, Type: "x"}},
 	}
 	for _, tc := range ok {
@@ -24,7 +28,8 @@ func TestDecodeClientFrame(t *testing.T) {
 			continue
 		}
 		if got.V != tc.want.V || got.Type != tc.want.Type || got.Room != tc.want.Room || got.Name != tc.want.Name ||
-			string(got.Body) != string(tc.want.Body) || got.To != tc.want.To || got.ID != tc.want.ID || got.Resume != tc.want.Resume {
+			string(got.Body) != string(tc.want.Body) || got.To != tc.want.To || got.ID != tc.want.ID || got.Resume != tc.want.Resume ||
+			got.Since != tc.want.Since || got.Seq != tc.want.Seq || got.HasSeq != tc.want.HasSeq {
 			t.Errorf("%s: got %+v, want %+v", tc.in, got, tc.want)
 		}
 	}
@@ -32,25 +37,30 @@ func TestDecodeClientFrame(t *testing.T) {
 		{``, CodeBadFrame, "not a JSON object"},
 		{`null`, CodeBadFrame, "not a JSON object"},
 		{`{}`, CodeBadFrame, "no type"},
-		{`{"type":"ping"}`, CodeBadVersion, `no "v"`},
+		{`{"type":"ping"}`, CodeBadVersion, "older version"},
+		{`{"v":2,"type":"ack","seq":-1}`, CodeBadFrame, "negative"},
+		{`{"v":2,"type":"ack","seq":9007199254740992}`, CodeBadFrame, `"seq" must be an integer from 0`},
+		{`{"v":2,"type":"ack","seq":"1"}`, CodeBadFrame, "must be an integer"},
+		{`{"v":2,"type":"join","since":1.5}`, CodeBadFrame, "must be an integer"},
+		{`{"v":2,"type":"join","since":1,"since":2}`, CodeBadFrame, "given twice"},
 		{`{"v":1}`, CodeBadFrame, "no type"},
-		{`{"v":1,"type":"ping","Type":"x"}`, CodeBadFrame, `unknown field "Type"`},
-		{`{"v":1,"type":"ping","type":"msg"}`, CodeBadFrame, "given twice"},
+		{`{"v":2,"type":"ping","Type":"x"}`, CodeBadFrame, `unknown field "Type"`},
+		{`{"v":2,"type":"ping","type":"msg"}`, CodeBadFrame, "given twice"},
 		{`{"v":"1","type":"ping"}`, CodeBadFrame, "must be an integer"},
 		{`{"v":1.0,"type":"ping"}`, CodeBadFrame, "must be an integer"},
 		{`{"v":-1,"type":"ping"}`, CodeBadFrame, "negative"},
 		{`{"v":01,"type":"ping"}`, CodeBadFrame, "leading zero"},
-		{`{"v":1,"type":"ping","id":0}`, CodeBadFrame, "id"},
-		{`{"v":1,"type":"ping","id":9007199254740992}`, CodeBadFrame, "id"},
-		{`{"v":1,"type":1}`, CodeBadFrame, "must be a string"},
-		{`{"v":1,"type":"ping",}`, CodeBadFrame, "bad key"},
-		{`{"v":1,"type":"ping"}{}`, CodeBadFrame, "data after"},
-		{`{"v":1,"type":"pi` + "\n" + `ng"}`, CodeBadFrame, "control character"},
-		{`{"v":1,"type":"\ud800"}`, CodeBadFrame, "surrogate"},
-		{`{"v":1,"type":"\x"}`, CodeBadFrame, "bad escape"},
-		{`{"v":1,"type":"ping"`, CodeBadFrame, "expected"},
+		{`{"v":2,"type":"ping","id":0}`, CodeBadFrame, "id"},
+		{`{"v":2,"type":"ping","id":9007199254740992}`, CodeBadFrame, "id"},
+		{`{"v":2,"type":1}`, CodeBadFrame, "must be a string"},
+		{`{"v":2,"type":"ping",}`, CodeBadFrame, "bad key"},
+		{`{"v":2,"type":"ping"}{}`, CodeBadFrame, "data after"},
+		{`{"v":2,"type":"pi` + "\n" + `ng"}`, CodeBadFrame, "control character"},
+		{`{"v":2,"type":"\ud800"}`, CodeBadFrame, "surrogate"},
+		{`{"v":2,"type":"\x"}`, CodeBadFrame, "bad escape"},
+		{`{"v":2,"type":"ping"`, CodeBadFrame, "expected"},
 		{"{\"v\":1,\"type\":\"\xff\"}", CodeBadEncoding, "UTF-8"},
-		{`{"v":1,"type":"ping","name":["a"]}`, CodeBadFrame, "must be a string"},
+		{`{"v":2,"type":"ping","name":["a"]}`, CodeBadFrame, "must be a string"},
 	}
 	for _, tc := range bad {
 		_, err := DecodeClientFrame([]byte(tc.in))
@@ -62,9 +72,13 @@ func TestDecodeClientFrame(t *testing.T) {
 }
 
 func TestDecodeAllocatesLittle(t *testing.T) {
-	in := []byte(`{"v":1,"type":"msg","body":"` + strings.Repeat("QUJD", 100) + `","id":5}`)
-	if n := testing.AllocsPerRun(100, func() { DecodeClientFrame(in) }); n > 0 {
-		t.Errorf("decoding a msg frame allocates %v times, want 0", n)
+	for _, in := range [][]byte{
+		[]byte(`{"v":2,"type":"msg","body":"` + strings.Repeat("QUJD", 100) + `","id":5}`),
+		[]byte(`{"v":2,"type":"ack","seq":12345}`),
+	} {
+		if n := testing.AllocsPerRun(100, func() { DecodeClientFrame(in) }); n > 0 {
+			t.Errorf("decoding %.30s… allocates %v times, want 0", in, n)
+		}
 	}
 }
 
@@ -79,28 +93,17 @@ func TestValidBase64(t *testing.T) {
 	}
 }
 
-func TestCleanName(t *testing.T) {
-	for in, want := range map[string]string{
-		"  alice ": "alice", "Ünïcödé 名前": "Ünïcödé 名前", "a b": "a b",
-		"": "", "   ": "", "a\x00": "", "a\u200db": "", "a\nb": "", "\xff": "",
-		strings.Repeat("é", 32): strings.Repeat("é", 32), strings.Repeat("é", 33): "",
-	} {
-		got, ok := CleanName(in, MaxNameRunes)
-		if got != want || ok != (want != "") {
-			t.Errorf("CleanName(%q) = %q, %v; want %q", in, got, ok, want)
-		}
-	}
-}
-
 // FuzzDecodeClientFrame checks that the decoder never panics and that
 // whatever it accepts, encoding/json reads the same way.
 func FuzzDecodeClientFrame(f *testing.F) {
 	for _, s := range []string{
-		`{"v":1,"type":"join","room":"r","name":"n","resume":"t"}`,
-		`{"v":1,"type":"msg","body":"aGk=","to":"b","id":1}`,
-		`{"v":1,"type":"ping","id":9}`,
-		`{"v":1,"type":"join","room":"\u00e9\ud83d\ude00","name":"\"\\\/\b\f\n\r\t"}`,
-		`{"v":01}`, `{`, `[]`, `{"v":1,"type":"ping","v":1}`,
+		`{"v":2,"type":"join","room":"q0F3Zk1pT2xXbHlSVkE2Tg","name":"n","resume":"t","since":41,"id":3}`,
+		`{"v":2,"type":"msg","body":"aGk=","to":"b","id":1}`,
+		`{"v":2,"type":"ack","seq":42}`,
+		`{"v":2,"type":"ping","id":9}`,
+		`{"v":1,"type":"join","room":"r","name":"n"}`,
+		`{"v":2,"type":"join","room":"\u00e9\ud83d\ude00","name":"\"\\\/\b\f\n\r\t"}`,
+		`{"v":01}`, `{`, `[]`, `{"v":2,"type":"ping","v":1}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -121,8 +124,12 @@ func FuzzDecodeClientFrame(f *testing.F) {
 			got.Resume != str("resume") || string(got.Body) != str("body") || got.To != str("to") {
 			t.Fatalf("%q: decoded %+v, encoding/json says %v", b, got, m)
 		}
-		if v, _ := m["v"].(float64); int(v) != got.V && v < 1<<20 {
-			t.Fatalf("%q: v %d, encoding/json says %v", b, got.V, m["v"])
+		num := func(k string) int64 { n, _ := m[k].(float64); return int64(n) }
+		if int64(got.V) != num("v") && num("v") < 1<<20 || got.Since != num("since") || got.Seq != num("seq") || got.ID != num("id") {
+			t.Fatalf("%q: decoded %+v, encoding/json says %v", b, got, m)
+		}
+		if _, ok := m["seq"]; ok != got.HasSeq {
+			t.Fatalf("%q: HasSeq %v, encoding/json says %v", b, got.HasSeq, m)
 		}
 	})
 }

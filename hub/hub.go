@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,11 +14,13 @@ import (
 // Defaults for the zero values of Config. config.example.toml documents the
 // same numbers; internal/config takes them from here.
 const (
-	DefaultMaxFrameBytes   = 64 << 10
-	DefaultRate            = 10 // frames per second, sustained
-	DefaultBurst           = 40 // frames at once
-	DefaultMaxConns        = 1000
-	DefaultMaxConnsPerPeer = 16
+	DefaultMaxFrameBytes = 64 << 10
+	DefaultRate          = 10 // frames per second, sustained
+	DefaultBurst         = 40 // frames at once
+	DefaultMaxConns      = 1000
+	// DefaultMaxConnsPerPeer: a Tor Browser reaches an onion site over one
+	// circuit for all its tabs, and a page needs one WebSocket.
+	DefaultMaxConnsPerPeer = 4
 	DefaultMaxRooms        = 200
 	DefaultMaxMembers      = 100
 	DefaultSendQueue       = 4096    // frames waiting for one slow reader
@@ -26,12 +29,21 @@ const (
 	DefaultIdleTimeout     = 60 * time.Second
 	DefaultJoinTimeout     = 30 * time.Second
 	DefaultWriteTimeout    = 20 * time.Second
-	DefaultHistoryTTL      = time.Hour
+	DefaultResumeWindow    = 3 * time.Minute
+	DefaultJoinRate        = 1 // joins per second from one peer, sustained
+	DefaultJoinBurst       = 5 // joins at once from one peer
 
-	// MaxHistoryBytes caps the backlog of one room, whatever
-	// Config.HistoryMessages says, so that history cannot exhaust a small
-	// machine's memory.
-	MaxHistoryBytes = 1 << 20
+	// MaxRoomBytes and MaxKeptBytes cap the broadcast frames kept for
+	// catch-up, in one room and in the whole hub; the oldest go first. A
+	// kept frame counts its body and keptOverhead bytes of bookkeeping.
+	MaxRoomBytes = 1 << 20
+	MaxKeptBytes = 32 << 20
+
+	// keptOverhead is what a kept frame costs beside its body: its slot in
+	// the room's ring and, once a catch-up needs it, the head of its
+	// encoded frame. It also bounds a room's kept frames to MaxRoomBytes /
+	// keptOverhead (4096), and so what one catch-up queues.
+	keptOverhead = 256
 
 	// sweepsPerPing is how many sweeps Run makes per PingInterval (at most
 	// one a second, at least one every 10 ms).
@@ -47,17 +59,16 @@ const (
 )
 
 // Config holds the hub's limits. Every zero value means the matching
-// Default constant, except HistoryMessages (zero: no backlog), ServerID
-// (empty: none), Wire (nil: payloads are written as they are) and Logger
-// (nil: silent).
+// Default constant, except ServerID (empty: none), Wire (nil: payloads are
+// written as they are) and Logger (nil: silent).
 type Config struct {
 	MaxFrameBytes   int     // largest client frame; the transport enforces it, the hub announces it
-	Rate            float64 // frames per second one connection may send, sustained
+	Rate            float64 // frames per second one connection may send, sustained (control frames too)
 	Burst           int     // frames one connection may send at once
-	MaxConns        int     // live connections in all
-	MaxConnsPerPeer int     // live connections from one peer (address or Tor circuit)
+	MaxConns        int     // sessions in all: open connections and away sessions
+	MaxConnsPerPeer int     // open connections from one peer (address or Tor circuit)
 	MaxRooms        int     // rooms in all
-	MaxMembers      int     // members of one room
+	MaxMembers      int     // sessions in one room, away ones included
 	SendQueue       int     // frames queued for one connection before it is dropped as too slow
 	SendQueueBytes  int     // bytes queued for one connection before it is dropped as too slow
 
@@ -66,12 +77,16 @@ type Config struct {
 	JoinTimeout  time.Duration // a connection that has not joined a room by then is closed
 	WriteTimeout time.Duration // a write blocked this long closes the connection
 
-	HistoryMessages int           // messages kept per room for late joiners, in memory only
-	HistoryTTL      time.Duration // age after which a kept message is dropped
+	// ResumeWindow is how long an away session keeps its place and how
+	// long a room keeps its broadcast frames (in memory only) for
+	// catch-up.
+	ResumeWindow time.Duration
+	JoinRate     float64 // joins per second from one peer, failed ones included, over all its connections
+	JoinBurst    int     // joins at once from one peer
 
-	// ServerID is sent to clients in the welcome frame; the page mixes it
-	// into its key derivation salt so that the same room and passphrase
-	// give different keys on different servers.
+	// ServerID is sent to clients in the server and welcome frames; the
+	// page mixes it into its key derivation so that the same room and
+	// passphrase give different keys on different servers.
 	ServerID string
 
 	Wire   Wire
@@ -89,10 +104,13 @@ func (c Config) withDefaults() Config {
 			*v = d
 		}
 	}
-	def(&c.MaxFrameBytes, DefaultMaxFrameBytes)
-	if c.Rate <= 0 {
-		c.Rate = DefaultRate
+	defRate := func(v *float64, d float64) {
+		if !(*v > 0) {
+			*v = d
+		}
 	}
+	def(&c.MaxFrameBytes, DefaultMaxFrameBytes)
+	defRate(&c.Rate, DefaultRate)
 	def(&c.Burst, DefaultBurst)
 	def(&c.MaxConns, DefaultMaxConns)
 	def(&c.MaxConnsPerPeer, DefaultMaxConnsPerPeer)
@@ -104,10 +122,9 @@ func (c Config) withDefaults() Config {
 	defDur(&c.IdleTimeout, DefaultIdleTimeout)
 	defDur(&c.JoinTimeout, DefaultJoinTimeout)
 	defDur(&c.WriteTimeout, DefaultWriteTimeout)
-	defDur(&c.HistoryTTL, DefaultHistoryTTL)
-	if c.HistoryMessages < 0 {
-		c.HistoryMessages = 0
-	}
+	defDur(&c.ResumeWindow, DefaultResumeWindow)
+	defRate(&c.JoinRate, DefaultJoinRate)
+	def(&c.JoinBurst, DefaultJoinBurst)
 	if c.Wire == nil {
 		c.Wire = rawWire{}
 	}
@@ -164,49 +181,78 @@ type GracefulCloser interface {
 // ErrClosed is returned by Open once the hub has stopped.
 var ErrClosed = errors.New("hub: closed")
 
-// Hub is the set of rooms and live sessions. Create it with New, run it with
+// Hub is the set of rooms and sessions. Create it with New, run it with
 // Run, and hand it connections with Open.
 type Hub struct {
 	cfg   Config
 	log   *slog.Logger
 	epoch time.Time
+	clock func() int64 // tests' time; nil: time since epoch
+
+	// The caps on kept frames: MaxRoomBytes and MaxKeptBytes, lower in
+	// tests.
+	maxRoomBytes, maxKeptBytes int64
+
+	serverFrame []byte // the first frame of every connection, the same for all
+	limits      []byte // the limits object of server and welcome frames
 
 	mu       sync.Mutex
 	rooms    map[string]*room
-	sessions map[*Session]struct{}
-	peers    map[string]int // live connections per peer
+	sessions map[*Session]struct{} // open connections, until End
+	peers    map[string]int        // open connections per peer
+	joins    map[string]*bucket    // join allowance of peers that joined lately
+	counted  int                   // toward MaxConns: counted connections and away sessions
+	waiting  list.List             // of *Session: counted connections that have not joined, oldest first
+	alone    list.List             // of *room: rooms with one session, alone the longest first
+	away     list.List             // of *member: away sessions, away the longest first
 	closed   bool
 	drained  chan struct{} // closed when closed and sessions is empty
+
+	kept     atomic.Int64 // bytes charged to kept frames, over all rooms
+	trimming sync.Mutex   // one goroutine at a time trims to MaxKeptBytes
 
 	slowDropped atomic.Uint64
 	rateDropped atomic.Uint64
 }
 
 // New returns a hub with cfg's limits. The hub accepts sessions at once but
-// pings, times out and finally closes them only while Run runs.
+// pings, times out and finally closes them, and ends away sessions, only
+// while Run runs.
 func New(cfg Config) *Hub {
 	cfg = cfg.withDefaults()
-	return &Hub{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		epoch:    time.Now(),
-		rooms:    make(map[string]*room),
-		sessions: make(map[*Session]struct{}),
-		peers:    make(map[string]int),
-		drained:  make(chan struct{}),
+	h := &Hub{
+		cfg:          cfg,
+		log:          cfg.Logger,
+		epoch:        time.Now(),
+		maxRoomBytes: MaxRoomBytes,
+		maxKeptBytes: MaxKeptBytes,
+		rooms:        make(map[string]*room),
+		sessions:     make(map[*Session]struct{}),
+		peers:        make(map[string]int),
+		joins:        make(map[string]*bucket),
+		drained:      make(chan struct{}),
 	}
+	h.limits = appendLimits(nil, &h.cfg)
+	h.serverFrame = h.buildServer()
+	return h
 }
 
 // Limits returns the hub's configuration with every default filled in.
 func (h *Hub) Limits() Config { return h.cfg }
 
 // now is monotonic nanoseconds since the hub was made.
-func (h *Hub) now() int64 { return int64(time.Since(h.epoch)) }
+func (h *Hub) now() int64 {
+	if h.clock != nil {
+		return h.clock()
+	}
+	return int64(time.Since(h.epoch))
+}
 
 // Run pings sessions and closes the idle, the stuck and those that never
-// joined, until ctx ends. Then it closes every session with CloseGoingAway,
-// waits briefly for them to flush, cuts off the rest and returns. Open fails
-// with ErrClosed from then on.
+// joined; it ends away sessions after the resume window and drops kept
+// frames as they age, until ctx ends. Then it closes every session with
+// CloseGoingAway, waits briefly for them to flush, cuts off the rest and
+// returns, holding nothing. Open fails with ErrClosed from then on.
 func (h *Hub) Run(ctx context.Context) error {
 	// Each session is pinged on its own schedule, from when it opened, so
 	// a sweep pings about 1/sweepsPerPing of them: thousands of pings (and
@@ -259,12 +305,58 @@ func (h *Hub) sweep(batch []*Session) []*Session {
 		}
 	}
 	clear(batch)
+	h.expire(now)
 	return batch
 }
 
+// expire ends away sessions whose window has passed, drops kept frames
+// older than the window, and forgets the join allowance of peers whose
+// allowance has refilled.
+func (h *Hub) expire(now int64) {
+	window := int64(h.cfg.ResumeWindow)
+	var rooms []*room
+	h.mu.Lock()
+	for e := h.away.Front(); e != nil; e = h.away.Front() {
+		m := e.Value.(*member)
+		if now-m.awaySince <= window {
+			break
+		}
+		r := m.room
+		r.mu.Lock()
+		h.removeMember(r, m, now)
+		r.mu.Unlock()
+	}
+	for peer, b := range h.joins {
+		if b.refill(now, h.cfg.JoinRate, h.cfg.JoinBurst) {
+			delete(h.joins, peer)
+		}
+	}
+	for _, r := range h.rooms {
+		if now-r.frontAt.Load() > window {
+			rooms = append(rooms, r)
+		}
+	}
+	h.mu.Unlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		r.expire(h, now)
+		r.mu.Unlock()
+	}
+	h.trimKept()
+}
+
 func (h *Hub) shutdown() {
+	now := h.now()
 	h.mu.Lock()
 	h.closed = true
+	for e := h.away.Front(); e != nil; e = h.away.Front() {
+		m := e.Value.(*member)
+		r := m.room
+		r.mu.Lock()
+		h.removeMember(r, m, now)
+		r.mu.Unlock()
+	}
+	clear(h.joins)
 	if len(h.sessions) == 0 {
 		close(h.drained)
 	}
@@ -292,53 +384,158 @@ func (h *Hub) shutdown() {
 }
 
 // Open starts a session on conn for a client from peer, an opaque key that
-// per-peer limits count by (a remote address, a Tor circuit). The caller
-// must then pass every frame it reads to Session.Receive and call
+// per-peer limits count by (a remote address, a Tor circuit), and sends
+// the server frame. The caller must then pass every text frame it reads
+// to Session.Receive and every ping or pong to Session.Control, call
+// Session.ClientClosed when the client sends a close frame, and call
 // Session.End once when it stops reading.
 //
-// When a limit refuses the connection, Open still returns a session: it
-// sends the client an error frame and a close frame and ends itself.
+// When the hub has MaxConns sessions, the new connection takes the place
+// of the oldest connection that has not joined, or else of the session
+// alone in its room the longest (docs/protocol.md §5). When a limit
+// refuses the connection, Open still returns a session: it sends the
+// client an error frame and a close frame and ends itself.
 func (h *Hub) Open(conn Conn, peer string) *Session {
 	s := &Session{h: h, conn: conn, peer: peer}
 	s.opened = h.now()
 	s.lastRead.Store(s.opened)
 	s.lastPing = s.opened
+	s.push(h.serverFrame)
 	h.mu.Lock()
 	switch {
 	case h.closed:
 		h.mu.Unlock()
 		s.fail(CloseGoingAway, CodeShuttingDown, "the server is shutting down", 0)
 		return s
-	case len(h.sessions) >= h.cfg.MaxConns:
-		h.mu.Unlock()
-		s.fail(CloseTryAgainLater, CodeServerFull, "the server has "+strconv.Itoa(h.cfg.MaxConns)+" connections; try again later", 0)
-		return s
 	case h.peers[peer] >= h.cfg.MaxConnsPerPeer:
 		h.mu.Unlock()
 		s.fail(ClosePolicy, CodeTooManyConns, "too many connections from one place ("+strconv.Itoa(h.cfg.MaxConnsPerPeer)+")", 0)
 		return s
+	case h.counted >= h.cfg.MaxConns && !h.evictForConn(s.opened):
+		h.mu.Unlock()
+		s.fail(CloseTryAgainLater, CodeServerFull, "the server has "+strconv.Itoa(h.cfg.MaxConns)+" sessions, all in shared rooms; try again later", 0)
+		return s
 	}
 	h.sessions[s] = struct{}{}
 	h.peers[peer]++
+	s.listed = true
 	s.counted = true
+	h.counted++
+	s.waiting = h.waiting.PushBack(s)
 	h.mu.Unlock()
 	return s
 }
 
-// Sessions returns the number of live sessions; it is cheaper than Stats.
+// evictForConn frees a place for a new connection: the oldest connection
+// that has not joined, or else the session alone in its room the longest.
+// h.mu is held.
+func (h *Hub) evictForConn(now int64) bool {
+	if e := h.waiting.Front(); e != nil {
+		s := e.Value.(*Session)
+		h.uncount(s)
+		s.fail(CloseTryAgainLater, CodeEvicted, evictedMsg, 0)
+		return true
+	}
+	return h.evictAlone(now)
+}
+
+const evictedMsg = "the server is full and gave your place to someone joining friends; try again later"
+
+// evictAlone ends the session that has been alone in its room the longest,
+// and with it the room. h.mu is held.
+func (h *Hub) evictAlone(now int64) bool {
+	e := h.alone.Front()
+	if e == nil {
+		return false
+	}
+	r := e.Value.(*room)
+	r.mu.Lock()
+	m := r.members[0]
+	c := m.conn
+	h.removeMember(r, m, now)
+	r.mu.Unlock()
+	if c != nil {
+		h.uncount(c)
+		c.fail(CloseTryAgainLater, CodeEvicted, evictedMsg, 0)
+	}
+	return true
+}
+
+// uncount stops counting a connection toward MaxConns once it is on its
+// way out, evicted or replaced. h.mu is held.
+func (h *Hub) uncount(s *Session) {
+	if s.counted {
+		s.counted = false
+		h.counted--
+	}
+	if s.waiting != nil {
+		h.waiting.Remove(s.waiting)
+		s.waiting = nil
+	}
+}
+
+// noteAlone keeps r's place in the list of rooms with one session. h.mu is
+// held, and r.mu.
+func (h *Hub) noteAlone(r *room, now int64) {
+	switch {
+	case len(r.members) == 1 && r.alone == nil:
+		r.alone = h.alone.PushBack(r)
+		r.aloneSince = now
+	case len(r.members) != 1 && r.alone != nil:
+		h.alone.Remove(r.alone)
+		r.alone = nil
+	}
+}
+
+// A bucket is a token bucket: the join allowance of one peer.
+type bucket struct {
+	tokens float64
+	at     int64
+}
+
+// refill adds what rate has earned since the last call and reports
+// whether the bucket is full.
+func (b *bucket) refill(now int64, rate float64, burst int) bool {
+	b.tokens = min(float64(burst), b.tokens+float64(now-b.at)*rate/1e9)
+	b.at = now
+	return b.tokens >= float64(burst)
+}
+
+// allowJoin spends one of peer's joins. A peer's bucket outlives its
+// connections until it has refilled (then expire forgets it), so that
+// reconnecting does not reset it. h.mu is held.
+func (h *Hub) allowJoin(peer string, now int64) bool {
+	b := h.joins[peer]
+	if b == nil {
+		b = &bucket{tokens: float64(h.cfg.JoinBurst), at: now}
+		h.joins[peer] = b
+	}
+	b.refill(now, h.cfg.JoinRate, h.cfg.JoinBurst)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// Sessions returns the number of open connections; it is cheaper than
+// Stats.
 func (h *Hub) Sessions() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.sessions)
 }
 
-// Stats is a snapshot of what the hub holds.
+// Stats is a snapshot of what the hub holds. It is all zero when the hub
+// holds nothing.
 type Stats struct {
-	Sessions int // live connections
-	Peers    int // distinct peers with live connections
-	Rooms    int // rooms that exist
-	Names    int // member names held, over all rooms
-	History  int // messages kept for late joiners, over all rooms
+	Sessions  int   // open connections
+	Away      int   // sessions whose connection dropped, kept for the resume window
+	Peers     int   // distinct peers with open connections
+	Rooms     int   // rooms that exist
+	Names     int   // sessions in rooms, live or away (each holds a name)
+	History   int   // broadcast frames kept for catch-up, over all rooms
+	KeptBytes int64 // what they are charged toward MaxKeptBytes
 
 	SlowDropped uint64 // connections dropped because they fell too far behind
 	RateDropped uint64 // frames dropped for exceeding the rate
@@ -350,15 +547,17 @@ func (h *Hub) Stats() Stats {
 	defer h.mu.Unlock()
 	st := Stats{
 		Sessions:    len(h.sessions),
+		Away:        h.away.Len(),
 		Peers:       len(h.peers),
 		Rooms:       len(h.rooms),
+		KeptBytes:   h.kept.Load(),
 		SlowDropped: h.slowDropped.Load(),
 		RateDropped: h.rateDropped.Load(),
 	}
 	for _, r := range h.rooms {
 		r.mu.Lock()
-		st.Names += len(r.byName)
-		st.History += r.histLen
+		st.Names += len(r.members)
+		st.History += r.n
 		r.mu.Unlock()
 	}
 	return st

@@ -3,52 +3,14 @@ package hub
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// pipeConn is an in-memory transport that keeps what the hub writes.
-type pipeConn struct {
-	mu     sync.Mutex
-	out    strings.Builder
-	closed bool
-}
-
-func (c *pipeConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.out.Write(p)
-	return len(p), nil
-}
-
-func (c *pipeConn) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	return nil
-}
-
-func (c *pipeConn) text() string { c.mu.Lock(); defer c.mu.Unlock(); return c.out.String() }
-func (c *pipeConn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 // TestRunStopsWithItsContext: the hub's sweeper stops with its context,
-// every session is told the server is going away, and nothing is left
-// running (goleak checks the package at the end).
+// every session is told the server is going away, away sessions are
+// dropped, and nothing is left running (goleak checks the package at the
+// end).
 func TestRunStopsWithItsContext(t *testing.T) {
 	h := New(Config{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -56,7 +18,13 @@ func TestRunStopsWithItsContext(t *testing.T) {
 	go func() { h.Run(ctx); close(done) }()
 	c := &pipeConn{}
 	s := h.Open(c, "peer")
-	s.Receive([]byte(`{"v":1,"type":"join","room":"r","name":"a"}`))
+	s.Receive([]byte(joinFrame(roomID(1), "a")))
+	gone := h.Open(&pipeConn{}, "peer2")
+	gone.Receive([]byte(joinFrame(roomID(1), "b")))
+	gone.End() // away
+	if st := h.Stats(); st.Away != 1 || st.Names != 2 {
+		t.Fatalf("before shutdown: %+v", st)
+	}
 	go func() { // the transport's reader: it ends the session when closed
 		waitUntil(t, "the transport to close", c.isClosed)
 		s.End()
@@ -78,36 +46,27 @@ func TestRunStopsWithItsContext(t *testing.T) {
 	}
 }
 
-// TestForgetsNamesAndRooms: once sessions end, the hub holds no room, no
-// name and no peer.
+// TestForgetsNamesAndRooms: once sessions leave, the hub holds no room,
+// no name, no kept frame and no peer.
 func TestForgetsNamesAndRooms(t *testing.T) {
-	h := New(Config{HistoryMessages: 5})
-	var ss []*Session
+	h, _ := testHub(t, Config{})
+	var cs []*client
 	for i, name := range []string{"a", "b", "c"} {
-		s := h.Open(&pipeConn{}, "peer")
-		s.Receive([]byte(`{"v":1,"type":"join","room":"r` + string(rune('0'+i%2)) + `","name":"` + name + `"}`))
-		s.Receive([]byte(`{"v":1,"type":"msg","body":"aGk="}`))
-		ss = append(ss, s)
+		c := dial(t, h, "peer")
+		c.join(roomID(i%2), name)
+		c.msg(body64("hi"))
+		cs = append(cs, c)
 	}
-	if st := h.Stats(); st.Rooms != 2 || st.Names != 3 || st.Sessions != 3 || st.History != 3 {
+	if st := h.Stats(); st.Rooms != 2 || st.Names != 3 || st.Sessions != 3 || st.History != 3 || st.KeptBytes == 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	for _, s := range ss {
-		s.End()
+	for _, c := range cs {
+		c.leave()
 	}
 	if st := h.Stats(); st != (Stats{}) {
-		t.Fatalf("after every session ended: %+v", st)
+		t.Fatalf("after every session left: %+v", st)
 	}
-	// Writers started by the joins exit once their queues are written.
-	waitUntil(t, "writers to finish", func() bool {
-		for _, s := range ss {
-			s.mu.Lock()
-			w := s.writing
-			s.mu.Unlock()
-			if w {
-				return false
-			}
-		}
-		return true
-	})
+	for _, c := range cs {
+		c.frames() // writers started by the joins exit once their queues are written
+	}
 }

@@ -3,7 +3,6 @@ package hub
 import (
 	"errors"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -16,7 +15,7 @@ func (s *Session) Receive(p []byte) {
 	if s.closing.Load() {
 		return // closed by the hub: what the client still sends goes nowhere
 	}
-	if !s.allow(now) {
+	if !s.allow(now, true) {
 		return
 	}
 	f, err := DecodeClientFrame(p)
@@ -32,12 +31,14 @@ func (s *Session) Receive(p []byte) {
 		return
 	}
 	if f.V != Version {
-		s.sendError(CodeBadVersion, "this server speaks protocol version "+strconv.Itoa(Version)+"; reload the page", f.ID)
+		s.sendError(CodeBadVersion, oldVersionMsg, f.ID)
 		return
 	}
 	switch f.Type {
 	case TypeMsg:
 		s.message(&f, now)
+	case TypeAck:
+		s.ack(&f)
 	case TypeJoin:
 		s.join(&f, now)
 	case TypePing:
@@ -48,9 +49,9 @@ func (s *Session) Receive(p []byte) {
 }
 
 // allow spends a token from the session's bucket. Over the rate, frames are
-// dropped with a rate_limited error (at most one a second), and a client
-// that goes on flooding is closed.
-func (s *Session) allow(now int64) bool {
+// dropped, text frames with a rate_limited error (at most one a second),
+// and a client that goes on flooding is closed.
+func (s *Session) allow(now int64, text bool) bool {
 	c := &s.h.cfg
 	if s.tokenAt == 0 {
 		s.tokens = float64(c.Burst)
@@ -69,7 +70,7 @@ func (s *Session) allow(now int64) bool {
 		s.fail(ClosePolicy, CodeRateLimited, "too many frames; closing the connection", 0)
 		return false
 	}
-	if s.warned == 0 || now-s.warned >= int64(time.Second) {
+	if text && (s.warned == 0 || now-s.warned >= int64(time.Second)) {
 		s.warned = now
 		wait := time.Duration((1 - s.tokens) / c.Rate * 1e9)
 		s.sendError(CodeRateLimited, "too many frames: dropped; wait "+wait.Round(time.Millisecond).String(), 0)
@@ -81,84 +82,129 @@ func (s *Session) sendError(code, msg string, ref int64) {
 	s.push(s.h.errorFrame(code, msg, ref))
 }
 
+// join handles a join frame: a new session in a room, or, with a resume
+// token, a session taken back (docs/protocol.md §2, §4, §5, §7).
 func (s *Session) join(f *ClientFrame, now int64) {
 	h := s.h
-	if s.room != nil {
+	if s.m != nil {
 		s.sendError(CodeAlreadyJoined, "this connection has joined a room already", f.ID)
 		return
 	}
-	roomName, ok := CleanName(f.Room, MaxRoomRunes)
+	h.mu.Lock()
+	ok := h.allowJoin(s.peer, now)
+	h.mu.Unlock()
 	if !ok {
-		s.sendError(CodeBadRoom, "a room name has 1 to "+strconv.Itoa(MaxRoomRunes)+" printable characters", f.ID)
+		s.sendError(CodeJoinRate, "too many joins from one place; wait a few seconds", f.ID)
 		return
 	}
-	name, ok := CleanName(f.Name, MaxNameRunes)
-	if !ok {
-		s.sendError(CodeBadName, "a name has 1 to "+strconv.Itoa(MaxNameRunes)+" printable characters", f.ID)
+	if !validRoomID(f.Room) {
+		s.sendError(CodeBadRoom, "a room id is "+strconv.Itoa(RoomIDLen)+" characters of base64url; reload the page", f.ID)
 		return
 	}
 	if len(f.Resume) > MaxResumeBytes {
 		s.sendError(CodeBadFrame, "resume token too long", f.ID)
 		return
 	}
-	key := foldName(name)
+	name, err := PrepareName(f.Name)
+	if err != nil {
+		s.sendError(CodeBadName, err.Error(), f.ID)
+		return
+	}
+	keys := keysOf(name)
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
-		return
+	if h.closed || s.closing.Load() {
+		return // shutting down, or evicted meanwhile
 	}
-	r := h.rooms[roomName]
-	if r == nil {
-		if len(h.rooms) >= h.cfg.MaxRooms {
-			s.sendError(CodeTooManyRooms, "the server has "+strconv.Itoa(h.cfg.MaxRooms)+" rooms; join an existing one or try later", f.ID)
+	r := h.rooms[f.Room]
+	if r != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if old := r.byKey[keys.key]; old != nil {
+			if !sameToken(f.Resume, old.resume) {
+				s.sendError(CodeNameTaken, "someone in this room uses that name", f.ID)
+				return
+			}
+			s.resume(r, old, f.Since)
 			return
 		}
-		r = &room{name: roomName, byName: make(map[string]*Session)}
-		h.rooms[roomName] = r
+		for _, m := range r.members {
+			if keys.confusable(m.keys) {
+				s.sendError(CodeNameConfusable, "that name looks like the name of someone in this room; choose another", f.ID)
+				return
+			}
+		}
+		if len(r.members) >= h.cfg.MaxMembers {
+			s.sendError(CodeRoomFull, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
+			return
+		}
+	} else {
+		if len(h.rooms) >= h.cfg.MaxRooms && !h.evictAlone(now) {
+			s.sendError(CodeTooManyRooms, "the server has "+strconv.Itoa(h.cfg.MaxRooms)+" rooms in use; try again later", f.ID)
+			return
+		}
+		r = newRoom(f.Room)
+		h.rooms[f.Room] = r
+		r.mu.Lock()
+		defer r.mu.Unlock()
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	old := r.byName[key]
-	if old != nil && !sameToken(f.Resume, old.resume) {
-		s.sendError(CodeNameTaken, "someone in this room uses that name", f.ID)
-		return
-	}
-	if old == nil && len(r.members) >= h.cfg.MaxMembers {
-		s.sendError(CodeRoomFull, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
-		return
-	}
-	if old != nil {
-		// The same browser session, reconnected before its old connection
-		// timed out: the new connection takes the old one's place.
-		r.remove(old)
-		old.fail(CloseReplaced, CodeReplaced, "this session continues on a newer connection", 0)
-	}
-	s.room, s.name, s.key, s.resume = r, name, key, newToken()
-	r.members = append(r.members, s)
-	r.byName[key] = s
-	s.joined.Store(true)
+	m := &member{room: r, conn: s, sid: newSID(), resume: newToken(), name: name, keys: keys, acked: r.seq}
+	r.members = append(r.members, m)
+	r.byKey[keys.key] = m
+	h.noteAlone(r, now)
+	s.attach(m)
+	s.push(h.welcomeFrame(r, m, false, int64(r.n), 0))
+	r.catchUp(h, s, 0)
+	r.event(h, "join", m)
+}
 
-	r.expire(now, int64(h.cfg.HistoryTTL))
-	s.push(h.welcomeFrame(s, r, now))
-	if r.histLen > 0 {
-		for i := range r.histLen {
-			e := r.hist[(r.histHead+i)%len(r.hist)]
-			s.push(h.historyFrame(e.body, now-e.at))
-		}
+// resume hands member m, found by its name and resume token, to s: a
+// connection of m still open is replaced, an away m comes back. s gets
+// the welcome, the room's kept frames after since, then the receipts m
+// missed. h.mu and r.mu are held.
+func (s *Session) resume(r *room, m *member, since int64) {
+	h := s.h
+	wasAway := m.away
+	if m.away {
+		h.away.Remove(m.awayElem)
+		m.away, m.awayElem = false, nil
+		h.counted--
 	}
-	ev := h.eventFrame("join", name, old != nil)
-	for _, m := range r.members {
-		if m != s {
-			m.push(ev)
-		}
+	if c := m.conn; c != nil {
+		h.uncount(c)
+		c.fail(CloseReplaced, CodeReplaced, "this session continues on a newer connection", 0)
+	}
+	m.conn = s
+	s.attach(m)
+	since = min(since, r.seq)
+	from := max(since+1, r.first())
+	gap := max(0, r.first()-1-since)
+	s.push(h.welcomeFrame(r, m, true, r.seq-from+1, gap))
+	r.catchUp(h, s, since)
+	for _, p := range m.pending {
+		s.push(h.deliveredFrame(p.seq, p.missed))
+	}
+	m.pending = nil
+	if wasAway {
+		r.event(h, "back", m)
+	}
+}
+
+// attach makes m the session of s, which has joined. h.mu is held.
+func (s *Session) attach(m *member) {
+	s.m = m
+	s.joined.Store(true)
+	if s.waiting != nil {
+		s.h.waiting.Remove(s.waiting)
+		s.waiting = nil
 	}
 }
 
 func (s *Session) message(f *ClientFrame, now int64) {
 	h := s.h
-	r := s.room
-	if r == nil {
+	m := s.m
+	if m == nil {
 		s.sendError(CodeNotJoined, "join a room first", f.ID)
 		return
 	}
@@ -166,156 +212,65 @@ func (s *Session) message(f *ClientFrame, now int64) {
 		s.sendError(CodeBadBody, "body must be standard base64 with padding", f.ID)
 		return
 	}
+	r := m.room
 	if f.To != "" {
+		key, ok := nameKey(f.To)
 		r.mu.Lock()
-		m := r.byName[foldName(f.To)]
-		mine := r.byName[s.key] == s
-		r.mu.Unlock()
+		to := r.byKey[key]
 		switch {
-		case !mine: // replaced or leaving: its frames go nowhere
-		case m == nil || m == s:
+		case m.conn != s: // replaced or gone: its frames go nowhere
+		case !ok || to == nil || to == m:
 			s.sendError(CodeNoSuchMember, "nobody of that name is in the room", f.ID)
-		default:
-			m.push(h.msgFrame(s.name, f.Body, m.name))
+		case to.conn != nil: // an away recipient gets nothing
+			to.conn.push(h.directFrame(m, to, f.Body))
 		}
+		r.mu.Unlock()
 		return
 	}
-	frame := h.msgFrame(s.name, f.Body, "")
 	r.mu.Lock()
-	if r.byName[s.key] != s {
-		r.mu.Unlock() // replaced or leaving: its frames go nowhere
+	if m.conn != s {
+		r.mu.Unlock() // replaced or gone: its frames go nowhere
 		return
 	}
-	for _, m := range r.members {
-		if m != s {
-			m.push(frame)
+	r.seq++
+	frame := h.msgFrame(r.seq, m, f.Body)
+	to := 0
+	for _, o := range r.members {
+		if o != m {
+			to++
+			if o.conn != nil {
+				o.conn.push(frame)
+			}
 		}
 	}
-	if h.cfg.HistoryMessages > 0 {
-		r.expire(now, int64(h.cfg.HistoryTTL))
-		r.keep(append([]byte(nil), f.Body...), now, h.cfg.HistoryMessages)
+	var id int64
+	if f.ID != 0 {
+		id = f.ID
+		s.push(h.sentFrame(id, r.seq, to))
+		if to == 0 {
+			s.push(h.deliveredFrame(r.seq, 0))
+			id = 0
+		}
+	}
+	r.keep(h, m, f.Body, id, to, now)
+	r.mu.Unlock()
+	h.trimKept()
+}
+
+func (s *Session) ack(f *ClientFrame) {
+	m := s.m
+	if m == nil {
+		s.sendError(CodeNotJoined, "join a room first", 0)
+		return
+	}
+	if !f.HasSeq {
+		s.sendError(CodeBadFrame, `an ack needs "seq"`, 0)
+		return
+	}
+	r := m.room
+	r.mu.Lock()
+	if m.conn == s {
+		r.ack(s.h, m, f.Seq)
 	}
 	r.mu.Unlock()
-}
-
-// Frame encoding. Each builder renders the payload into a pooled scratch
-// buffer and returns the Wire's encoding of it, shared by every receiver.
-
-var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-func (h *Hub) build(fill func(b []byte) []byte) []byte {
-	bp := scratchPool.Get().(*[]byte)
-	b := fill((*bp)[:0])
-	out := h.cfg.Wire.Text(b)
-	if cap(b) <= 128<<10 {
-		*bp = b[:0]
-		scratchPool.Put(bp)
-	}
-	return out
-}
-
-func appendHead(b []byte, typ string) []byte {
-	b = append(b, `{"v":1,"type":"`...)
-	b = append(b, typ...)
-	return append(b, '"')
-}
-
-func (h *Hub) msgFrame(from string, body []byte, to string) []byte {
-	return h.build(func(b []byte) []byte {
-		b = appendHead(b, TypeMsg)
-		b = append(b, `,"from":`...)
-		b = appendString(b, from)
-		if to != "" {
-			b = append(b, `,"to":`...)
-			b = appendString(b, to)
-		}
-		b = append(b, `,"body":"`...)
-		b = append(b, body...) // validated base64: nothing to escape
-		return append(b, `"}`...)
-	})
-}
-
-func (h *Hub) historyFrame(body []byte, age int64) []byte {
-	return h.build(func(b []byte) []byte {
-		b = appendHead(b, TypeMsg)
-		b = append(b, `,"history":true,"age":`...)
-		b = strconv.AppendInt(b, age/int64(time.Second), 10)
-		b = append(b, `,"body":"`...)
-		b = append(b, body...)
-		return append(b, `"}`...)
-	})
-}
-
-func (h *Hub) eventFrame(typ, name string, resumed bool) []byte {
-	return h.build(func(b []byte) []byte {
-		b = appendHead(b, typ)
-		b = append(b, `,"name":`...)
-		b = appendString(b, name)
-		if resumed {
-			b = append(b, `,"resumed":true`...)
-		}
-		return append(b, '}')
-	})
-}
-
-func (h *Hub) welcomeFrame(s *Session, r *room, now int64) []byte {
-	c := &h.cfg
-	return h.build(func(b []byte) []byte {
-		b = appendHead(b, "welcome")
-		b = append(b, `,"room":`...)
-		b = appendString(b, r.name)
-		b = append(b, `,"you":`...)
-		b = appendString(b, s.name)
-		b = append(b, `,"resume":`...)
-		b = appendString(b, s.resume)
-		b = append(b, `,"server":`...)
-		b = appendString(b, c.ServerID)
-		b = append(b, `,"members":[`...)
-		for i, m := range r.members {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, m.name)
-		}
-		b = append(b, `],"limits":{"frame":`...)
-		b = strconv.AppendInt(b, int64(c.MaxFrameBytes), 10)
-		b = append(b, `,"rate":`...)
-		b = strconv.AppendFloat(b, c.Rate, 'g', -1, 64)
-		b = append(b, `,"burst":`...)
-		b = strconv.AppendInt(b, int64(c.Burst), 10)
-		b = append(b, `,"members":`...)
-		b = strconv.AppendInt(b, int64(c.MaxMembers), 10)
-		b = append(b, `,"ping":`...)
-		b = strconv.AppendInt(b, c.PingInterval.Milliseconds(), 10)
-		b = append(b, `},"history":`...)
-		b = strconv.AppendInt(b, int64(r.histLen), 10)
-		return append(b, '}')
-	})
-}
-
-func (h *Hub) pongFrame(id int64) []byte {
-	if id == 0 {
-		return h.build(func(b []byte) []byte { return append(appendHead(b, "pong"), '}') })
-	}
-	return h.build(func(b []byte) []byte {
-		b = appendHead(b, "pong")
-		b = append(b, `,"id":`...)
-		b = strconv.AppendInt(b, id, 10)
-		return append(b, '}')
-	})
-}
-
-func (h *Hub) errorFrame(code, msg string, ref int64) []byte {
-	return h.build(func(b []byte) []byte {
-		b = appendHead(b, "error")
-		b = append(b, `,"code":`...)
-		b = appendString(b, code)
-		b = append(b, `,"message":`...)
-		b = appendString(b, msg)
-		if ref != 0 {
-			b = append(b, `,"ref":`...)
-			b = strconv.AppendInt(b, ref, 10)
-		}
-		return append(b, '}')
-	})
 }

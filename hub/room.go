@@ -1,103 +1,338 @@
 package hub
 
 import (
+	"container/list"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/base64"
+	"math"
 	"slices"
-	"strings"
 	"sync"
-	"unicode"
-	"unicode/utf8"
+	"sync/atomic"
 )
 
-// room is a set of members under unique names. It exists from its first
-// join until its last member leaves; h.mu guards its place in h.rooms and
-// r.mu its contents.
+// room is a set of sessions under unique names, with the broadcast frames
+// of the resume window. It exists from its first join until its last
+// session ends; h.mu guards its place in h.rooms and its membership lists
+// (alone), r.mu its contents. Both are held to change its members.
 type room struct {
-	name    string
-	members []*Session          // in order of joining
-	byName  map[string]*Session // by folded name
+	id      string
+	members []*member          // in order of joining, away ones included
+	byKey   map[string]*member // by PRECIS comparison key
+	seq     int64              // seq of the latest broadcast frame
 
-	hist     []histEntry // ring of kept messages, oldest at histHead
-	histHead int
-	histLen  int
-	histSize int // bytes in hist
+	// Kept broadcast frames, a ring of n entries from head, with the
+	// consecutive seqs seq-n+1 … seq. len(buf) is a power of two.
+	buf   []kept
+	head  int
+	n     int
+	bytes int64 // charged toward MaxRoomBytes
+
+	// frontAt is the time of the oldest kept frame (MaxInt64 with none),
+	// for Hub.expire and trimKept, which read it without r.mu.
+	frontAt atomic.Int64
+
+	alone      *list.Element // in h.alone while the room has one session
+	aloneSince int64
 
 	mu sync.Mutex
 }
 
-type histEntry struct {
-	body []byte
-	at   int64 // hub time
+func newRoom(id string) *room {
+	r := &room{id: id, byKey: make(map[string]*member)}
+	r.frontAt.Store(math.MaxInt64)
+	return r
 }
 
-func (r *room) remove(s *Session) {
-	delete(r.byName, s.key)
-	if i := slices.Index(r.members, s); i >= 0 {
+// member is a session of docs/protocol.md: a name in a room, with its
+// session id and resume token, from its join until it leaves. Its
+// connection may drop and come back (away, then back). Its fields are
+// guarded by its room's mu; away and awaySince also by h.mu.
+type member struct {
+	room   *room
+	conn   *Session // the live connection; nil while away and once gone
+	sid    string
+	resume string
+	name   string // as prepared; cleared when the session ends
+	keys   nameKeys
+
+	acked int64 // highest seq acknowledged, or the room's seq at joining
+
+	away      bool
+	awaySince int64
+	awayElem  *list.Element // in h.away
+
+	gone    bool
+	pending []receipt // delivered receipts that came while away
+	cached  int       // kept frames whose catch-up frame carries this name
+}
+
+// receipt is a delivered frame waiting for its sender to come back.
+type receipt struct{ seq, missed int64 }
+
+// kept is a broadcast frame kept for catch-up, and the state of its
+// receipt.
+type kept struct {
+	seq  int64
+	at   int64 // hub time it was relayed
+	from *member
+	body []byte
+	size int64 // charged toward the caps
+
+	old     []byte // the catch-up frame, made when a catch-up first needs it
+	oldFrom bool   // old names the sender
+
+	id     int64 // the sender's id; 0: no receipt
+	left   int   // recipients that have neither acknowledged nor left
+	missed int   // recipients that left without acknowledging
+}
+
+func newSID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func newToken() string {
+	var b [18]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func sameToken(a, b string) bool {
+	return a != "" && len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// first is the seq of the oldest kept frame (seq+1 with none).
+func (r *room) first() int64 { return r.seq - int64(r.n) + 1 }
+
+// entry returns the kept frame of a seq from first() to seq.
+func (r *room) entry(seq int64) *kept {
+	return &r.buf[(r.head+int(seq-r.first()))&(len(r.buf)-1)]
+}
+
+// keep adds the frame of the room's latest seq (the caller has just
+// counted it in r.seq), after dropping the oldest kept frames that have
+// aged out or would not leave it room within MaxRoomBytes.
+func (r *room) keep(h *Hub, from *member, body []byte, id int64, to int, now int64) {
+	size := int64(len(body)) + keptOverhead
+	r.expire(h, now)
+	for r.n > 0 && r.bytes+size > h.maxRoomBytes {
+		r.dropOldest(h)
+	}
+	if r.n == len(r.buf) {
+		r.resize(max(16, 2*len(r.buf)))
+	}
+	if id == 0 {
+		to = 0 // no receipt to track
+	}
+	e := &r.buf[(r.head+r.n)&(len(r.buf)-1)]
+	*e = kept{seq: r.seq, at: now, from: from, body: append([]byte(nil), body...), size: size, id: id, left: to}
+	r.n++
+	r.bytes += size
+	h.kept.Add(size)
+	if r.n == 1 {
+		r.frontAt.Store(now)
+	}
+}
+
+// resize moves the ring into a buffer of size entries (a power of two, at
+// least r.n).
+func (r *room) resize(size int) {
+	buf := make([]kept, size)
+	for i := range r.n {
+		buf[i] = r.buf[(r.head+i)&(len(r.buf)-1)]
+	}
+	r.buf, r.head = buf, 0
+}
+
+// dropOldest forgets the oldest kept frame. Recipients that have not
+// acknowledged it by now missed it: its sender gets its receipt.
+func (r *room) dropOldest(h *Hub) {
+	e := &r.buf[r.head]
+	if e.left > 0 {
+		e.missed += e.left
+		e.left = 0
+		h.deliver(e)
+	}
+	if e.oldFrom {
+		e.from.cached--
+	}
+	r.bytes -= e.size
+	h.kept.Add(-e.size)
+	*e = kept{}
+	r.head = (r.head + 1) & (len(r.buf) - 1)
+	r.n--
+	switch {
+	case r.n == 0:
+		r.buf, r.head = nil, 0
+		r.frontAt.Store(math.MaxInt64)
+	default:
+		r.frontAt.Store(r.buf[r.head].at)
+		if len(r.buf) > 64 && r.n < len(r.buf)/4 {
+			r.resize(len(r.buf) / 2)
+		}
+	}
+}
+
+// expire drops kept frames older than the resume window.
+func (r *room) expire(h *Hub, now int64) {
+	window := int64(h.cfg.ResumeWindow)
+	for r.n > 0 && now-r.buf[r.head].at > window {
+		r.dropOldest(h)
+	}
+}
+
+// wipe forgets every kept frame; the room has no session left.
+func (r *room) wipe(h *Hub) {
+	for r.n > 0 {
+		r.dropOldest(h)
+	}
+}
+
+// ack records that m has every frame up to seq: each frame with a receipt
+// that m had not acknowledged counts one recipient less, and its sender
+// gets delivered when none is left. Each (frame, recipient) is visited at
+// most once, by ack or by leave.
+func (r *room) ack(h *Hub, m *member, seq int64) {
+	seq = min(seq, r.seq)
+	if seq <= m.acked {
+		return
+	}
+	r.settle(h, m, seq, false)
+	m.acked = seq
+}
+
+// settle counts m out of the receipts of the kept frames after m.acked up
+// to seq: as acknowledged, or as missed when m has left.
+func (r *room) settle(h *Hub, m *member, seq int64, missed bool) {
+	for q := max(m.acked+1, r.first()); q <= seq; q++ {
+		e := r.entry(q)
+		if e.left == 0 || e.from == m {
+			continue
+		}
+		e.left--
+		if missed {
+			e.missed++
+		}
+		if e.left == 0 {
+			h.deliver(e)
+		}
+	}
+}
+
+// deliver sends e's sender its delivered receipt, or keeps it for when the
+// sender comes back; a sender that has left gets nothing.
+func (h *Hub) deliver(e *kept) {
+	m := e.from
+	switch {
+	case e.id == 0 || m.gone:
+	case m.conn != nil:
+		m.conn.push(h.deliveredFrame(e.seq, int64(e.missed)))
+	default:
+		m.pending = append(m.pending, receipt{e.seq, int64(e.missed)})
+	}
+}
+
+// oldFrame returns e's catch-up frame, made once for every session that
+// catches up, naming its sender while the sender is in the room.
+func (r *room) oldFrame(h *Hub, e *kept) []byte {
+	if e.old == nil {
+		e.old = h.oldMsgFrame(e, !e.from.gone)
+		e.oldFrom = !e.from.gone
+		if e.oldFrom {
+			e.from.cached++
+		}
+	}
+	return e.old
+}
+
+// catchUp queues for m's new connection s the kept frames after seq.
+func (r *room) catchUp(h *Hub, s *Session, after int64) {
+	for q := max(after+1, r.first()); q <= r.seq; q++ {
+		s.pushOld(r.oldFrame(h, r.entry(q)))
+	}
+}
+
+// removeMember ends a session: it leaves its room, everyone left is told,
+// frames relayed to it count as missed, and its name is forgotten. A room
+// left empty is wiped and forgotten. The caller deals with m.conn. h.mu
+// and r.mu are held.
+func (h *Hub) removeMember(r *room, m *member, now int64) {
+	if m.away {
+		h.away.Remove(m.awayElem)
+		m.away, m.awayElem = false, nil
+		h.counted--
+	}
+	m.conn = nil
+	m.gone = true
+	delete(r.byKey, m.keys.key)
+	if i := slices.Index(r.members, m); i >= 0 {
 		r.members = slices.Delete(r.members, i, i+1)
 	}
 	if len(r.members) < cap(r.members)/4 {
 		r.members = slices.Clip(slices.Clone(r.members))
 	}
+	h.noteAlone(r, now)
+	if len(r.members) == 0 {
+		delete(h.rooms, r.id)
+		r.wipe(h)
+	} else {
+		r.event(h, "leave", m)
+	}
+	r.settle(h, m, r.seq, true)
+	if m.cached > 0 {
+		// Catch-up frames made while m was here carry its name: make them
+		// again without it when needed.
+		for q := r.first(); q <= r.seq; q++ {
+			if e := r.entry(q); e.from == m && e.oldFrom {
+				e.old, e.oldFrom = nil, false
+			}
+		}
+		m.cached = 0
+	}
+	m.name, m.keys, m.resume, m.pending = "", nameKeys{}, "", nil
 }
 
-// wipe forgets the room's backlog.
-func (r *room) wipe() {
-	clear(r.hist)
-	r.hist, r.histHead, r.histLen, r.histSize = nil, 0, 0, 0
-}
-
-// keep adds a message body to the backlog, dropping the oldest entries to
-// stay within max messages and MaxHistoryBytes.
-func (r *room) keep(body []byte, at int64, max int) {
-	if max <= 0 || len(body) > MaxHistoryBytes {
-		return
-	}
-	if r.hist == nil {
-		r.hist = make([]histEntry, max)
-	}
-	for r.histLen > 0 && (r.histLen == max || r.histSize+len(body) > MaxHistoryBytes) {
-		r.dropOldest()
-	}
-	i := (r.histHead + r.histLen) % len(r.hist)
-	r.hist[i] = histEntry{body: body, at: at}
-	r.histLen++
-	r.histSize += len(body)
-}
-
-func (r *room) dropOldest() {
-	r.histSize -= len(r.hist[r.histHead].body)
-	r.hist[r.histHead] = histEntry{}
-	r.histHead = (r.histHead + 1) % len(r.hist)
-	r.histLen--
-}
-
-// expire drops kept messages older than ttl.
-func (r *room) expire(now, ttl int64) {
-	for r.histLen > 0 && now-r.hist[r.histHead].at > ttl {
-		r.dropOldest()
-	}
-}
-
-// CleanName returns a member or room name as the hub stores it: trimmed of
-// surrounding white space, valid UTF-8, 1 to maxRunes printable characters
-// (letters, marks, numbers, punctuation, symbols and the ASCII space).
-func CleanName(s string, maxRunes int) (string, bool) {
-	s = strings.TrimSpace(s)
-	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxRunes {
-		return "", false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return "", false
+// event tells every live session of r but m's that m joined, went away,
+// came back or left.
+func (r *room) event(h *Hub, typ string, m *member) {
+	f := h.eventFrame(typ, m)
+	for _, o := range r.members {
+		if o != m && o.conn != nil {
+			o.conn.push(f)
 		}
 	}
-	return s, true
 }
 
-// foldName is the key under which names are unique in a room: "Alice" and
-// "alice" are the same member.
-func foldName(s string) string { return strings.ToLower(s) }
-
-func sameToken(a, b string) bool {
-	return a != "" && len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+// trimKept drops the oldest kept frames of the whole hub until their bytes
+// are within MaxKeptBytes. It takes the rooms' locks one at a time, so it
+// must be called with none held.
+func (h *Hub) trimKept() {
+	if h.kept.Load() <= h.maxKeptBytes || !h.trimming.TryLock() {
+		return
+	}
+	defer h.trimming.Unlock()
+	for h.kept.Load() > h.maxKeptBytes {
+		var oldest *room
+		at, next := int64(math.MaxInt64), int64(math.MaxInt64)
+		h.mu.Lock()
+		for _, r := range h.rooms {
+			switch f := r.frontAt.Load(); {
+			case f < at:
+				oldest, at, next = r, f, at
+			case f < next:
+				next = f
+			}
+		}
+		h.mu.Unlock()
+		if oldest == nil {
+			return
+		}
+		oldest.mu.Lock()
+		for oldest.n > 0 && h.kept.Load() > h.maxKeptBytes && oldest.buf[oldest.head].at <= next {
+			oldest.dropOldest(h)
+		}
+		oldest.mu.Unlock()
+	}
 }

@@ -1,34 +1,40 @@
 package hub
 
 import (
-	"crypto/rand"
-	"encoding/base64"
+	"container/list"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Session is one client connection, from Open until End. Its reader
-// goroutine (the transport's) calls Receive and End; a writer goroutine,
-// started when frames are queued and gone when the queue is empty, writes
-// every queued frame in one Write.
+// Session is one client connection, from Open until End: the transport
+// side of a session of docs/protocol.md. Once it joins, it carries a
+// member (name, session id, place in the room), which can outlive it: a
+// connection that drops leaves its member away, and a new connection can
+// take the member back.
+//
+// Its reader goroutine (the transport's) calls Receive, Control,
+// ClientClosed and End; a writer goroutine, started when frames are queued
+// and gone when the queue is empty, writes every queued frame in one
+// Write.
 type Session struct {
 	h    *Hub
 	conn Conn
 	peer string
 
 	// Owned by the reader goroutine.
-	room    *room
-	name    string // as the member chose it, trimmed
-	key     string // name folded for uniqueness
+	m       *member // set once, by a successful join
 	tokens  float64
 	tokenAt int64
 	dropped int   // frames dropped in the current flood
 	warned  int64 // when the last rate_limited error was sent
-	ended   bool  // guarded by h.mu
-	counted bool  // set by Open under h.mu: counts toward conns and peers
-	resume  string
+
+	// Guarded by h.mu.
+	ended   bool
+	listed  bool          // in h.sessions and h.peers
+	counted bool          // counts toward MaxConns
+	waiting *list.Element // in h.waiting until it joins
 
 	// Owned by the hub's sweeper.
 	opened   int64
@@ -38,11 +44,13 @@ type Session struct {
 	writeStart atomic.Int64 // hub time the current Write began; 0 when none
 	joined     atomic.Bool
 	closing    atomic.Bool // set once the session will say nothing more
+	leaving    atomic.Bool // the connection ends on purpose: its member leaves rather than going away
 
 	mu      sync.Mutex
 	q       [][]byte
 	spare   [][]byte
-	qbytes  int
+	qn      int // frames in q that count toward SendQueue
+	qbytes  int // bytes in q that count toward SendQueueBytes
 	writing bool
 	state   uint8
 }
@@ -53,8 +61,31 @@ const (
 	stateDead    // transport closed
 )
 
-// Touch records that the client is alive (a pong or any other read).
+// Touch records that the client is alive. Control does as much and also
+// counts the frame; Touch is for transports that do not count control
+// frames.
 func (s *Session) Touch() { s.lastRead.Store(s.h.now()) }
+
+// Control counts a WebSocket control frame from the client (a ping or a
+// pong) against the connection's rate, as docs/protocol.md §5 says every
+// frame counts. It reports whether the frame is within the rate: if not,
+// the transport drops it (it does not answer the ping). A client that
+// keeps sending over the rate is closed with ClosePolicy.
+func (s *Session) Control() bool {
+	now := s.h.now()
+	s.lastRead.Store(now)
+	if s.closing.Load() {
+		return false
+	}
+	return s.allow(now, false)
+}
+
+// ClientClosed records that the connection ends on purpose: the client
+// sent a close frame (it left, or closed its tab), or the transport closed
+// the connection for the client's fault (a frame over MaxFrameBytes). Its
+// session then leaves the room at End, at once, rather than going away for
+// the resume window. Call it before End.
+func (s *Session) ClientClosed() { s.leaving.Store(true) }
 
 // push queues wire bytes for the client. A client whose queue is over the
 // limits is dropped at once, so that nobody waits for it.
@@ -64,14 +95,33 @@ func (s *Session) push(b []byte) {
 		s.mu.Unlock()
 		return
 	}
-	if len(s.q) >= s.h.cfg.SendQueue || s.qbytes+len(b) > s.h.cfg.SendQueueBytes {
+	if s.qn >= s.h.cfg.SendQueue || s.qbytes+len(b) > s.h.cfg.SendQueueBytes {
 		s.mu.Unlock()
 		s.h.slowDropped.Add(1)
 		s.abort()
 		return
 	}
 	s.q = append(s.q, b)
+	s.qn++
 	s.qbytes += len(b)
+	s.start()
+}
+
+// pushOld queues a catch-up frame. Those are a room's kept frames, made
+// once for every session that catches up and charged to the room's caps,
+// so they do not count toward the connection's queue limits.
+func (s *Session) pushOld(b []byte) {
+	s.mu.Lock()
+	if s.state != stateOpen {
+		s.mu.Unlock()
+		return
+	}
+	s.q = append(s.q, b)
+	s.start()
+}
+
+// start starts the writer unless it runs, and unlocks s.mu.
+func (s *Session) start() {
 	start := !s.writing
 	s.writing = true
 	s.mu.Unlock()
@@ -81,8 +131,11 @@ func (s *Session) push(b []byte) {
 }
 
 // fail sends an error frame (if code is not empty) and a close frame, then
-// closes the transport. Frames queued before are sent first.
+// closes the transport. Frames queued before are sent first. A connection
+// closed this way ends on purpose: its session leaves rather than going
+// away.
 func (s *Session) fail(closeCode int, code, msg string, ref int64) {
+	s.leaving.Store(true)
 	var e []byte
 	if code != "" {
 		e = s.h.errorFrame(code, msg, ref)
@@ -99,12 +152,7 @@ func (s *Session) fail(closeCode int, code, msg string, ref int64) {
 		s.q = append(s.q, e)
 	}
 	s.q = append(s.q, c)
-	start := !s.writing
-	s.writing = true
-	s.mu.Unlock()
-	if start {
-		go s.writeLoop()
-	}
+	s.start()
 }
 
 // abort closes the transport at once, dropping whatever is queued. The
@@ -115,13 +163,15 @@ func (s *Session) abort() {
 	s.state = stateDead
 	clear(s.q)
 	s.q = s.q[:0]
-	s.qbytes = 0
+	s.qn, s.qbytes = 0, 0
 	s.mu.Unlock()
 	s.conn.Close()
 }
 
 // Fail closes the session with a close code and a protocol error code, for
-// transport-level faults the hub cannot see (binary frames, say).
+// transport-level faults the hub cannot see (binary frames, say), or to
+// echo the client's close frame (code empty). Its session leaves the room
+// at End.
 func (s *Session) Fail(closeCode int, code, msg string) { s.fail(closeCode, code, msg, 0) }
 
 // flushAt is the batch size at which a writer writes before it has
@@ -177,7 +227,7 @@ func (s *Session) writeLoop() {
 			return
 		}
 		s.q, s.spare = s.spare[:0], nil
-		s.qbytes = 0
+		s.qn, s.qbytes = 0, 0
 		s.mu.Unlock()
 
 		buf := (*bp)[:0]
@@ -212,17 +262,21 @@ func (s *Session) writeLoop() {
 	}
 }
 
-// End removes the session from its room and from the hub and closes the
-// transport. The transport's reader calls it once, when it stops reading.
+// End ends the connection and closes the transport. The transport's
+// reader calls it once, when it stops reading. A joined session whose
+// connection ends without ClientClosed or a close by the hub goes away: it
+// keeps its name and place for the resume window, and its room is told
+// (docs/protocol.md §4). Otherwise it leaves the room.
 func (s *Session) End() {
 	h := s.h
+	now := h.now()
 	h.mu.Lock()
 	if s.ended {
 		h.mu.Unlock()
 		return
 	}
 	s.ended = true
-	if s.counted {
+	if s.listed {
 		delete(h.sessions, s)
 		if n := h.peers[s.peer] - 1; n > 0 {
 			h.peers[s.peer] = n
@@ -233,18 +287,19 @@ func (s *Session) End() {
 			close(h.drained)
 		}
 	}
-	if r := s.room; r != nil {
+	h.uncount(s)
+	if m := s.m; m != nil {
+		r := m.room
 		r.mu.Lock()
-		if r.byName[s.key] == s {
-			r.remove(s)
-			if len(r.members) == 0 {
-				delete(h.rooms, r.name)
-				r.wipe()
+		if m.conn == s {
+			if s.leaving.Load() || h.closed {
+				h.removeMember(r, m, now)
 			} else {
-				f := h.eventFrame("leave", s.name, false)
-				for _, m := range r.members {
-					m.push(f)
-				}
+				m.conn = nil
+				m.away, m.awaySince = true, now
+				m.awayElem = h.away.PushBack(m)
+				h.counted++
+				r.event(h, "away", m)
 			}
 		}
 		r.mu.Unlock()
@@ -265,12 +320,6 @@ func (s *Session) End() {
 
 // endGrace bounds how long an ended session's last frames may take.
 const endGrace = 2 * time.Second
-
-func newToken() string {
-	var b [18]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
 
 // Queue sends bytes already encoded for the wire (a pong, say) after the
 // frames queued before them.

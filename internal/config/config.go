@@ -63,7 +63,7 @@ type Local struct {
 	Hosts []string `toml:"hosts"`
 }
 
-// Hub holds the relay's limits and its optional in-memory backlog.
+// Hub holds the relay's limits and its resume window.
 type Hub struct {
 	MaxFrameBytes    int      `toml:"max_frame_bytes"`
 	Rate             float64  `toml:"rate"`
@@ -79,8 +79,9 @@ type Hub struct {
 	JoinTimeout      Duration `toml:"join_timeout"`
 	WriteTimeout     Duration `toml:"write_timeout"`
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
-	HistoryMessages  int      `toml:"history_messages"`
-	HistoryTTL       Duration `toml:"history_ttl"`
+	ResumeWindow     Duration `toml:"resume_window"`
+	JoinRate         float64  `toml:"join_rate"`
+	JoinBurst        int      `toml:"join_burst"`
 }
 
 // Duration is a time.Duration written as a string such as "30s" or "1h".
@@ -126,8 +127,9 @@ func Default() Config {
 			JoinTimeout:      Duration{hub.DefaultJoinTimeout},
 			WriteTimeout:     Duration{hub.DefaultWriteTimeout},
 			HandshakeTimeout: Duration{10 * time.Second},
-			HistoryMessages:  0,
-			HistoryTTL:       Duration{hub.DefaultHistoryTTL},
+			ResumeWindow:     Duration{hub.DefaultResumeWindow},
+			JoinRate:         hub.DefaultJoinRate,
+			JoinBurst:        hub.DefaultJoinBurst,
 		},
 		Tor: defaultTor(),
 	}
@@ -205,6 +207,8 @@ func decodeError(name string, err error) error {
 		key := strings.Join(de.Key(), ".")
 		msg := strings.TrimPrefix(de.Error(), "toml: ")
 		switch {
+		case msg == "unknown field" && removed[key] != "":
+			msg = removed[key]
 		case msg == "unknown field":
 			msg = "unknown key"
 			if _, known := sections[strings.SplitN(key, ".", 2)[0]]; !known && strings.Contains(key, ".") {
@@ -221,6 +225,12 @@ func decodeError(name string, err error) error {
 		return &Error{File: name, Msg: pe.Message}
 	}
 	return &Error{File: name, Msg: err.Error()}
+}
+
+// removed names the keys of earlier versions and says what replaced them.
+var removed = map[string]string{
+	"hub.history_messages": "was removed: rooms keep recent frames for hub.resume_window",
+	"hub.history_ttl":      "was removed: rooms keep recent frames for hub.resume_window",
 }
 
 var sections = map[string]struct{}{"lan": {}, "local": {}, "hub": {}, "tor": {}}
@@ -281,10 +291,10 @@ func want(key string) string {
 		return "a string"
 	case "lan.names", "local.hosts", "tor.extra_torrc":
 		return "a list of strings"
-	case "hub.rate":
+	case "hub.rate", "hub.join_rate":
 		return "a number"
 	}
-	if strings.HasSuffix(key, "_interval") || strings.HasSuffix(key, "_timeout") || strings.HasSuffix(key, "_ttl") {
+	if strings.HasSuffix(key, "_interval") || strings.HasSuffix(key, "_timeout") || strings.HasSuffix(key, "_window") {
 		return `a duration string such as "30s"`
 	}
 	if strings.HasPrefix(key, "tor.") {
@@ -377,7 +387,7 @@ func (c *Config) validate() error {
 		{"hub.max_members", h.MaxMembers, 2, 1 << 24},
 		{"hub.send_queue", h.SendQueue, 1, 1 << 20},
 		{"hub.send_queue_bytes", h.SendQueueBytes, h.MaxFrameBytes, 1 << 30},
-		{"hub.history_messages", h.HistoryMessages, 0, 100000},
+		{"hub.join_burst", h.JoinBurst, 1, 1 << 20},
 	}
 	for _, i := range ints {
 		if i.v < i.min || i.v > i.max {
@@ -386,6 +396,9 @@ func (c *Config) validate() error {
 	}
 	if !(h.Rate > 0) || h.Rate > 1e6 || math.IsNaN(h.Rate) {
 		return bad("hub.rate", "want frames per second above 0 and at most 1000000, not %v", h.Rate)
+	}
+	if !(h.JoinRate > 0) || h.JoinRate > 1e6 || math.IsNaN(h.JoinRate) {
+		return bad("hub.join_rate", "want joins per second above 0 and at most 1000000, not %v", h.JoinRate)
 	}
 	durs := []struct {
 		key string
@@ -396,7 +409,7 @@ func (c *Config) validate() error {
 		{"hub.join_timeout", h.JoinTimeout.Duration},
 		{"hub.write_timeout", h.WriteTimeout.Duration},
 		{"hub.handshake_timeout", h.HandshakeTimeout.Duration},
-		{"hub.history_ttl", h.HistoryTTL.Duration},
+		{"hub.resume_window", h.ResumeWindow.Duration},
 	}
 	for _, d := range durs {
 		if d.v < 10*time.Millisecond || d.v > 30*24*time.Hour {
@@ -426,8 +439,9 @@ func (c *Config) HubConfig() hub.Config {
 		IdleTimeout:     h.IdleTimeout.Duration,
 		JoinTimeout:     h.JoinTimeout.Duration,
 		WriteTimeout:    h.WriteTimeout.Duration,
-		HistoryMessages: h.HistoryMessages,
-		HistoryTTL:      h.HistoryTTL.Duration,
+		ResumeWindow:    h.ResumeWindow.Duration,
+		JoinRate:        h.JoinRate,
+		JoinBurst:       h.JoinBurst,
 	}
 }
 

@@ -77,6 +77,13 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		{"[tor]\nextra_torrc = [\"SocksPort 9050\"]\n", `c.toml:2: tor.extra_torrc: is for private test networks only`},
 		{"[tor]\nsandbox = \"yes\"\n", `c.toml:2: tor.sandbox: want "auto", "on" or "off"`},
 		{"mode = \"lan\n", "c.toml:1: basic strings cannot have new lines"},
+		{"[hub]\nrate = 5.0\nhistory_messages = 50\n", "c.toml:3: hub.history_messages: was removed: rooms keep recent frames for hub.resume_window"},
+		{"[hub]\nhistory_ttl = \"1h\"\n", "c.toml:2: hub.history_ttl: was removed: rooms keep recent frames for hub.resume_window"},
+		{"[hub]\njoin_rate = 0.0\n", "c.toml:2: hub.join_rate: want joins per second above 0"},
+		{"[hub]\njoin_rate = \"fast\"\n", "c.toml:2: hub.join_rate: want a number, not a TOML string"},
+		{"[hub]\njoin_burst = 0\n", "c.toml:2: hub.join_burst: want 1 to"},
+		{"[hub]\nresume_window = 180\n", `c.toml:2: hub.resume_window: want a duration such as "30s"`},
+		{"[hub]\nresume_window = \"1ms\"\n", "c.toml:2: hub.resume_window: want 10ms to 720h"},
 		{"[local]\nhosts = [\"a b\"]\n", `c.toml:2: local.hosts: "a b": a host name has only`},
 		{"[local]\nhosts = [\"x.onion:0\"]\n", `c.toml:2: local.hosts: "x.onion:0": bad port`},
 		{"[local]\nhosts = [\"[1.2.3.4]\"]\n", `c.toml:2: local.hosts: "[1.2.3.4]" is not a bracketed IPv6`},
@@ -103,8 +110,9 @@ listen = "0.0.0.0:9443"
 names = ["chat.lan", "192.168.1.5"]
 [hub]
 rate = 2.5
-history_messages = 50
-history_ttl = "30m"
+resume_window = "5m"
+join_rate = 0.5
+join_burst = 3
 [tor]
 ephemeral = true
 extra_torrc = ["TestingTorNetwork 1", "DirAuthority a 127.0.0.1:1 0000"]
@@ -113,11 +121,11 @@ extra_torrc = ["TestingTorNetwork 1", "DirAuthority a 127.0.0.1:1 0000"]
 		t.Fatal(err)
 	}
 	if c.Mode != ModeBoth || c.LAN.Listen != "0.0.0.0:9443" || len(c.LAN.Names) != 2 || c.Hub.Rate != 2.5 ||
-		c.Hub.HistoryMessages != 50 || c.Hub.HistoryTTL.Duration != 30*time.Minute || !c.Tor.Ephemeral || len(c.Tor.ExtraTorrc) != 2 {
+		c.Hub.ResumeWindow.Duration != 5*time.Minute || c.Hub.JoinRate != 0.5 || c.Hub.JoinBurst != 3 || !c.Tor.Ephemeral || len(c.Tor.ExtraTorrc) != 2 {
 		t.Fatalf("got %+v", c)
 	}
 	h := c.HubConfig()
-	if h.HistoryTTL != 30*time.Minute || h.Rate != 2.5 || h.MaxConns != Default().Hub.MaxConns {
+	if h.ResumeWindow != 5*time.Minute || h.JoinRate != 0.5 || h.JoinBurst != 3 || h.Rate != 2.5 || h.MaxConns != Default().Hub.MaxConns {
 		t.Fatalf("HubConfig %+v", h)
 	}
 }
@@ -141,7 +149,8 @@ func FuzzParse(f *testing.F) {
 	if data, err := os.ReadFile("../../config.example.toml"); err == nil {
 		f.Add(data)
 	}
-	for _, s := range []string{"", "mode = \"lan\"", "[hub]\nrate = 1e400", "[hub]\nx=1", "a.b.c = 1", "[[hub]]", "[lan]\nnames = [1]"} {
+	for _, s := range []string{"", "mode = \"lan\"", "[hub]\nrate = 1e400", "[hub]\nx=1", "a.b.c = 1", "[[hub]]", "[lan]\nnames = [1]",
+		"[hub]\nhistory_messages = 5\nhistory_ttl = \"1h\"", "[hub]\nresume_window = \"3m\"\njoin_rate = 1e400\njoin_burst = 5"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

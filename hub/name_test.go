@@ -1,0 +1,133 @@
+package hub
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"golang.org/x/text/secure/precis"
+)
+
+func TestPrepareName(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		err      error // nil: accepted as want
+		errHas   string
+	}{
+		{in: "Alice", want: "Alice"},
+		{in: "  bob  smith ", want: "bob smith"},
+		{in: "bob\u00a0\u2003smith", want: "bob smith"},         // other spaces become one ASCII space
+		{in: "\uff21\uff4c\uff49\uff43\uff45", want: "Alice"},   // fullwidth, NFKC
+		{in: "e\u0301", want: "\u00e9"},                         // NFKC composes
+		{in: "Ünïcödé", want: "Ünïcödé"},                        // Latin with marks
+		{in: "Дмитрий", want: "Дмитрий"},                        // one script: Cyrillic
+		{in: "山田たろう", want: "山田たろう"},                            // Han with Hiragana
+		{in: "東京タワー", want: "東京タワー"},                            // Han with Katakana
+		{in: "김철수 金", want: "김철수 金"},                            // Hangul with Han
+		{in: "ㄅㄆ中文", want: "ㄅㄆ中文"},                              // Bopomofo with Han
+		{in: "R2-D2 :)", want: "R2-D2 :)"},                      // digits and punctuation are common to all
+		{in: "a\u0301\u0302\u0303", want: "\u00e1\u0302\u0303"}, // three marks in a row (one composes)
+		{in: strings.Repeat("é", MaxNameRunes), want: strings.Repeat("é", MaxNameRunes)},
+		{in: "", err: errNameEmpty},
+		{in: "   ", err: errNameEmpty},
+		{in: strings.Repeat("é", MaxNameRunes+1), err: errNameLength},
+		{in: strings.Repeat(" ", maxNameInput) + "a", err: errNameLength},
+		{in: "\xff", err: errNameInvisible},
+		{in: "a\x00", err: errNameInvisible},
+		{in: "a\nb", err: errNameInvisible},
+		{in: "Alice\u034f", err: errNameInvisible},           // combining grapheme joiner
+		{in: "Alice\ufe0f", err: errNameInvisible},           // variation selector
+		{in: "Alice\U000E0100", err: errNameInvisible},       // variation selector supplement
+		{in: "\u202eecilA", err: errNameInvisible},           // right-to-left override
+		{in: "Al\u200dice", err: errNameInvisible},           // zero-width joiner
+		{in: "Al\u200bice", err: errNameInvisible},           // zero-width space
+		{in: "\u3164", err: errNameInvisible},                // Hangul filler
+		{in: "a\u3164", err: errNameInvisible},               // Hangul filler
+		{in: "\u115f", err: errNameInvisible},                // Hangul choseong filler
+		{in: "\uffa0", err: errNameInvisible},                // halfwidth Hangul filler
+		{in: "a\u00ad", err: errNameInvisible},               // soft hyphen
+		{in: "\u2800", err: errNameBlank},                    // braille blank alone
+		{in: "Alice\u2800", err: errNameBlank},               // braille blank
+		{in: "!!!", err: errNameNoLetter},                    // no letter or digit
+		{in: "x\u0301\u0302\u0303\u0304", err: errNameMarks}, // four marks in a row
+		{in: "Al\u0456ce", errHas: "Cyrillic and Latin"},     // Cyrillic і
+		{in: "\u0410lice", errHas: "Cyrillic and Latin"},     // Cyrillic А
+		{in: "paypal ρ", errHas: "Greek and Latin"},
+		{in: "김たろう", errHas: "Hangul and Hiragana"},
+	} {
+		got, err := PrepareName(tc.in)
+		switch {
+		case tc.err == nil && tc.errHas == "":
+			if err != nil || got != tc.want {
+				t.Errorf("PrepareName(%+q) = %+q, %v; want %+q", tc.in, got, err, tc.want)
+			}
+		case tc.err != nil:
+			if err != tc.err {
+				t.Errorf("PrepareName(%+q) = %+q, %v; want error %q", tc.in, got, err, tc.err)
+			}
+		default:
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Errorf("PrepareName(%+q) = %+q, %v; want an error saying %q", tc.in, got, err, tc.errHas)
+			}
+		}
+	}
+}
+
+func TestConfusable(t *testing.T) {
+	alice := keysOf("Alice")
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{"AIice", true}, // capital I for l
+		{"A1ice", true}, // digit one for l
+		{"ALICE", true}, // same key: name_taken catches it first
+		{"aIice", true}, // looks like "alice", which is Alice
+		{"Alicia", false},
+		{"Bob", false},
+	} {
+		n, err := PrepareName(tc.name)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.name, err)
+		}
+		if got := keysOf(n).confusable(alice); got != tc.want {
+			t.Errorf("%q confusable with Alice: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// A whole-script look-alike: Cyrillic letters only.
+	if !keysOf("сосо").confusable(keysOf("coco")) {
+		t.Error("Cyrillic сосо is not confusable with Latin coco")
+	}
+}
+
+// FuzzPrepareName checks that a prepared name is stable (preparing it
+// again gives itself), keeps to the length and script rules, and compares
+// equal to its input under PRECIS.
+func FuzzPrepareName(f *testing.F) {
+	for _, s := range []string{"Alice", " bob  smith ", "Al\u0456ce", "Ａｌｉｃｅ", "a\u0301\u0301\u0301\u0301", "\u3164", "山田たろう", "\u2800", "ǅ"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := PrepareName(s)
+		if err != nil {
+			if p != "" {
+				t.Fatalf("PrepareName(%+q) = %+q with error %v", s, p, err)
+			}
+			return
+		}
+		if !utf8.ValidString(p) || p == "" || utf8.RuneCountInString(p) > MaxNameRunes || strings.ContainsRune(p, '\u2800') {
+			t.Fatalf("PrepareName(%+q) = %+q breaks a rule", s, p)
+		}
+		again, err := PrepareName(p)
+		if err != nil || again != p {
+			t.Fatalf("PrepareName(%+q) = %+q, but preparing that gives %+q, %v", s, p, again, err)
+		}
+		if !precis.Nickname.Compare(s, p) {
+			t.Fatalf("PrepareName(%+q) = %+q, which PRECIS compares unequal", s, p)
+		}
+		k := keysOf(p)
+		if !k.confusable(k) {
+			t.Fatalf("%+q is not confusable with itself", p)
+		}
+	})
+}

@@ -1,0 +1,728 @@
+package hub
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServerFrameFirst: every connection gets the server frame first, with
+// the server id and the limits, refused ones included.
+func TestServerFrameFirst(t *testing.T) {
+	h, _ := testHub(t, Config{ServerID: "lan:abc", MaxConnsPerPeer: 1})
+	a := dial(t, h, "p")
+	f := a.expect("server")[0]
+	lim, _ := f["limits"].(map[string]any)
+	if f.str("server") != "lan:abc" || lim == nil || lim["frame"] != float64(DefaultMaxFrameBytes) || lim["rate"] != float64(DefaultRate) ||
+		lim["burst"] != float64(DefaultBurst) || lim["members"] != float64(DefaultMaxMembers) ||
+		lim["ping"] != float64(DefaultPingInterval.Milliseconds()) || lim["window"] != float64(DefaultResumeWindow.Milliseconds()) {
+		t.Fatalf("server frame %v", f)
+	}
+	b := dial(t, h, "p") // over MaxConnsPerPeer
+	fs := b.expect("server", "error", "close")
+	if fs[1].str("code") != CodeTooManyConns || fs[2].num("code") != ClosePolicy {
+		t.Fatalf("refused connection got %v", fs)
+	}
+	a.leave()
+	b.s.End()
+}
+
+// TestOlderPageTold: a page of protocol version 1 is told to reload.
+func TestOlderPageTold(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	c := dial(t, h, "p")
+	c.frames()
+	for _, f := range []string{
+		`{"v":1,"type":"join","room":"r","name":"a"}`,
+		`{"type":"join","room":"r","name":"a"}`,
+		`{"v":3,"type":"ping"}`,
+	} {
+		c.send("%s", f)
+		e := c.expectError(CodeBadVersion)
+		if e.str("message") != "this page is an older version of onionchat: reload the page" {
+			t.Fatalf("%s: told %q", f, e.str("message"))
+		}
+	}
+	c.send(`{"v":2,"type":"dance"}`)
+	c.expectError(CodeUnknownType)
+	c.send(`{"v":2,"type":"ack","seq":1}`)
+	c.expectError(CodeNotJoined)
+	c.send(`{"v":2,"type":"ping","id":7}`)
+	if f := c.expect("pong")[0]; f.num("id") != 7 {
+		t.Fatalf("pong %v", f)
+	}
+	c.leave()
+}
+
+// TestRoomIDs: a room is named by 22 characters of base64url, nothing else.
+func TestRoomIDs(t *testing.T) {
+	h, _ := testHub(t, Config{JoinBurst: 100})
+	c := dial(t, h, "p")
+	c.frames()
+	for _, id := range []string{"", "r", "kitchen", strings.Repeat("A", 21), strings.Repeat("A", 23),
+		strings.Repeat("A", 21) + "+", strings.Repeat("A", 21) + "/", strings.Repeat("A", 20) + "==", strings.Repeat("A", 21) + " ",
+		strings.Repeat("é", 11)} {
+		c.joinErr(id, "a", CodeBadRoom)
+	}
+	w, _ := c.join("q0F3Zk1pT2xXbHlSVkE2Tg", "a")
+	if w.str("room") != "q0F3Zk1pT2xXbHlSVkE2Tg" {
+		t.Fatalf("welcome %v", w)
+	}
+	c.leave()
+}
+
+// TestJoinLeaveMembers: joins, the member list with session ids, messages
+// with seq and sender, and leave events.
+func TestJoinLeaveMembers(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	room := roomID(1)
+	a, b := dial(t, h, "p1"), dial(t, h, "p2")
+	wa, _ := a.join(room, " Alice ")
+	if wa.str("you") != "Alice" || len(wa.str("sid")) != 22 || wa.str("resume") == "" || wa.num("seq") != 0 ||
+		wa.num("catchup") != 0 || wa.num("gap") != 0 || wa["resumed"] != nil {
+		t.Fatalf("welcome %v", wa)
+	}
+	wb, _ := b.join(room, "bob")
+	members, _ := wb["members"].([]any)
+	if len(members) != 2 || fmt.Sprint(members[0]) != fmt.Sprint(map[string]any{"name": "Alice", "sid": wa.str("sid")}) ||
+		fmt.Sprint(members[1]) != fmt.Sprint(map[string]any{"name": "bob", "sid": wb.str("sid")}) {
+		t.Fatalf("members %v", members)
+	}
+	if wa.str("sid") == wb.str("sid") || wa.str("resume") == wb.str("resume") {
+		t.Fatal("two sessions share an id or a token")
+	}
+	if j := a.expect("join")[0]; j.str("name") != "bob" || j.str("sid") != wb.str("sid") {
+		t.Fatalf("join event %v", j)
+	}
+	b.msgID(body64("hi"), 5)
+	if m := a.expect("msg")[0]; m.num("seq") != 1 || m.str("sid") != wb.str("sid") || m.str("from") != "bob" || m.str("body") != body64("hi") || m["old"] != nil {
+		t.Fatalf("msg %v", m)
+	}
+	if s := b.expect("sent")[0]; s.num("id") != 5 || s.num("seq") != 1 || s.num("to") != 1 {
+		t.Fatalf("sent %v", s)
+	}
+	// A direct frame: no seq, not kept, only to its recipient.
+	a.send(`{"v":2,"type":"msg","body":%q,"to":"BOB"}`, body64("psst"))
+	if m := b.expect("msg")[0]; m["seq"] != nil || m.str("to") != "bob" || m.str("from") != "Alice" || m.str("sid") != wa.str("sid") {
+		t.Fatalf("direct msg %v", m)
+	}
+	a.send(`{"v":2,"type":"msg","body":%q,"to":"carol","id":3}`, body64("psst"))
+	if e := a.expectError(CodeNoSuchMember); e.num("ref") != 3 {
+		t.Fatalf("error %v", e)
+	}
+	a.send(`{"v":2,"type":"msg","body":%q,"to":"alice"}`, body64("me"))
+	a.expectError(CodeNoSuchMember)
+	a.send(`{"v":2,"type":"msg","body":"not base64!"}`)
+	a.expectError(CodeBadBody)
+	a.send("%s", joinFrame(room, "again"))
+	a.expectError(CodeAlreadyJoined)
+	if st := h.Stats(); st.History != 1 || st.Names != 2 || st.Rooms != 1 {
+		t.Fatalf("stats %v", st)
+	}
+	b.leave()
+	if l := a.expect("leave")[0]; l.str("name") != "bob" || l.str("sid") != wb.str("sid") {
+		t.Fatalf("leave event %v", l)
+	}
+	a.leave()
+	if st := h.Stats(); st != (Stats{}) {
+		t.Fatalf("stats %v", st)
+	}
+}
+
+// TestLookAlikes: with Alice and "bob smith" in a room, each of these
+// names is refused, so none can sit beside them looking the same.
+func TestLookAlikes(t *testing.T) {
+	h, _ := testHub(t, Config{JoinBurst: 100})
+	room := roomID(2)
+	a := dial(t, h, "p1")
+	a.join(room, "Alice")
+	b := dial(t, h, "p2")
+	b.join(room, "bob smith")
+	a.frames()
+	e := dial(t, h, "p3")
+	e.frames()
+	for _, tc := range []struct{ name, code string }{
+		{"Alice", CodeNameTaken},
+		{"alice", CodeNameTaken},
+		{"ALICE ", CodeNameTaken},
+		{"\uff21\uff4c\uff49\uff43\uff45", CodeNameTaken}, // fullwidth
+		{"bob  smith", CodeNameTaken},
+		{"bob\u00a0smith", CodeNameTaken},
+		{"Alice\u034f", CodeBadName},
+		{"Alice\ufe0f", CodeBadName},
+		{"Al\u0456ce", CodeBadName},      // Cyrillic і beside Latin
+		{"\u0410lice", CodeBadName},      // Cyrillic А beside Latin
+		{"Alice\u3164", CodeBadName},     // Hangul filler
+		{"\u3164", CodeBadName},          // Hangul filler alone
+		{"\u115fAlice", CodeBadName},     // Hangul choseong filler
+		{"Alice\u2800", CodeBadName},     // braille blank
+		{"Alice\U000E0100", CodeBadName}, // variation selector
+		{"\u202eecilA", CodeBadName},     // right-to-left override
+		{"Al\u200dice", CodeBadName},     // zero-width joiner
+		{"AIice", CodeNameConfusable},    // capital I
+		{"A1ice", CodeNameConfusable},    // digit one
+		{"aIice", CodeNameConfusable},
+		{"bob srnith", CodeNameConfusable},
+	} {
+		f := e.joinErr(room, tc.name, tc.code)
+		if tc.code == CodeBadName && f.str("message") == "" {
+			t.Errorf("%+q: refused without saying why", tc.name)
+		}
+	}
+	if got := types(a.frames()); got != "" {
+		t.Fatalf("the members saw [%s]", got)
+	}
+	// Look-alikes of away members are refused too, and a name is free
+	// again once its session has left.
+	b.drop()
+	e.joinErr(room, "bob smith", CodeNameTaken)
+	e.joinErr(room, "bob srnith", CodeNameConfusable)
+	a.leave()
+	w, _ := e.join(room, "Alice")
+	if w.str("you") != "Alice" {
+		t.Fatalf("welcome %v", w)
+	}
+	e.leave()
+}
+
+// TestJoinRatePerPeer: a peer's joins, failed ones included, are limited
+// over all its connections, and reconnecting does not reset the
+// allowance; it is forgotten once refilled.
+func TestJoinRatePerPeer(t *testing.T) {
+	h, clk := testHub(t, Config{JoinRate: 1, JoinBurst: 5})
+	c := dial(t, h, "guesser")
+	c.frames()
+	for range 5 {
+		c.joinErr("bad", "a", CodeBadRoom) // failed joins count
+	}
+	c.joinErr(roomID(3), "a", CodeJoinRate)
+	c.leave()
+	d := dial(t, h, "guesser") // a new connection from the same peer
+	d.joinErr(roomID(3), "a", CodeJoinRate)
+	other := dial(t, h, "friend") // another peer is not held back
+	other.join(roomID(3), "friend")
+	clk.advance(time.Second)
+	d.join(roomID(3), "a")
+	h.mu.Lock()
+	n := len(h.joins)
+	h.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d join allowances kept, want 2", n)
+	}
+	clk.advance(10 * time.Second)
+	h.sweep(nil)
+	h.mu.Lock()
+	n = len(h.joins)
+	h.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d join allowances kept after refilling, want 0", n)
+	}
+	d.leave()
+	other.leave()
+}
+
+// room3 starts a room with members a, b and c, each from its own peer, and
+// returns them with their welcomes.
+func room3(t *testing.T, h *Hub, room string) ([]*client, []frame) {
+	var cs []*client
+	var ws []frame
+	for i, name := range []string{"a", "b", "c"} {
+		c := dial(t, h, fmt.Sprint("peer", i))
+		w, _ := c.join(room, name)
+		cs, ws = append(cs, c), append(ws, w)
+	}
+	for _, c := range cs {
+		c.frames()
+	}
+	return cs, ws
+}
+
+// TestAwayBackCatchUp: a member whose connection drops is away; it comes
+// back with its token and gets every frame after since, in order, once,
+// before any live frame.
+func TestAwayBackCatchUp(t *testing.T) {
+	h, clk := testHub(t, Config{})
+	room := roomID(4)
+	cs, ws := room3(t, h, room)
+	a, b, c := cs[0], cs[1], cs[2]
+	for i := range 3 {
+		b.msg(body64(fmt.Sprint("m", i)))
+	}
+	for _, o := range []*client{a, c} {
+		if got := seqs(o.frames()); !slices.Equal(got, []int64{1, 2, 3}) {
+			t.Fatalf("got %v", got)
+		}
+	}
+	a.drop()
+	for _, o := range []*client{b, c} {
+		if f := o.expect("away")[0]; f.str("name") != "a" || f.str("sid") != ws[0].str("sid") {
+			t.Fatalf("away event %v", f)
+		}
+	}
+	if st := h.Stats(); st.Away != 1 || st.Names != 3 || st.Sessions != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	// While a is away: c's broadcasts still count a among the members.
+	c.msgID(body64("m3"), 1)
+	c.msg(body64("m4"))
+	if s := c.expect("sent")[0]; s.num("to") != 2 {
+		t.Fatalf("sent %v: away members count", s)
+	}
+	// A late joiner sees a as away.
+	d := dial(t, h, "peer9")
+	wd, _ := d.join(room, "d")
+	if ms := fmt.Sprint(wd["members"]); !strings.Contains(ms, "away:true name:a") {
+		t.Fatalf("members %s", ms)
+	}
+	clk.advance(DefaultResumeWindow - time.Second)
+	h.sweep(nil)
+	a2 := dial(t, h, "peer0")
+	a2.send(`{"v":2,"type":"join","room":%q,"name":"A","resume":%q,"since":3}`, room, ws[0].str("resume"))
+	w, old := a2.welcome()
+	if w["resumed"] != true || w.str("sid") != ws[0].str("sid") || w.str("you") != "a" || w.str("resume") != ws[0].str("resume") ||
+		w.num("seq") != 5 || w.num("catchup") != 2 || w.num("gap") != 0 {
+		t.Fatalf("welcome %v", w)
+	}
+	if len(old) != 2 || old[0].num("seq") != 4 || old[1].num("seq") != 5 || old[0]["old"] != true || old[0].str("from") != "c" ||
+		old[0].str("sid") != ws[2].str("sid") || old[1].str("body") != body64("m4") {
+		t.Fatalf("catch-up %v", old)
+	}
+	for _, o := range []*client{b, c, d} {
+		if f := o.frames(); !strings.HasSuffix(types(f), "back") || f[len(f)-1].str("sid") != ws[0].str("sid") {
+			t.Fatalf("got %v, want back", f)
+		}
+	}
+	b.msg(body64("m5"))
+	if f := a2.expect("msg")[0]; f.num("seq") != 6 || f["old"] != nil {
+		t.Fatalf("live frame %v", f)
+	}
+	if st := h.Stats(); st.Away != 0 || st.Names != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, o := range []*client{a2, b, c, d} {
+		o.leave()
+	}
+	a.frames()
+}
+
+// TestAwayThenLeave: an away session that does not come back within the
+// window leaves; its token then takes nothing back.
+func TestAwayThenLeave(t *testing.T) {
+	h, clk := testHub(t, Config{ResumeWindow: time.Minute})
+	room := roomID(5)
+	cs, ws := room3(t, h, room)
+	a, b, c := cs[0], cs[1], cs[2]
+	a.drop()
+	b.expect("away")
+	clk.advance(time.Minute)
+	h.sweep(nil)
+	b.expect() // not yet: the window is a minute
+	clk.advance(time.Millisecond)
+	h.sweep(nil)
+	if f := b.expect("leave")[0]; f.str("sid") != ws[0].str("sid") {
+		t.Fatalf("leave %v", f)
+	}
+	if st := h.Stats(); st.Away != 0 || st.Names != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	a2 := dial(t, h, "peer0")
+	a2.send(`{"v":2,"type":"join","room":%q,"name":"a","resume":%q,"since":0}`, room, ws[0].str("resume"))
+	w, _ := a2.welcome()
+	if w["resumed"] != nil || w.str("sid") == ws[0].str("sid") || w.str("resume") == ws[0].str("resume") {
+		t.Fatalf("welcome %v: a new session, not the old one", w)
+	}
+	// A client that closes, or that the hub closes for flooding, leaves
+	// at once.
+	c.leave()
+	b.expect("join", "leave")
+	a2.frames()
+	for range DefaultBurst*(floodFactor+1) + 1 {
+		a2.send(`{"v":2,"type":"ping"}`)
+	}
+	a2.s.End()
+	if fs := b.frames(); types(fs) != "leave" {
+		t.Fatalf("after a flood: [%s]", types(fs))
+	}
+	if st := h.Stats(); st.Away != 0 || st.Names != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	b.leave()
+	a.frames()
+}
+
+// TestNewSessionGetsKeptFrames: a new session receives every frame the
+// room keeps, named while their sender is in the room.
+func TestNewSessionGetsKeptFrames(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	room := roomID(6)
+	cs, ws := room3(t, h, room)
+	for i := range 3 {
+		cs[1].msg(body64(fmt.Sprint("m", i)))
+	}
+	d := dial(t, h, "peer-d")
+	w, old := d.join(room, "d")
+	if w.num("catchup") != 3 || w.num("seq") != 3 || w.num("gap") != 0 || !slices.Equal(seqs(old), []int64{1, 2, 3}) {
+		t.Fatalf("welcome %v, catch-up %v", w, old)
+	}
+	for i, f := range old {
+		if f["old"] != true || f.str("from") != "b" || f.str("sid") != ws[1].str("sid") || f.str("body") != body64(fmt.Sprint("m", i)) {
+			t.Fatalf("catch-up frame %v", f)
+		}
+	}
+	cs[1].leave()
+	e := dial(t, h, "peer-e")
+	_, old = e.join(room, "e")
+	if !slices.Equal(seqs(old), []int64{1, 2, 3}) || old[0]["from"] != nil || old[0].str("sid") != ws[1].str("sid") {
+		t.Fatalf("catch-up after the sender left: %v", old)
+	}
+	for _, c := range []*client{cs[0], cs[2], d, e} {
+		c.leave()
+	}
+}
+
+// TestGap: a session that comes back after frames it missed were dropped
+// is told how many.
+func TestGap(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	body := body64("0123456789ab")
+	h.maxRoomBytes = 3 * (int64(len(body)) + keptOverhead) // three frames
+	room := roomID(7)
+	cs, ws := room3(t, h, room)
+	cs[1].msg(body)
+	cs[0].drop()
+	for range 5 {
+		cs[1].msg(body)
+	}
+	a := dial(t, h, "peer0")
+	a.send(`{"v":2,"type":"join","room":%q,"name":"a","resume":%q,"since":1}`, room, ws[0].str("resume"))
+	w, old := a.welcome()
+	// Frames 2 and 3 are gone; 4, 5 and 6 are kept.
+	if w.num("gap") != 2 || w.num("catchup") != 3 || !slices.Equal(seqs(old), []int64{4, 5, 6}) {
+		t.Fatalf("welcome %v, catch-up %v", w, old)
+	}
+	if st := h.Stats(); st.History != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, c := range []*client{a, cs[1], cs[2]} {
+		c.leave()
+	}
+}
+
+// TestReceipts: sent at once, delivered when every recipient has
+// acknowledged or left, with missed counting those that never did; an
+// away sender gets its receipts when it comes back.
+func TestReceipts(t *testing.T) {
+	h, clk := testHub(t, Config{})
+	room := roomID(8)
+	cs, ws := room3(t, h, room)
+	a, b, c := cs[0], cs[1], cs[2]
+
+	a.msgID(body64("one"), 1)
+	if s := a.expect("sent")[0]; s.num("id") != 1 || s.num("seq") != 1 || s.num("to") != 2 {
+		t.Fatalf("sent %v", s)
+	}
+	b.ack(1)
+	a.expect() // c has not acknowledged
+	c.ack(1)
+	if d := a.expect("delivered")[0]; d.num("seq") != 1 || d.num("missed") != 0 {
+		t.Fatalf("delivered %v", d)
+	}
+
+	// c never acknowledges and leaves: missed 1.
+	a.msgID(body64("two"), 2)
+	a.expect("sent")
+	b.ack(2)
+	c.leave()
+	if fs := a.expect("leave", "delivered"); fs[1].num("seq") != 2 || fs[1].num("missed") != 1 {
+		t.Fatalf("delivered %v", fs[1])
+	}
+
+	// The sender is away when its frame is acknowledged: the receipt
+	// waits for it, after the catch-up.
+	a.msgID(body64("three"), 3)
+	a.expect("sent")
+	a.drop()
+	b.msg(body64("four")) // seq 4, to a (away)
+	b.ack(3)
+	a2 := dial(t, h, "peer0")
+	a2.send(`{"v":2,"type":"join","room":%q,"name":"a","resume":%q,"since":3}`, room, ws[0].str("resume"))
+	_, rest := a2.welcome()
+	if types(rest) != "msg delivered" || rest[0].num("seq") != 4 || rest[1].num("seq") != 3 || rest[1].num("missed") != 0 {
+		t.Fatalf("after the welcome: %v", rest)
+	}
+
+	// Alone in the room: sent to 0, delivered at once.
+	b.leave()
+	a2.frames()
+	a2.msgID(body64("five"), 5)
+	if fs := a2.expect("sent", "delivered"); fs[0].num("to") != 0 || fs[1].num("missed") != 0 {
+		t.Fatalf("alone: %v", fs)
+	}
+
+	// A frame that ages out unacknowledged: delivered with missed.
+	e := dial(t, h, "peer-e")
+	e.join(room, "e")
+	a2.frames()
+	a2.msgID(body64("six"), 6)
+	a2.expect("sent")
+	clk.advance(DefaultResumeWindow + time.Second)
+	h.sweep(nil)
+	if d := a2.expect("delivered")[0]; d.num("seq") != 6 || d.num("missed") != 1 {
+		t.Fatalf("aged out: %v", d)
+	}
+	if st := h.Stats(); st.History != 0 || st.KeptBytes != 0 {
+		t.Fatalf("frames older than the window are kept: %+v", st)
+	}
+	a2.leave()
+	e.leave()
+}
+
+// TestAckIsAmortised: acknowledging a long run of frames once costs a
+// visit per frame, and acknowledging again costs nothing.
+func TestAckIsAmortised(t *testing.T) {
+	h, _ := testHub(t, Config{Rate: 1e9, Burst: 1 << 20})
+	room := roomID(9)
+	cs, _ := room3(t, h, room)
+	for i := range 1000 {
+		cs[0].msgID(body64("x"), i+1)
+	}
+	cs[1].ack(1000)
+	cs[2].ack(500)
+	fs := cs[0].frames()
+	var delivered int
+	for _, f := range fs {
+		if f.typ() == "delivered" {
+			delivered++
+		}
+	}
+	if delivered != 500 {
+		t.Fatalf("%d delivered, want 500", delivered)
+	}
+	r := h.rooms[room]
+	r.mu.Lock()
+	acked := cs[2].s.m.acked
+	r.mu.Unlock()
+	if acked != 500 {
+		t.Fatalf("acked %d", acked)
+	}
+	cs[2].ack(400) // behind: nothing
+	cs[2].ack(1 << 40)
+	if n := len(cs[0].frames()); n != 500 {
+		t.Fatalf("%d frames after the last ack, want 500 delivered", n)
+	}
+	for _, c := range cs {
+		c.leave()
+	}
+}
+
+// TestKeptCapsAndWipe: a room keeps at most maxRoomBytes, the hub at most
+// maxKeptBytes with the oldest frames of any room dropped first, and a
+// room's frames go with the room.
+func TestKeptCapsAndWipe(t *testing.T) {
+	h, clk := testHub(t, Config{Rate: 1e9, Burst: 1 << 20})
+	body := body64(strings.Repeat("x", 3000))
+	size := int64(len(body)) + keptOverhead
+	h.maxRoomBytes = 10 * size
+	h.maxKeptBytes = 15 * size
+	r1, r2 := roomID(10), roomID(11)
+	a, b := dial(t, h, "p1"), dial(t, h, "p2")
+	a.join(r1, "a")
+	b.join(r2, "b")
+	for range 25 {
+		a.msg(body)
+	}
+	if st := h.Stats(); st.History != 10 || st.KeptBytes != 10*size {
+		t.Fatalf("one room: %+v", st)
+	}
+	clk.advance(time.Second)
+	for range 8 {
+		b.msg(body)
+	}
+	// 18 frames over a cap of 15: the three oldest go, all from r1.
+	h.mu.Lock()
+	n1, n2 := h.rooms[r1].n, h.rooms[r2].n
+	h.mu.Unlock()
+	if n1 != 7 || n2 != 8 || h.kept.Load() != 15*size {
+		t.Fatalf("kept %d in the older room and %d in the newer, %d bytes", n1, n2, h.kept.Load())
+	}
+	c := dial(t, h, "p3")
+	_, old := c.join(r1, "c")
+	if !slices.Equal(seqs(old), []int64{19, 20, 21, 22, 23, 24, 25}) {
+		t.Fatalf("catch-up %v", seqs(old))
+	}
+	a.leave()
+	c.leave()
+	if st := h.Stats(); st.Rooms != 1 || st.History != 8 || st.KeptBytes != 8*size {
+		t.Fatalf("after r1 emptied: %+v", st)
+	}
+	b.leave()
+	if st := h.Stats(); st != (Stats{}) {
+		t.Fatalf("after everyone left: %+v", st)
+	}
+}
+
+// TestControlFrameFlood: WebSocket pings and pongs spend the same tokens
+// as text frames; a flood of them is closed with 1008.
+func TestControlFrameFlood(t *testing.T) {
+	h, clk := testHub(t, Config{Rate: 10, Burst: 40})
+	c := dial(t, h, "p")
+	c.frames()
+	for i := range 40 {
+		if !c.s.Control() {
+			t.Fatalf("control frame %d refused within the burst", i)
+		}
+	}
+	if c.s.Control() {
+		t.Fatal("control frame over the burst allowed")
+	}
+	c.send(`{"v":2,"type":"ping"}`) // the same bucket
+	c.expectError(CodeRateLimited)
+	clk.advance(time.Second) // 10 more
+	for range 10 {
+		if !c.s.Control() {
+			t.Fatal("refill not allowed")
+		}
+	}
+	for range 40 * floodFactor {
+		c.s.Control()
+	}
+	c.expect() // dropped silently
+	c.s.Control()
+	c.expectClose(CodeRateLimited, ClosePolicy)
+	if c.s.Control() {
+		t.Fatal("a closed connection's control frame allowed")
+	}
+	c.s.End()
+}
+
+// TestAdmissionWhenFull: at MaxConns a new connection takes the place of
+// the oldest that has not joined, then of the session alone the longest;
+// sessions in shared rooms keep theirs. At MaxRooms a new room takes the
+// place of the room alone the longest. Away sessions count.
+func TestAdmissionWhenFull(t *testing.T) {
+	h, clk := testHub(t, Config{MaxConns: 5, MaxRooms: 3, MaxMembers: 3, JoinBurst: 100})
+	rooms := func(want int) {
+		t.Helper()
+		if st := h.Stats(); st.Rooms != want {
+			t.Fatalf("%d rooms, want %d: %+v", st.Rooms, want, st)
+		}
+	}
+	shared := roomID(20)
+	a := dial(t, h, "a")
+	a.join(shared, "a")
+	b := dial(t, h, "b")
+	b.join(shared, "b")
+	clk.advance(time.Second)
+	lone1 := dial(t, h, "l1")
+	lone1.join(roomID(21), "l1")
+	clk.advance(time.Second)
+	lone2 := dial(t, h, "l2")
+	lone2.join(roomID(22), "l2")
+	idle := dial(t, h, "idle") // five: full
+	idle.frames()
+
+	n1 := dial(t, h, "n1") // takes the place of the connection that has not joined
+	idle.expectClose(CodeEvicted, CloseTryAgainLater)
+	idle.s.End()
+	n1.join(shared, "n1") // three in the shared room
+
+	n2 := dial(t, h, "n2") // takes the place of lone1, alone the longest
+	lone1.expectClose(CodeEvicted, CloseTryAgainLater)
+	lone1.s.End()
+	rooms(2)
+	clk.advance(time.Second)
+	lone3 := dial(t, h, "l3") // takes the place of n2, which has not joined
+	n2.expectClose(CodeEvicted, CloseTryAgainLater)
+	n2.s.End()
+	lone3.join(roomID(23), "l3")
+	rooms(3)
+
+	// At MaxRooms, a new room takes the place of the room alone the
+	// longest: lone2's, not lone3's.
+	h.cfg.MaxConns = 100
+	x := dial(t, h, "x")
+	x.join(roomID(24), "x")
+	lone2.expectClose(CodeEvicted, CloseTryAgainLater)
+	lone2.s.End()
+	if got := types(lone3.frames()); got != "" {
+		t.Fatalf("lone3 got [%s]", got)
+	}
+	rooms(3)
+	// A join to a room with members is never refused for rooms.
+	z := dial(t, h, "z")
+	z.join(roomID(24), "z")
+	l3b := dial(t, h, "l3b")
+	l3b.join(roomID(23), "l3b")
+	// Every room is shared: a new room is refused, and at MaxConns a new
+	// connection is refused too.
+	w := dial(t, h, "w")
+	w.frames()
+	w.joinErr(roomID(26), "w", CodeTooManyRooms)
+	rooms(3)
+	w.join(roomID(24), "w")
+	h.cfg.MaxConns = h.Stats().Sessions
+	full := dial(t, h, "full")
+	if fs := full.expect("server", "error", "close"); fs[1].str("code") != CodeServerFull || fs[2].num("code") != CloseTryAgainLater {
+		t.Fatalf("refused with %v", fs)
+	}
+	full.s.End()
+	// Away sessions count toward MaxConns and MaxMembers.
+	b.drop()
+	full2 := dial(t, h, "full2")
+	full2.expect("server", "error", "close")
+	full2.s.End()
+	h.cfg.MaxConns = 100
+	v := dial(t, h, "v")
+	v.frames()
+	v.joinErr(shared, "v", CodeRoomFull)
+	for _, c := range []*client{a, n1, lone3, l3b, x, z, w, v} {
+		c.leave()
+	}
+	if st := h.Stats(); st.Away != 1 || st.Names != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	clk.advance(DefaultResumeWindow + time.Second)
+	h.sweep(nil)
+	if st := h.Stats(); st != (Stats{}) {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, c := range []*client{a, b, idle, lone1, lone2, lone3, l3b, n1, n2, x, z, w, v, full, full2} {
+		c.frames()
+	}
+}
+
+// TestReplacedConnection: taking a session back while its old connection
+// is still open closes the old one with 4000; nobody sees it leave.
+func TestReplacedConnection(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	room := roomID(30)
+	cs, ws := room3(t, h, room)
+	a2 := dial(t, h, "peer0")
+	a2.send(`{"v":2,"type":"join","room":%q,"name":"a","resume":%q}`, room, ws[0].str("resume"))
+	if w, _ := a2.welcome(); w["resumed"] != true || w.str("sid") != ws[0].str("sid") {
+		t.Fatalf("welcome %v", w)
+	}
+	cs[0].expectClose(CodeReplaced, CloseReplaced)
+	cs[0].s.End()
+	if got := types(cs[1].frames()); got != "" {
+		t.Fatalf("the room saw [%s]", got)
+	}
+	cs[0].msg(body64("late")) // the old connection's frames go nowhere
+	cs[1].msg(body64("hi"))
+	if f := a2.expect("msg")[0]; f.str("from") != "b" {
+		t.Fatalf("msg %v", f)
+	}
+	// A wrong token takes nothing.
+	e := dial(t, h, "peer-e")
+	e.frames()
+	e.send(`{"v":2,"type":"join","room":%q,"name":"a","resume":"guess"}`, room)
+	e.expectError(CodeNameTaken)
+	for _, c := range []*client{a2, cs[1], cs[2], e} {
+		c.leave()
+	}
+	if st := h.Stats(); st != (Stats{}) {
+		t.Fatalf("stats %+v", st)
+	}
+}
