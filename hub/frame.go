@@ -58,6 +58,11 @@ const (
 	CloseTooBig        = 1009 // frame over the size limit
 	CloseTryAgainLater = 1013 // server full, or evicted to make room
 	CloseReplaced      = 4000 // a resumed session replaced this one
+	// CloseReconnecting comes from the client: a page giving up on a link
+	// it thinks dead. Its session goes away rather than leaving.
+	CloseReconnecting = 4001
+
+	closeNoStatus = 1005 // what a transport reports for a close frame without a code
 )
 
 // Limits that are part of the protocol rather than configuration.

@@ -386,8 +386,9 @@ func (h *Hub) shutdown() {
 // Open starts a session on conn for a client from peer, an opaque key that
 // per-peer limits count by (a remote address, a Tor circuit), and sends
 // the server frame. The caller must then pass every text frame it reads
-// to Session.Receive and every ping or pong to Session.Control, call
-// Session.ClientClosed when the client sends a close frame, and call
+// to Session.Receive, count every ping or pong with Session.Control,
+// answer a close frame with Session.CloseFrame, call Session.ClientClosed
+// when it closes the connection for the client's fault, and call
 // Session.End once when it stops reading.
 //
 // When the hub has MaxConns sessions, the new connection takes the place

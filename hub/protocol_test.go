@@ -726,3 +726,41 @@ func TestReplacedConnection(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestCloseFrames: a client's close frame is answered with its code; the
+// session leaves at once, unless the code is 4001 (reconnecting), after
+// which it is away like a dropped one and can come back.
+func TestCloseFrames(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	room := roomID(31)
+	cs, ws := room3(t, h, room)
+	a, b, c := cs[0], cs[1], cs[2]
+	a.s.CloseFrame(CloseReconnecting)
+	if f := a.expect("close")[0]; f.num("code") != CloseReconnecting {
+		t.Fatalf("answered %v", f)
+	}
+	a.s.End()
+	if f := c.expect("away")[0]; f.str("sid") != ws[0].str("sid") {
+		t.Fatalf("after 4001: %v", f)
+	}
+	b.expect("away")
+	b.s.CloseFrame(closeNoStatus)
+	if f := b.expect("close")[0]; f.num("code") != CloseNormal {
+		t.Fatalf("answered %v", f)
+	}
+	b.s.End()
+	c.expect("leave")
+	a2 := dial(t, h, "peer0")
+	a2.send(`{"v":2,"type":"join","room":%q,"name":"a","resume":%q,"since":0}`, room, ws[0].str("resume"))
+	if w, _ := a2.welcome(); w["resumed"] != true {
+		t.Fatalf("welcome %v", w)
+	}
+	c.expect("back")
+	c.s.CloseFrame(1001) // closing the tab
+	c.s.End()
+	a2.expect("leave")
+	a2.leave()
+	if st := h.Stats(); st != (Stats{}) {
+		t.Fatalf("stats %+v", st)
+	}
+}

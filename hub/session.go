@@ -80,12 +80,28 @@ func (s *Session) Control() bool {
 	return s.allow(now, false)
 }
 
-// ClientClosed records that the connection ends on purpose: the client
-// sent a close frame (it left, or closed its tab), or the transport closed
-// the connection for the client's fault (a frame over MaxFrameBytes). Its
-// session then leaves the room at End, at once, rather than going away for
-// the resume window. Call it before End.
+// ClientClosed records that the connection ends on purpose: the transport
+// closed it for the client's fault (a frame over MaxFrameBytes, a binary
+// frame). Its session then leaves the room at End, at once, rather than
+// going away for the resume window. Call it before End. For a close frame
+// from the client, call CloseFrame.
 func (s *Session) ClientClosed() { s.leaving.Store(true) }
+
+// CloseFrame handles a close frame from the client, with its status code
+// (1005 when it had none): it answers with a close frame of the same code
+// (1000 for 1005) and closes the connection. Then, at End, the session
+// leaves the room, unless the code is CloseReconnecting: a page giving up
+// on a link it thinks dead, whose session goes away for the resume window
+// like a dropped one (docs/protocol.md §4).
+func (s *Session) CloseFrame(code int) {
+	if code != CloseReconnecting {
+		s.leaving.Store(true)
+	}
+	if code == closeNoStatus {
+		code = CloseNormal
+	}
+	s.close(code, "", "", 0)
+}
 
 // push queues wire bytes for the client. A client whose queue is over the
 // limits is dropped at once, so that nobody waits for it.
@@ -132,10 +148,15 @@ func (s *Session) start() {
 
 // fail sends an error frame (if code is not empty) and a close frame, then
 // closes the transport. Frames queued before are sent first. A connection
-// closed this way ends on purpose: its session leaves rather than going
-// away.
+// the hub closes for a fault ends on purpose: its session leaves rather
+// than going away.
 func (s *Session) fail(closeCode int, code, msg string, ref int64) {
 	s.leaving.Store(true)
+	s.close(closeCode, code, msg, ref)
+}
+
+// close is fail without deciding whether the session leaves.
+func (s *Session) close(closeCode int, code, msg string, ref int64) {
 	var e []byte
 	if code != "" {
 		e = s.h.errorFrame(code, msg, ref)
@@ -168,10 +189,10 @@ func (s *Session) abort() {
 	s.conn.Close()
 }
 
-// Fail closes the session with a close code and a protocol error code, for
-// transport-level faults the hub cannot see (binary frames, say), or to
-// echo the client's close frame (code empty). Its session leaves the room
-// at End.
+// Fail closes the session with a close code and a protocol error code (or
+// none, if code is empty), for transport-level faults the hub cannot see
+// (binary frames, say). Its session leaves the room at End. To answer a
+// client's close frame, use CloseFrame.
 func (s *Session) Fail(closeCode int, code, msg string) { s.fail(closeCode, code, msg, 0) }
 
 // flushAt is the batch size at which a writer writes before it has
