@@ -19,10 +19,13 @@ const (
 	MinPendingPerPeer = 8
 	// MinPendingTotal is the least the server keeps pending in all.
 	MinPendingTotal = 256
-	// fileSlack is how many connections beyond every session and every
-	// pending connection the listener accepts before it stops accepting:
-	// connections being refused or closed linger a moment.
-	fileSlack = 64
+	// MinClosingConns is how many connections beyond every session and
+	// every pending connection the listeners hold open at most (or
+	// MaxConns, if more) before they stop accepting: connections being
+	// refused, evicted or closed linger up to two seconds for their close
+	// frame, and an attacker reconnecting at once keeps hundreds of them
+	// in that state.
+	MinClosingConns = 1024
 )
 
 // PendingLimits returns the bounds on connections before the upgrade for
@@ -35,8 +38,9 @@ func PendingLimits(maxConns, maxConnsPerPeer int) (perPeer, total int) {
 // gate counts the connections of its listeners from Accept until they are
 // upgraded to a WebSocket (the hub counts them from then on) or closed.
 // When all pending places are taken, a new connection takes the place of
-// the oldest pending one; a peer over its share has its newest connection
-// closed. So a friend's connection gets in while an attacker holds many.
+// the oldest pending one of the peer that holds the most; a peer over its
+// share has its newest connection closed. So a friend's connection gets
+// in, and stays until it is upgraded, while attackers hold many.
 //
 // A connection's peer is learnt on the connection's own goroutine, at its
 // first Read or RemoteAddr, never in Accept: behind tor, RemoteAddr reads
@@ -107,13 +111,26 @@ func (l *gateListener) Close() error {
 	return l.Listener.Close()
 }
 
-// add appends c as the newest pending connection and returns the oldest
-// one if it must make room.
+// add appends c as the newest pending connection and returns the one
+// that must make room for it, if all places are taken: the oldest pending
+// connection of the peer that holds the most. So a friend, with one
+// connection pending, keeps it while an attacker holds several; among
+// equals, the oldest goes.
 func (g *gate) add(c *gateConn) (evict *gateConn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.n >= g.total {
+		most := 1
+		for _, n := range g.peers {
+			most = max(most, n)
+		}
 		evict = g.head
+		for x := g.head; x != nil; x = x.next {
+			if x.peer != "" && g.peers[x.peer] == most {
+				evict = x
+				break
+			}
+		}
 		g.unlink(evict)
 		evict.state = connClosed
 	}

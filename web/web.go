@@ -121,7 +121,7 @@ func New(cfg Config) *Handler {
 				// cross-site WebSocket hijacking. Browsers always send Origin.
 			},
 		},
-		gate: newGate(perPeer, total, lim.MaxConns+total+fileSlack),
+		gate: newGate(perPeer, total, lim.MaxConns+total+max(MinClosingConns, lim.MaxConns)),
 	}
 	if cfg.Hosts != nil {
 		h.hosts = make(map[string]bool)
