@@ -53,6 +53,10 @@ const (
 	// dropped in a row is closed with ClosePolicy.
 	floodFactor = 4
 
+	// oldCacheIdle is how long a room keeps the catch-up frames it made
+	// after the last catch-up that used them.
+	oldCacheIdle = 10 * time.Second
+
 	// shutdownGrace bounds how long Run waits, after its context ends, for
 	// sessions to flush their close frames before it cuts them off.
 	shutdownGrace = 3 * time.Second
@@ -332,7 +336,7 @@ func (h *Hub) expire(now int64) {
 		}
 	}
 	for _, r := range h.rooms {
-		if now-r.frontAt.Load() > window {
+		if now-r.frontAt.Load() > window || r.oldIdle(now) {
 			rooms = append(rooms, r)
 		}
 	}
@@ -340,6 +344,9 @@ func (h *Hub) expire(now int64) {
 	for _, r := range rooms {
 		r.mu.Lock()
 		r.expire(h, now)
+		if r.oldIdle(now) {
+			r.dropOlds()
+		}
 		r.mu.Unlock()
 	}
 	h.trimKept()

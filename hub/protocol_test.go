@@ -764,3 +764,59 @@ func TestCloseFrames(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestCatchUpFramesShared: sessions catching up at the same time share
+// one encoding of each kept frame, and the room forgets those encodings
+// once no catch-up has used them for a while; a later catch-up makes them
+// again.
+func TestCatchUpFramesShared(t *testing.T) {
+	h, clk := testHub(t, Config{})
+	room := roomID(32)
+	a := dial(t, h, "pa")
+	a.join(room, "a")
+	for i := range 3 {
+		a.msg(body64(fmt.Sprint("m", i)))
+	}
+	r := h.rooms[room]
+	encoding := func() *byte {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return &r.entry(1).old[0]
+	}
+	b, c := dial(t, h, "pb"), dial(t, h, "pc")
+	b.join(room, "b")
+	same := encoding()
+	c.join(room, "c")
+	r.mu.Lock()
+	made := r.oldMade
+	r.mu.Unlock()
+	if made != 3 || encoding() != same {
+		t.Fatalf("%d catch-up frames made, want 3, shared by both sessions", made)
+	}
+	clk.advance(oldCacheIdle)
+	h.sweep(nil)
+	r.mu.Lock()
+	made = r.oldMade
+	r.mu.Unlock()
+	if made != 3 {
+		t.Fatalf("catch-up frames dropped too early: %d left", made)
+	}
+	clk.advance(time.Millisecond)
+	h.sweep(nil)
+	r.mu.Lock()
+	made = r.oldMade
+	r.mu.Unlock()
+	if made != 0 || h.kept.Load() != 3*(int64(len(body64("m0")))+keptOverhead) {
+		t.Fatalf("%d catch-up frames left, %d bytes kept", made, h.kept.Load())
+	}
+	d := dial(t, h, "pd")
+	if _, old := d.join(room, "d"); !slices.Equal(seqs(old), []int64{1, 2, 3}) || old[2].str("from") != "a" {
+		t.Fatalf("catch-up after the encodings were dropped: %v", old)
+	}
+	if encoding() == same {
+		t.Fatal("the dropped encoding was reused")
+	}
+	for _, x := range []*client{a, b, c, d} {
+		x.leave()
+	}
+}

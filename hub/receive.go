@@ -126,7 +126,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 				s.sendError(CodeNameTaken, "someone in this room uses that name", f.ID)
 				return
 			}
-			s.resume(r, old, f.Since)
+			s.resume(r, old, f.Since, now)
 			return
 		}
 		for _, m := range r.members {
@@ -155,7 +155,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 	h.noteAlone(r, now)
 	s.attach(m)
 	s.push(h.welcomeFrame(r, m, false, int64(r.n), 0))
-	r.catchUp(h, s, 0)
+	r.catchUp(h, s, 0, now)
 	r.event(h, "join", m)
 }
 
@@ -163,7 +163,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 // connection of m still open is replaced, an away m comes back. s gets
 // the welcome, the room's kept frames after since, then the receipts m
 // missed. h.mu and r.mu are held.
-func (s *Session) resume(r *room, m *member, since int64) {
+func (s *Session) resume(r *room, m *member, since, now int64) {
 	h := s.h
 	wasAway := m.away
 	if m.away {
@@ -181,7 +181,7 @@ func (s *Session) resume(r *room, m *member, since int64) {
 	from := max(since+1, r.first())
 	gap := max(0, r.first()-1-since)
 	s.push(h.welcomeFrame(r, m, true, r.seq-from+1, gap))
-	r.catchUp(h, s, since)
+	r.catchUp(h, s, since, now)
 	for _, p := range m.pending {
 		s.push(h.deliveredFrame(p.seq, p.missed))
 	}

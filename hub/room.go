@@ -32,6 +32,13 @@ type room struct {
 	// for Hub.expire and trimKept, which read it without r.mu.
 	frontAt atomic.Int64
 
+	// Kept frames whose catch-up frame is made (shared by every session
+	// that catches up meanwhile), and the last catch-up that made or used
+	// them (0: none made): Hub.expire drops them oldCacheIdle after it, so
+	// that they cost memory only while sessions catch up.
+	oldMade     int
+	lastCatchUp atomic.Int64
+
 	alone      *list.Element // in h.alone while the room has one session
 	aloneSince int64
 
@@ -155,9 +162,7 @@ func (r *room) dropOldest(h *Hub) {
 		e.left = 0
 		h.deliver(e)
 	}
-	if e.oldFrom {
-		e.from.cached--
-	}
+	r.dropOld(e)
 	r.bytes -= e.size
 	h.kept.Add(-e.size)
 	*e = kept{}
@@ -243,12 +248,44 @@ func (r *room) oldFrame(h *Hub, e *kept) []byte {
 		if e.oldFrom {
 			e.from.cached++
 		}
+		r.oldMade++
 	}
 	return e.old
 }
 
+// dropOld forgets e's catch-up frame; sessions that have it queued keep
+// their reference until it is written.
+func (r *room) dropOld(e *kept) {
+	if e.old == nil {
+		return
+	}
+	if e.oldFrom {
+		e.from.cached--
+	}
+	e.old, e.oldFrom = nil, false
+	r.oldMade--
+}
+
+// dropOlds forgets every catch-up frame made.
+func (r *room) dropOlds() {
+	for q := r.first(); r.oldMade > 0 && q <= r.seq; q++ {
+		r.dropOld(r.entry(q))
+	}
+	r.lastCatchUp.Store(0)
+}
+
+// oldIdle reports whether r has catch-up frames that no catch-up has used
+// for oldCacheIdle.
+func (r *room) oldIdle(now int64) bool {
+	at := r.lastCatchUp.Load()
+	return at != 0 && now-at > int64(oldCacheIdle)
+}
+
 // catchUp queues for m's new connection s the kept frames after seq.
-func (r *room) catchUp(h *Hub, s *Session, after int64) {
+func (r *room) catchUp(h *Hub, s *Session, after int64, now int64) {
+	if after < r.seq && r.n > 0 {
+		r.lastCatchUp.Store(now)
+	}
 	for q := max(after+1, r.first()); q <= r.seq; q++ {
 		s.pushOld(r.oldFrame(h, r.entry(q)))
 	}
@@ -284,12 +321,11 @@ func (h *Hub) removeMember(r *room, m *member, now int64) {
 	if m.cached > 0 {
 		// Catch-up frames made while m was here carry its name: make them
 		// again without it when needed.
-		for q := r.first(); q <= r.seq; q++ {
+		for q := r.first(); m.cached > 0 && q <= r.seq; q++ {
 			if e := r.entry(q); e.from == m && e.oldFrom {
-				e.old, e.oldFrom = nil, false
+				r.dropOld(e)
 			}
 		}
-		m.cached = 0
 	}
 	m.name, m.keys, m.resume, m.pending = "", nameKeys{}, "", nil
 }
