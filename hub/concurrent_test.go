@@ -94,9 +94,7 @@ func TestConcurrentRooms(t *testing.T) {
 			c.leave()
 		}
 	}
-	if st := h.Stats(); st.Sessions != 0 || st.Names != 0 || st.Rooms != 0 || st.History != 0 || st.KeptBytes != 0 || st.Away != 0 {
-		t.Fatalf("after everyone left: %+v", st)
-	}
+	checkEmpty(t, h)
 	for _, cs := range all {
 		for _, c := range cs {
 			c.frames()

@@ -269,3 +269,18 @@ func seqs(fs []frame) []int64 {
 	}
 	return out
 }
+
+// checkEmpty fails unless the hub holds nothing: no session, room, name,
+// kept frame or peer, and its own counts and lists agree.
+func checkEmpty(t *testing.T, h *Hub) {
+	t.Helper()
+	if st := h.Stats(); st != (Stats{SlowDropped: st.SlowDropped, RateDropped: st.RateDropped}) {
+		t.Fatalf("the hub still holds %+v", st)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.counted != 0 || h.waiting.Len() != 0 || h.alone.Len() != 0 || h.away.Len() != 0 || h.kept.Load() != 0 {
+		t.Fatalf("counted %d, waiting %d, alone %d, away %d, kept %d: want all 0",
+			h.counted, h.waiting.Len(), h.alone.Len(), h.away.Len(), h.kept.Load())
+	}
+}

@@ -38,9 +38,7 @@ func TestRunStopsWithItsContext(t *testing.T) {
 	if !strings.Contains(c.text(), `"code":"shutting_down"`) || !strings.Contains(c.text(), "close 1001") {
 		t.Fatalf("the session was not told: %q", c.text())
 	}
-	if st := h.Stats(); st != (Stats{}) {
-		t.Fatalf("after Run: %+v", st)
-	}
+	checkEmpty(t, h)
 	if s2 := h.Open(&pipeConn{}, "p"); !s2.closing.Load() {
 		t.Fatal("Open after Run accepted a session")
 	}
@@ -63,9 +61,7 @@ func TestForgetsNamesAndRooms(t *testing.T) {
 	for _, c := range cs {
 		c.leave()
 	}
-	if st := h.Stats(); st != (Stats{}) {
-		t.Fatalf("after every session left: %+v", st)
-	}
+	checkEmpty(t, h)
 	for _, c := range cs {
 		c.frames() // writers started by the joins exit once their queues are written
 	}

@@ -126,9 +126,7 @@ func TestJoinLeaveMembers(t *testing.T) {
 		t.Fatalf("leave event %v", l)
 	}
 	a.leave()
-	if st := h.Stats(); st != (Stats{}) {
-		t.Fatalf("stats %v", st)
-	}
+	checkEmpty(t, h)
 }
 
 // TestLookAlikes: with Alice and "bob smith" in a room, each of these
@@ -558,9 +556,7 @@ func TestKeptCapsAndWipe(t *testing.T) {
 		t.Fatalf("after r1 emptied: %+v", st)
 	}
 	b.leave()
-	if st := h.Stats(); st != (Stats{}) {
-		t.Fatalf("after everyone left: %+v", st)
-	}
+	checkEmpty(t, h)
 }
 
 // TestControlFrameFlood: WebSocket pings and pongs spend the same tokens
@@ -685,9 +681,7 @@ func TestAdmissionWhenFull(t *testing.T) {
 	}
 	clk.advance(DefaultResumeWindow + time.Second)
 	h.sweep(nil)
-	if st := h.Stats(); st != (Stats{}) {
-		t.Fatalf("stats %+v", st)
-	}
+	checkEmpty(t, h)
 	for _, c := range []*client{a, b, idle, lone1, lone2, lone3, l3b, n1, n2, x, z, w, v, full, full2} {
 		c.frames()
 	}
@@ -722,9 +716,7 @@ func TestReplacedConnection(t *testing.T) {
 	for _, c := range []*client{a2, cs[1], cs[2], e} {
 		c.leave()
 	}
-	if st := h.Stats(); st != (Stats{}) {
-		t.Fatalf("stats %+v", st)
-	}
+	checkEmpty(t, h)
 }
 
 // TestCloseFrames: a client's close frame is answered with its code; the
@@ -760,9 +752,7 @@ func TestCloseFrames(t *testing.T) {
 	c.s.End()
 	a2.expect("leave")
 	a2.leave()
-	if st := h.Stats(); st != (Stats{}) {
-		t.Fatalf("stats %+v", st)
-	}
+	checkEmpty(t, h)
 }
 
 // TestCatchUpFramesShared: sessions catching up at the same time share
