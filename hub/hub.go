@@ -327,7 +327,7 @@ func (h *Hub) expire(now int64) {
 		}
 		r := m.room
 		r.mu.Lock()
-		h.removeMember(r, m, now)
+		h.removeMember(r, m)
 		r.mu.Unlock()
 	}
 	for peer, b := range h.joins {
@@ -353,14 +353,13 @@ func (h *Hub) expire(now int64) {
 }
 
 func (h *Hub) shutdown() {
-	now := h.now()
 	h.mu.Lock()
 	h.closed = true
 	for e := h.away.Front(); e != nil; e = h.away.Front() {
 		m := e.Value.(*member)
 		r := m.room
 		r.mu.Lock()
-		h.removeMember(r, m, now)
+		h.removeMember(r, m)
 		r.mu.Unlock()
 	}
 	clear(h.joins)
@@ -419,7 +418,7 @@ func (h *Hub) Open(conn Conn, peer string) *Session {
 		h.mu.Unlock()
 		s.fail(ClosePolicy, CodeTooManyConns, "too many connections from one place ("+strconv.Itoa(h.cfg.MaxConnsPerPeer)+")", 0)
 		return s
-	case h.counted >= h.cfg.MaxConns && !h.evictForConn(s.opened):
+	case h.counted >= h.cfg.MaxConns && !h.evictForConn():
 		h.mu.Unlock()
 		s.fail(CloseTryAgainLater, CodeServerFull, "the server has "+strconv.Itoa(h.cfg.MaxConns)+" sessions, all in shared rooms; try again later", 0)
 		return s
@@ -437,21 +436,21 @@ func (h *Hub) Open(conn Conn, peer string) *Session {
 // evictForConn frees a place for a new connection: the oldest connection
 // that has not joined, or else the session alone in its room the longest.
 // h.mu is held.
-func (h *Hub) evictForConn(now int64) bool {
+func (h *Hub) evictForConn() bool {
 	if e := h.waiting.Front(); e != nil {
 		s := e.Value.(*Session)
 		h.uncount(s)
 		s.fail(CloseTryAgainLater, CodeEvicted, evictedMsg, 0)
 		return true
 	}
-	return h.evictAlone(now)
+	return h.evictAlone()
 }
 
 const evictedMsg = "the server is full and gave your place to someone joining friends; try again later"
 
 // evictAlone ends the session that has been alone in its room the longest,
 // and with it the room. h.mu is held.
-func (h *Hub) evictAlone(now int64) bool {
+func (h *Hub) evictAlone() bool {
 	e := h.alone.Front()
 	if e == nil {
 		return false
@@ -460,7 +459,7 @@ func (h *Hub) evictAlone(now int64) bool {
 	r.mu.Lock()
 	m := r.members[0]
 	c := m.conn
-	h.removeMember(r, m, now)
+	h.removeMember(r, m)
 	r.mu.Unlock()
 	if c != nil {
 		h.uncount(c)
@@ -484,11 +483,10 @@ func (h *Hub) uncount(s *Session) {
 
 // noteAlone keeps r's place in the list of rooms with one session. h.mu is
 // held, and r.mu.
-func (h *Hub) noteAlone(r *room, now int64) {
+func (h *Hub) noteAlone(r *room) {
 	switch {
 	case len(r.members) == 1 && r.alone == nil:
 		r.alone = h.alone.PushBack(r)
-		r.aloneSince = now
 	case len(r.members) != 1 && r.alone != nil:
 		h.alone.Remove(r.alone)
 		r.alone = nil

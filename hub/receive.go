@@ -140,7 +140,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 			return
 		}
 	} else {
-		if len(h.rooms) >= h.cfg.MaxRooms && !h.evictAlone(now) {
+		if len(h.rooms) >= h.cfg.MaxRooms && !h.evictAlone() {
 			s.sendError(CodeTooManyRooms, "the server has "+strconv.Itoa(h.cfg.MaxRooms)+" rooms in use; try again later", f.ID)
 			return
 		}
@@ -152,7 +152,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 	m := &member{room: r, conn: s, sid: newSID(), resume: newToken(), name: name, keys: keys, acked: r.seq}
 	r.members = append(r.members, m)
 	r.byKey[keys.key] = m
-	h.noteAlone(r, now)
+	h.noteAlone(r)
 	s.attach(m)
 	s.push(h.welcomeFrame(r, m, false, int64(r.n), 0))
 	r.catchUp(h, s, 0, now)

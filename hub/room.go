@@ -39,8 +39,7 @@ type room struct {
 	oldMade     int
 	lastCatchUp atomic.Int64
 
-	alone      *list.Element // in h.alone while the room has one session
-	aloneSince int64
+	alone *list.Element // in h.alone while the room has one session, alone the longest first
 
 	mu sync.Mutex
 }
@@ -295,7 +294,7 @@ func (r *room) catchUp(h *Hub, s *Session, after int64, now int64) {
 // frames relayed to it count as missed, and its name is forgotten. A room
 // left empty is wiped and forgotten. The caller deals with m.conn. h.mu
 // and r.mu are held.
-func (h *Hub) removeMember(r *room, m *member, now int64) {
+func (h *Hub) removeMember(r *room, m *member) {
 	if m.away {
 		h.away.Remove(m.awayElem)
 		m.away, m.awayElem = false, nil
@@ -310,7 +309,7 @@ func (h *Hub) removeMember(r *room, m *member, now int64) {
 	if len(r.members) < cap(r.members)/4 {
 		r.members = slices.Clip(slices.Clone(r.members))
 	}
-	h.noteAlone(r, now)
+	h.noteAlone(r)
 	if len(r.members) == 0 {
 		delete(h.rooms, r.id)
 		r.wipe(h)

@@ -314,7 +314,7 @@ func (s *Session) End() {
 		r.mu.Lock()
 		if m.conn == s {
 			if s.leaving.Load() || h.closed {
-				h.removeMember(r, m, now)
+				h.removeMember(r, m)
 			} else {
 				m.conn = nil
 				m.away, m.awaySince = true, now
