@@ -15,7 +15,7 @@ import (
 // take the member back.
 //
 // Its reader goroutine (the transport's) calls Receive, Control,
-// ClientClosed and End; a writer goroutine, started when frames are queued
+// CloseFrame, ClientClosed and End; a writer goroutine, started when frames are queued
 // and gone when the queue is empty, writes every queued frame in one
 // Write.
 type Session struct {
