@@ -52,6 +52,7 @@ type gate struct {
 	mu         sync.Mutex
 	head, tail *gateConn // pending connections, oldest first
 	n          int
+	unknown    int            // pending connections whose peer is not known yet
 	peers      map[string]int // pending connections per known peer
 }
 
@@ -103,6 +104,13 @@ func (l *gateListener) Accept() (net.Conn, error) {
 	if old := l.g.add(gc); old != nil {
 		old.Close()
 	}
+	switch c.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		// Their RemoteAddr is at hand: count the peer now, in Accept's
+		// order, rather than when the connection's goroutine first runs
+		// (late, on a busy server).
+		gc.identify()
+	}
 	return gc, nil
 }
 
@@ -120,13 +128,17 @@ func (g *gate) add(c *gateConn) (evict *gateConn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.n >= g.total {
+		// Connections whose peer is not known yet count as one peer: on
+		// a server too busy to read tor's PROXY headers, they are the
+		// flood.
 		most := 1
 		for _, n := range g.peers {
 			most = max(most, n)
 		}
+		unknown := g.unknown > most
 		evict = g.head
 		for x := g.head; x != nil; x = x.next {
-			if x.peer != "" && g.peers[x.peer] == most {
+			if unknown && x.peer == "" || !unknown && x.peer != "" && g.peers[x.peer] == most {
 				evict = x
 				break
 			}
@@ -142,6 +154,7 @@ func (g *gate) add(c *gateConn) (evict *gateConn) {
 	}
 	g.tail = c
 	g.n++
+	g.unknown++
 	return evict
 }
 
@@ -159,7 +172,9 @@ func (g *gate) unlink(c *gateConn) {
 	}
 	c.prev, c.next = nil, nil
 	g.n--
-	if c.peer != "" {
+	if c.peer == "" {
+		g.unknown--
+	} else {
 		if n := g.peers[c.peer] - 1; n > 0 {
 			g.peers[c.peer] = n
 		} else {
@@ -209,6 +224,7 @@ func (c *gateConn) identify() {
 			if evict != c {
 				g.peers[key]++
 				c.peer = key
+				g.unknown--
 			}
 		}
 		g.mu.Unlock()
@@ -279,8 +295,8 @@ func (g *gate) connState(c net.Conn, st http.ConnState) {
 // listeners that name something else as the remote address (a Tor
 // circuit), that address as a whole.
 func peerKey(a net.Addr) string {
-	if a == nil {
-		return ""
+	if a == nil || a.String() == "" {
+		return "-" // never "", which the gate keeps for "not known yet"
 	}
 	return hostKey(a.String())
 }

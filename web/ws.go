@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/onionchat/onionchat/hub"
+	"github.com/onionchat/onionchat/internal/wsread"
 )
 
 type wsHandler struct {
@@ -66,35 +66,44 @@ func (c conn) CloseGracefully() {
 var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // readLoop reads client frames into a pooled buffer and hands them to the
-// hub until the connection fails, then ends the session.
+// hub until the connection fails, then ends the session. Every frame
+// counts against the client's rate, control frames too: a ping over the
+// rate goes unanswered, and a flood of them closes the connection (1008).
 func readLoop(ws *websocket.Conn, s *hub.Session, limit int64) {
 	defer s.End()
 	ws.SetReadLimit(limit) // gorilla answers a larger frame with close 1009
-	ws.SetPongHandler(func(string) error { s.Touch(); return nil })
+	ws.SetPongHandler(func(string) error { s.Control(); return nil })
 	ws.SetPingHandler(func(data string) error {
-		s.Touch()
-		s.Queue(frame(websocket.PongMessage, []byte(data)))
+		if s.Control() {
+			s.Queue(frame(websocket.PongMessage, []byte(data)))
+		}
 		return nil
 	})
 	ws.SetCloseHandler(func(code int, _ string) error {
-		if code == websocket.CloseNoStatusReceived {
-			code = websocket.CloseNormalClosure
-		}
-		s.Fail(code, "", "")
+		// Answered with the same code; the session leaves the room at
+		// once, unless the page closed with 4001 (reconnecting).
+		s.CloseFrame(code)
 		return nil
 	})
 	for {
 		typ, r, err := ws.NextReader()
 		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.ClientClosed() // closed 1009 for the client's fault
+			}
 			return
 		}
 		if typ != websocket.TextMessage {
+			s.ClientClosed()
 			s.Fail(hub.CloseUnsupported, hub.CodeBinaryRejected, "binary frames are not part of the protocol")
 			continue
 		}
 		bp := readPool.Get().(*[]byte)
-		b, err := readAll((*bp)[:0], r)
+		b, err := wsread.Append((*bp)[:0], r)
 		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.ClientClosed()
+			}
 			*bp = b[:0]
 			readPool.Put(bp)
 			return
@@ -103,22 +112,6 @@ func readLoop(ws *websocket.Conn, s *hub.Session, limit int64) {
 		if cap(b) <= 64<<10 {
 			*bp = b[:0]
 			readPool.Put(bp)
-		}
-	}
-}
-
-func readAll(b []byte, r io.Reader) ([]byte, error) {
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if errors.Is(err, io.EOF) {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
 		}
 	}
 }
