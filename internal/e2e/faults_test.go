@@ -25,7 +25,7 @@ import (
 func TestSIGTERMDuringBurst(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	cfg := filepath.Join(t.TempDir(), "c.toml")
-	os.WriteFile(cfg, []byte("mode = \"local\"\n[hub]\nrate = 1000.0\nburst = 1000\nmax_conns_per_peer = 100\n"), 0o600)
+	os.WriteFile(cfg, []byte("mode = \"local\"\n[hub]\nrate = 1000.0\nburst = 1000\nmax_conns_per_peer = 100\njoin_rate = 1000.0\njoin_burst = 1000\n"), 0o600)
 	p := Start(t, "--config", cfg, "--listen", "127.0.0.1:0", "--data-dir", data)
 	const n = 20
 	cs := make([]*wstest.Client, n)
@@ -42,7 +42,7 @@ func TestSIGTERMDuringBurst(t *testing.T) {
 			defer wg.Done()
 			for k := 0; ; k++ {
 				c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-				if c.WriteMessage(websocket.TextMessage, []byte(`{"v":1,"type":"msg","body":"aGVsbG8="}`)) != nil {
+				if c.WriteMessage(websocket.TextMessage, []byte(`{"v":2,"type":"msg","body":"aGVsbG8="}`)) != nil {
 					return
 				}
 				sent.Add(1)

@@ -4,6 +4,7 @@
 package wstest
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -20,10 +21,19 @@ import (
 // Timeout bounds every wait of a Client.
 var Timeout = 10 * time.Second
 
+// Version is the relay protocol version the client speaks.
+const Version = 2
+
 // Client is one WebSocket connection to the hub.
 type Client struct {
 	*websocket.Conn
 	t testing.TB
+
+	// Server is the server frame that opens every connection (nil if the
+	// first frame was something else, such as a refusal, which Read then
+	// returns first).
+	Server Frame
+	first  Frame
 }
 
 // Frame is a decoded server frame.
@@ -32,12 +42,41 @@ type Frame map[string]any
 // Str returns a string field, or "".
 func (f Frame) Str(k string) string { s, _ := f[k].(string); return s }
 
+// Int returns a numeric field, or -1 if it is absent.
+func (f Frame) Int(k string) int64 {
+	if v, ok := f[k].(float64); ok {
+		return int64(v)
+	}
+	return -1
+}
+
 // Type returns the frame's type.
 func (f Frame) Type() string { return f.Str("type") }
 
+// Names returns the names of a welcome's member list, in its order.
+func Names(welcome Frame) []string {
+	var out []string
+	ms, _ := welcome["members"].([]any)
+	for _, m := range ms {
+		mm, _ := m.(map[string]any)
+		n, _ := mm["name"].(string)
+		out = append(out, n)
+	}
+	return out
+}
+
+// RoomID returns the room id tests use for a room called name: the first
+// 16 bytes of its SHA-256 in unpadded base64url, shaped like the id a page
+// derives from a room's secret.
+func RoomID(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
 // Dial connects to url (http(s):// or ws(s)://, path /ws added if absent),
-// sending an Origin that matches the URL as a browser would. TLS
-// certificates are not verified: tests use self-signed ones.
+// sending an Origin that matches the URL as a browser would, and reads the
+// server frame. TLS certificates are not verified: tests use self-signed
+// ones.
 func Dial(t testing.TB, url string) *Client {
 	t.Helper()
 	c, _, err := DialOrigin(url, "")
@@ -46,14 +85,31 @@ func Dial(t testing.TB, url string) *Client {
 	}
 	c.t = t
 	t.Cleanup(func() { c.Close() })
+	c.readServer()
 	return c
 }
 
-// New wraps a connection dialed some other way (through a proxy, say).
-// The connection is closed when the test ends.
+// New wraps a connection dialed some other way (through a proxy, say) and
+// reads the server frame. The connection is closed when the test ends.
 func New(t testing.TB, ws *websocket.Conn) *Client {
+	t.Helper()
 	t.Cleanup(func() { ws.Close() })
-	return &Client{Conn: ws, t: t}
+	c := &Client{Conn: ws, t: t}
+	c.readServer()
+	return c
+}
+
+func (c *Client) readServer() {
+	c.t.Helper()
+	f, err := c.Read(Timeout)
+	if err != nil {
+		c.t.Fatalf("no server frame: %v", err)
+	}
+	if f.Type() == "server" {
+		c.Server = f
+	} else {
+		c.first = f
+	}
 }
 
 // DialOrigin dials with a given Origin header ("" for the URL's own) and
@@ -105,9 +161,9 @@ func (c *Client) SendRaw(b []byte) {
 	}
 }
 
-// Join sends a join frame.
+// Join sends a join frame for the room called room (see RoomID).
 func (c *Client) Join(room, name string) {
-	c.Send(map[string]any{"v": 1, "type": "join", "room": room, "name": name})
+	c.Send(map[string]any{"v": Version, "type": "join", "room": RoomID(room), "name": name})
 }
 
 // JoinOK joins and fails the test unless a welcome comes back.
@@ -117,9 +173,32 @@ func (c *Client) JoinOK(room, name string) Frame {
 	return c.Expect("welcome")
 }
 
+// Resume sends a join that takes back the session of an earlier welcome,
+// which had everything up to seq since.
+func (c *Client) Resume(room string, welcome Frame, since int64) {
+	c.Send(map[string]any{"v": Version, "type": "join", "room": RoomID(room), "name": welcome.Str("you"),
+		"resume": welcome.Str("resume"), "since": since})
+}
+
 // Msg sends body (base64-encoded here) to the room.
 func (c *Client) Msg(body string) {
-	c.Send(map[string]any{"v": 1, "type": "msg", "body": base64.StdEncoding.EncodeToString([]byte(body))})
+	c.Send(map[string]any{"v": Version, "type": "msg", "body": base64.StdEncoding.EncodeToString([]byte(body))})
+}
+
+// MsgID sends body to the room with an id, for which the hub answers with
+// sent and later delivered.
+func (c *Client) MsgID(body string, id int64) {
+	c.Send(map[string]any{"v": Version, "type": "msg", "body": base64.StdEncoding.EncodeToString([]byte(body)), "id": id})
+}
+
+// MsgTo sends body to one member.
+func (c *Client) MsgTo(body, to string) {
+	c.Send(map[string]any{"v": Version, "type": "msg", "body": base64.StdEncoding.EncodeToString([]byte(body)), "to": to})
+}
+
+// Ack tells the hub the client has every room frame up to seq.
+func (c *Client) Ack(seq int64) {
+	c.Send(map[string]any{"v": Version, "type": "ack", "seq": seq})
 }
 
 // Body decodes a msg frame's body.
@@ -140,6 +219,10 @@ func (c *Client) Next() Frame {
 
 // Read returns the next frame or the error that ended the connection.
 func (c *Client) Read(d time.Duration) (Frame, error) {
+	if f := c.first; f != nil {
+		c.first = nil
+		return f, nil
+	}
 	c.SetReadDeadline(time.Now().Add(d))
 	typ, b, err := c.ReadMessage()
 	if err != nil {
@@ -173,6 +256,18 @@ func (c *Client) ExpectError(code string) Frame {
 		c.t.Fatalf("got error %v, want code %q", f, code)
 	}
 	return f
+}
+
+// Leave closes the connection as a page does when its member leaves: a
+// close frame (1000), then the server's answer, so that the session has
+// ended when it returns.
+func (c *Client) Leave() {
+	c.t.Helper()
+	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(Timeout))
+	if code := c.ExpectClose(); code != websocket.CloseNormalClosure {
+		c.t.Fatalf("leave: close %d, want 1000", code)
+	}
+	c.Close()
 }
 
 // ExpectClose reads until the connection closes and returns the close code
