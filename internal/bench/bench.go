@@ -44,6 +44,7 @@ type Report struct {
 	Burst   []Burst   `json:"burst"`
 	Paced   []Paced   `json:"paced"`
 	Idle    []Idle    `json:"idle"`
+	Window  []Window  `json:"window"`
 	Raw     []Raw     `json:"raw"`
 }
 
@@ -65,6 +66,7 @@ type Load struct {
 // Server is what /proc says about the server process during a scenario.
 type Server struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
+	WroteBytes int64   `json:"wrote_bytes"`
 	PeakRSSKiB int64   `json:"peak_rss_kib"`
 	RSSKiB     int64   `json:"rss_kib"`
 }
@@ -133,16 +135,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	var failed []string
 	for _, s := range sizes {
-		raw := rawCeiling(ctx, s.n, frameSize, s.n*(s.n-1)*s.k)
-		rep.Raw = append(rep.Raw, raw...)
-		b, err := burst(ctx, url, srv, s.n, s.k)
-		if err != nil {
-			return rep, fmt.Errorf("bench: burst n=%d: %w", s.n, err)
-		}
-		b.RawBatchedPerSec = raw[1].RecordsPerSec
-		rep.Burst = append(rep.Burst, b)
-		if !b.Counts.OK() {
-			failed = append(failed, fmt.Sprintf("burst n=%d: %+v", s.n, b.Counts))
+		// A short chat message's envelope as it was (unpadded) and as the
+		// page now sends it (padded to the smallest bucket).
+		for _, body := range []int{bodyBytes, paddedBytes} {
+			raw := rawCeiling(ctx, s.n, wsFrameBytes(frameSize(body)), s.n*(s.n-1)*s.k)
+			rep.Raw = append(rep.Raw, raw...)
+			b, err := burst(ctx, url, srv, s.n, s.k, body)
+			if err != nil {
+				return rep, fmt.Errorf("bench: burst n=%d: %w", s.n, err)
+			}
+			b.RawBatchedPerSec = raw[1].RecordsPerSec
+			rep.Burst = append(rep.Burst, b)
+			if !b.Counts.OK() {
+				failed = append(failed, fmt.Sprintf("burst n=%d body=%d: %+v", s.n, body, b.Counts))
+			}
 		}
 	}
 	p, err := paced(ctx, url, srv, 50, 200, pacedFor)
@@ -162,6 +168,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return rep, fmt.Errorf("bench: idle n=%d: %w", ic.n, err)
 		}
 		rep.Idle = append(rep.Idle, i)
+	}
+	if srv != nil {
+		rooms := 20
+		if o.Short {
+			rooms = 5
+		}
+		w, err := window(ctx, o.Binary, rooms)
+		if err != nil {
+			return rep, fmt.Errorf("bench: window: %w", err)
+		}
+		rep.Window = append(rep.Window, w)
+		if !w.Counts.OK() {
+			failed = append(failed, fmt.Sprintf("window: %+v", w.Counts))
+		}
 	}
 	printReport(o.Out, rep)
 	if o.JSON != "" {
@@ -183,6 +203,8 @@ rate = 100000.0
 burst = 100000
 max_conns = 20000
 max_conns_per_peer = 20000
+join_rate = 100000.0
+join_burst = 100000
 max_rooms = 1000
 max_members = 1000
 `

@@ -3,12 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,29 +15,39 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/onionchat/onionchat/internal/wsread"
 )
 
-// A message body is 105 bytes, the size of the envelope of a short chat
-// message (1 + 16 + 12 + 60 + 16), base64-encoded to 140 characters:
+// A message body is an envelope of a short chat message: 150 bytes as
+// version 3 envelopes were before padding (2 + 8 + 4 + 12 + about 60 of
+// sealed text + 64 of signature), or 512 as the page pads it now (the
+// smallest bucket). Its bytes:
 //
 //	[0:2] sender index  [2:6] sequence  [6:14] send time (ns since epoch)
-//	[14:101] filler from (sender, sequence)  [101:105] CRC-32 of [0:101]
+//	[14:n-4] filler from (sender, sequence)  [n-4:n] CRC-32 of [0:n-4]
 const (
-	bodyBytes = 105
-	frameSize = 2 + len(`{"v":1,"type":"msg","from":"c199","body":""}`) + 140 // as the hub sends it
+	bodyBytes   = 150
+	paddedBytes = 512   // the page pads every envelope to a bucket: 512, 1024, … 32768 bytes
+	maxBody     = 32768 // the largest bucket
 )
+
+// frameSize is the size of a msg frame as the hub sends it, for a body of
+// n bytes: {"v":2,"type":"msg","seq":…,"sid":…,"from":"c199","body":…}.
+func frameSize(n int) int {
+	return 2 + len(`{"v":2,"type":"msg","seq":1234567,"sid":"`) + 22 + len(`","from":"c199","body":""}`) + base64.StdEncoding.EncodedLen(n)
+}
 
 // epoch is the zero of send times; clients and checker share the process.
 var epoch = time.Now()
 
-func makeBody(sender, seq int, sent time.Duration) string {
-	var b [bodyBytes]byte
+func makeBody(sender, seq, n int, sent time.Duration) string {
+	b := make([]byte, n)
 	binary.BigEndian.PutUint16(b[0:], uint16(sender))
 	binary.BigEndian.PutUint32(b[2:], uint32(seq))
 	binary.BigEndian.PutUint64(b[6:], uint64(sent))
-	fill(b[14:101], sender, seq)
-	binary.BigEndian.PutUint32(b[101:], crc32.ChecksumIEEE(b[:101]))
-	return base64.StdEncoding.EncodeToString(b[:])
+	fill(b[14:n-4], sender, seq)
+	binary.BigEndian.PutUint32(b[n-4:], crc32.ChecksumIEEE(b[:n-4]))
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 func fill(b []byte, sender, seq int) {
@@ -49,8 +58,21 @@ func fill(b []byte, sender, seq int) {
 	}
 }
 
+// msgFrame is a short chat message's frame, unpadded.
 func msgFrame(sender, seq int, sent time.Duration) []byte {
-	return []byte(`{"v":1,"type":"msg","body":"` + makeBody(sender, seq, sent) + `"}`)
+	return msgFrameN(sender, seq, bodyBytes, sent)
+}
+
+// msgFrameN is a msg frame with an n-byte body.
+func msgFrameN(sender, seq, n int, sent time.Duration) []byte {
+	return []byte(`{"v":2,"type":"msg","body":"` + makeBody(sender, seq, n, sent) + `"}`)
+}
+
+// roomID is the room id for a room called name, shaped like the id a page
+// derives from its room secret (22 characters of base64url).
+func roomID(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // client is one bench connection.
@@ -67,34 +89,72 @@ var (
 	smallDialer = websocket.Dialer{HandshakeTimeout: 20 * time.Second, ReadBufferSize: 2 << 10, WriteBufferSize: 1 << 10}
 )
 
-// dial connects and joins room as "c<index>", returning after the welcome.
+// dial connects, reads the server frame and joins room as "c<index>",
+// returning after the welcome.
 func dial(ctx context.Context, url, room string, index int) (*client, error) {
+	c, _, err := dialJoin(ctx, url, room, index, "", 0)
+	return c, err
+}
+
+// dialJoin is dial that can take back a session: with resume (a token
+// from an earlier welcome) and since (the highest seq received). It
+// returns the welcome too.
+func dialJoin(ctx context.Context, url, room string, index int, resume string, since int64) (*client, []byte, error) {
 	d := &dialer
 	if strings.HasPrefix(room, "soak") || strings.HasPrefix(room, "churn") || strings.HasPrefix(room, "idle") {
 		d = &smallDialer
 	}
 	ws, _, err := d.DialContext(ctx, wsURL(url), http.Header{"Origin": {strings.TrimSuffix(url, "/")}})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c := &client{ws: ws, index: index}
-	join := `{"v":1,"type":"join","room":"` + room + `","name":"c` + strconv.Itoa(index) + `"}`
-	if err := c.send([]byte(join)); err != nil {
-		ws.Close()
-		return nil, err
-	}
 	ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	defer ws.SetReadDeadline(time.Time{})
+	if _, b, err := ws.ReadMessage(); err != nil || !bytes.Contains(b, []byte(`"type":"server"`)) {
+		ws.Close()
+		return nil, nil, fmt.Errorf("no server frame: %s %v", b, err)
+	}
+	join := `{"v":2,"type":"join","room":"` + roomID(room) + `","name":"c` + strconv.Itoa(index) + `"`
+	if resume != "" {
+		join += `,"resume":"` + resume + `","since":` + strconv.FormatInt(since, 10)
+	}
+	if err := c.send([]byte(join + "}")); err != nil {
+		ws.Close()
+		return nil, nil, err
+	}
 	_, b, err := ws.ReadMessage()
-	ws.SetReadDeadline(time.Time{})
 	if err != nil {
 		ws.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if !bytes.Contains(b, []byte(`"type":"welcome"`)) {
 		ws.Close()
-		return nil, fmt.Errorf("join refused: %s", b)
+		return nil, nil, fmt.Errorf("join refused: %s", b)
 	}
-	return c, nil
+	return c, b, nil
+}
+
+// field returns the value of a top-level string or integer field of a
+// server frame the hub encoded ("key":"value" or "key":123), or "".
+func field(frame []byte, key string) string {
+	k := []byte(`"` + key + `":`)
+	i := bytes.Index(frame, k)
+	if i < 0 {
+		return ""
+	}
+	v := frame[i+len(k):]
+	if len(v) > 0 && v[0] == '"' {
+		if j := bytes.IndexByte(v[1:], '"'); j >= 0 {
+			return string(v[1 : 1+j])
+		}
+		return ""
+	}
+	j := 0
+	for j < len(v) && v[j] >= '0' && v[j] <= '9' {
+		j++
+	}
+	return string(v[:j])
 }
 
 func wsURL(u string) string {
@@ -117,6 +177,7 @@ type checker struct {
 	latencies []time.Duration
 	last      time.Time // when the last message arrived
 	keepLat   bool
+	buf, want []byte // decoded body and expected filler, reused
 }
 
 func newChecker(n int, keepLatency bool) *checker {
@@ -124,39 +185,61 @@ func newChecker(n int, keepLatency bool) *checker {
 }
 
 var (
-	msgPrefix = []byte(`{"v":1,"type":"msg","from":"c`)
-	bodyKey   = []byte(`","body":"`)
+	msgPrefix = []byte(`{"v":2,"type":"msg",`)
+	fromKey   = []byte(`"from":"c`)
+	bodyKey   = []byte(`"body":"`)
+	oldKey    = []byte(`"old":true`)
 )
 
-// check verifies one frame. Frames other than messages (joins, leaves)
-// are ignored.
+// check verifies one frame. Frames other than live messages from bench
+// clients (named c<index>) are ignored: joins, leaves, catch-up, an
+// abuser's messages.
 func (k *checker) check(frame []byte, now time.Time) {
-	if !bytes.HasPrefix(frame, msgPrefix) {
+	if !bytes.HasPrefix(frame, msgPrefix) || bytes.Contains(frame, oldKey) {
+		return
+	}
+	i := bytes.Index(frame, fromKey)
+	if i < 0 {
+		return
+	}
+	rest := frame[i+len(fromKey):]
+	q := bytes.IndexByte(rest, '"')
+	if q <= 0 {
+		return
+	}
+	from, err := strconv.Atoi(string(rest[:q]))
+	if err != nil {
 		return
 	}
 	k.counts.Delivered++
 	k.last = now
-	rest := frame[len(msgPrefix):]
-	i := bytes.Index(rest, bodyKey)
-	if i < 0 {
+	j := bytes.Index(frame, bodyKey)
+	if j < 0 {
 		k.counts.Corrupt++
 		return
 	}
-	from, err := strconv.Atoi(string(rest[:i]))
-	enc := rest[i+len(bodyKey):]
-	j := bytes.IndexByte(enc, '"')
-	var b [bodyBytes + 3]byte
-	n, derr := base64.StdEncoding.Decode(b[:], enc[:max(j, 0)])
-	if err != nil || j < 0 || derr != nil || n != bodyBytes ||
-		crc32.ChecksumIEEE(b[:101]) != binary.BigEndian.Uint32(b[101:]) {
+	enc := frame[j+len(bodyKey):]
+	if e := bytes.IndexByte(enc, '"'); e >= 0 {
+		enc = enc[:e]
+	} else {
+		k.counts.Corrupt++
+		return
+	}
+	if m := base64.StdEncoding.DecodedLen(len(enc)); cap(k.buf) < m && m <= maxBody+3 {
+		k.buf = make([]byte, m)
+		k.want = make([]byte, m)
+	}
+	n, derr := base64.StdEncoding.Decode(k.buf[:cap(k.buf)], enc[:min(len(enc), base64.StdEncoding.EncodedLen(cap(k.buf)))])
+	b := k.buf[:n]
+	if derr != nil || n < 18 || crc32.ChecksumIEEE(b[:n-4]) != binary.BigEndian.Uint32(b[n-4:]) {
 		k.counts.Corrupt++
 		return
 	}
 	sender := int(binary.BigEndian.Uint16(b[0:]))
 	seq := binary.BigEndian.Uint32(b[2:])
-	var want [87]byte
-	fill(want[:], sender, int(seq))
-	if sender != from || sender >= len(k.next) || !bytes.Equal(want[:], b[14:101]) {
+	want := k.want[:n-18]
+	fill(want, sender, int(seq))
+	if sender != from || sender >= len(k.next) || !bytes.Equal(want, b[14:n-4]) {
 		k.counts.Corrupt++
 		return
 	}
@@ -189,20 +272,7 @@ func (c *client) readMessage(buf []byte) ([]byte, error) {
 	if err != nil {
 		return buf, err
 	}
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
+	return wsread.Append(buf[:0], r)
 }
 
 // readUntil reads frames into k until it has seen want messages, the
@@ -220,12 +290,40 @@ func (c *client) readUntil(k *checker, want int64, deadline time.Time) error {
 	return nil
 }
 
+// closeAll closes cs as a page does when its member leaves: a close
+// frame, so that each session leaves its room at once rather than going
+// away for the resume window. The sockets are closed a moment later:
+// closing one with unread data in it sends a TCP reset, which can destroy
+// the close frame before the server reads it.
 func closeAll(cs []*client) {
+	for _, c := range cs {
+		if c != nil {
+			c.sayBye()
+		}
+	}
+	time.Sleep(leaveGrace)
 	for _, c := range cs {
 		if c != nil {
 			c.ws.Close()
 		}
 	}
+}
+
+// leaveGrace is how long a leaving client waits between its close frame
+// and closing its socket.
+const leaveGrace = 500 * time.Millisecond
+
+func (c *client) sayBye() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+}
+
+// leave closes one client as closeAll does.
+func (c *client) leave() {
+	c.sayBye()
+	time.Sleep(leaveGrace)
+	c.ws.Close()
 }
 
 // dialMany connects n clients to rooms of perRoom members, with a bounded

@@ -59,6 +59,22 @@ func procStatus(pid int) map[string]int64 {
 	return m
 }
 
+// procWrote returns the bytes a process has written (to sockets, among
+// others): wchar of /proc/PID/io.
+func procWrote(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "wchar: "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 // resetPeak resets a process's peak RSS (VmHWM) to its current RSS.
 func resetPeak(pid int) {
 	os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0)
@@ -99,9 +115,10 @@ func loadAvg1() float64 {
 
 // meter measures the server and the machine over one scenario.
 type meter struct {
-	pid  int
-	cpu0 float64
-	st0  cpuTimes
+	pid    int
+	cpu0   float64
+	wrote0 int64
+	st0    cpuTimes
 }
 
 func startMeter(s *server) *meter {
@@ -110,6 +127,7 @@ func startMeter(s *server) *meter {
 		m.pid = s.cmd.Process.Pid
 		resetPeak(m.pid)
 		m.cpu0 = procCPU(m.pid)
+		m.wrote0 = procWrote(m.pid)
 	}
 	return m
 }
@@ -118,6 +136,7 @@ func (m *meter) stop() (Server, Load) {
 	var sv Server
 	if m.pid != 0 {
 		sv.CPUSeconds = procCPU(m.pid) - m.cpu0
+		sv.WroteBytes = procWrote(m.pid) - m.wrote0
 		sv.RSSKiB, sv.PeakRSSKiB = procRSS(m.pid)
 	}
 	st := readCPUTimes()

@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/onionchat/onionchat/hub"
 )
 
 // scenarioTimeout bounds every wait for deliveries.
@@ -18,6 +20,9 @@ type Burst struct {
 	N, K             int     `json:"-"`
 	Clients          int     `json:"clients"`
 	PerSender        int     `json:"messages_per_sender"`
+	BodyBytes        int     `json:"body_bytes"`         // the envelope, before base64
+	FrameBytes       int     `json:"frame_bytes"`        // one delivery as the hub sends it, WebSocket header included
+	WireBytesPerMsg  float64 `json:"wire_bytes_per_msg"` // what the server wrote per delivery (/proc/PID/io), measured`
 	Seconds          float64 `json:"seconds"`
 	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
 	ServerNsPerDeliv float64 `json:"server_cpu_ns_per_delivery"`
@@ -42,9 +47,9 @@ func startReaders(cs []*client, want int64, deadline time.Time, latencies bool) 
 	return checkers, readers
 }
 
-func burst(ctx context.Context, url string, srv *server, n, k int) (Burst, error) {
-	r := Burst{N: n, K: k, Clients: n, PerSender: k}
-	cs, err := dialMany(ctx, url, fmt.Sprintf("burst-%d-%d", n, runID), n, n)
+func burst(ctx context.Context, url string, srv *server, n, k, body int) (Burst, error) {
+	r := Burst{N: n, K: k, Clients: n, PerSender: k, BodyBytes: body, FrameBytes: wsFrameBytes(frameSize(body))}
+	cs, err := dialMany(ctx, url, fmt.Sprintf("burst-%d-%d-%d", n, body, runID), n, n)
 	if err != nil {
 		return r, err
 	}
@@ -54,7 +59,7 @@ func burst(ctx context.Context, url string, srv *server, n, k int) (Burst, error
 	frames := make([][][]byte, n)
 	for i := range n {
 		for s := range k {
-			frames[i] = append(frames[i], msgFrame(i, s, 0))
+			frames[i] = append(frames[i], msgFrameN(i, s, body, 0))
 		}
 	}
 	m := startMeter(srv)
@@ -89,8 +94,21 @@ func burst(ctx context.Context, url string, srv *server, n, k int) (Burst, error
 	}
 	if r.Counts.Delivered > 0 {
 		r.ServerNsPerDeliv = r.Server.CPUSeconds * 1e9 / float64(r.Counts.Delivered)
+		r.WireBytesPerMsg = float64(r.Server.WroteBytes) / float64(r.Counts.Delivered)
 	}
 	return r, nil
+}
+
+// wsFrameBytes is the size of a server WebSocket frame with n bytes of
+// payload: 2 bytes of header, 2 or 8 more past 125 and 65,535 bytes.
+func wsFrameBytes(n int) int {
+	switch {
+	case n < 126:
+		return n + 2
+	case n <= 0xffff:
+		return n + 4
+	}
+	return n + 10
 }
 
 // Paced is the paced latency scenario: N clients send Rate messages a
@@ -256,4 +274,70 @@ func rawRun(n, size, perReader, batch int) Raw {
 	}
 	r.RecordsPerSec = float64(r.Records) / d.Seconds()
 	return r
+}
+
+// Window is the resume window's memory: rooms whose kept frames (the
+// broadcast frames of the last hub.resume_window, for members who
+// reconnect) are at their cap, hub.MaxRoomBytes.
+type Window struct {
+	Rooms         int     `json:"rooms"`
+	SentPerRoom   int     `json:"sent_per_room"`
+	BodyBytes     int     `json:"body_bytes"`
+	CapBytes      int     `json:"cap_bytes_per_room"`
+	WindowSeconds float64 `json:"window_seconds"`
+	RSSBefore     int64   `json:"rss_before_kib"`
+	RSSAfter      int64   `json:"rss_after_kib"`
+	KiBPerRoom    float64 `json:"kib_per_room"`
+	Counts        Counts  `json:"counts"`
+}
+
+// window fills rooms of two members, one sending padded short messages
+// and one reading them, until each room keeps more than it may (so its
+// kept frames are at the cap), and measures the server's memory per room
+// on a fresh server, as idle does.
+func window(ctx context.Context, bin string, rooms int) (Window, error) {
+	per := hub.MaxRoomBytes/frameSize(paddedBytes)*3/2 + 1
+	r := Window{Rooms: rooms, SentPerRoom: per, BodyBytes: paddedBytes, CapBytes: hub.MaxRoomBytes, WindowSeconds: hub.DefaultResumeWindow.Seconds()}
+	srv, err := startServer(ctx, bin, benchConfig, nil, nil)
+	if err != nil {
+		return r, err
+	}
+	defer srv.stop()
+	pid := srv.cmd.Process.Pid
+	warm, err := dialMany(ctx, srv.url, fmt.Sprintf("warm-%d", runID), 20, 20)
+	if err != nil {
+		return r, err
+	}
+	closeAll(warm)
+	time.Sleep(2 * time.Second)
+	r.RSSBefore, _ = procRSS(pid)
+	cs, err := dialMany(ctx, srv.url, fmt.Sprintf("window-%d", runID), 2*rooms, 2)
+	if err != nil {
+		return r, err
+	}
+	defer closeAll(cs)
+	var readers []*client
+	for i := 1; i < len(cs); i += 2 {
+		readers = append(readers, cs[i])
+	}
+	checkers, wait := startReaders(readers, int64(per), time.Now().Add(scenarioTimeout), false)
+	var senders sync.WaitGroup
+	for i := 0; i < len(cs); i += 2 {
+		senders.Go(func() {
+			for s := range per {
+				if cs[i].send(msgFrameN(0, s, paddedBytes, 0)) != nil {
+					return
+				}
+			}
+		})
+	}
+	senders.Wait()
+	wait.Wait()
+	for _, k := range checkers {
+		r.Counts.add(k.counts, int64(per))
+	}
+	time.Sleep(5 * time.Second) // let garbage be collected and freed pages go back
+	r.RSSAfter, _ = procRSS(pid)
+	r.KiBPerRoom = float64(r.RSSAfter-r.RSSBefore) / float64(rooms)
+	return r, nil
 }

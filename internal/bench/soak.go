@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,6 +68,7 @@ type Phase struct {
 type Sample struct {
 	At         float64 `json:"at_s"`
 	Sessions   int     `json:"sessions"`
+	Pending    int     `json:"pending"` // connections not (yet) upgraded
 	Goroutines int     `json:"goroutines"`
 	RSSKiB     int64   `json:"rss_kib"`
 	AnonKiB    int64   `json:"rss_anon_kib"` // heap and stacks: RSS without the program's code pages
@@ -93,6 +95,11 @@ type AbuseCounts struct {
 	ChurnJoins     int64 `json:"churn_joins"`
 	ChurnResets    int64 `json:"churn_resets"`
 	ChurnHalfOpen  int64 `json:"churn_half_open"`
+	ChurnResumed   int64 `json:"churn_resumed"`          // sessions taken back after a reset or half-open
+	PingFrames     int64 `json:"ping_flood_frames"`      // WebSocket pings sent as fast as possible
+	PingClosed     int64 `json:"ping_flood_closed_1008"` // every frame counts: control frames too
+	TCPIdle        int64 `json:"tcp_idle_opened"`        // connections that never send a byte (no TLS, no request)
+	TCPIdleClosed  int64 `json:"tcp_idle_closed"`        // closed by the server within the handshake timeout
 }
 
 // soakConfig: every limit on at its default except those that would make
@@ -102,12 +109,20 @@ const soakConfig = `mode = "local"
 [hub]
 max_conns = 20000
 max_conns_per_peer = 20000
+join_rate = 100000.0
+join_burst = 100000
 max_rooms = 5000
 ping_interval = "1s"
 idle_timeout = "4s"
 join_timeout = "2s"
 write_timeout = "4s"
+handshake_timeout = "2s"
+resume_window = "5s"
 `
+
+// soakMaxPending is the bound on connections before the upgrade at
+// soakConfig's max_conns (web.PendingLimits).
+const soakMaxPending = 20000 / 4
 
 // soakServer is a server started with its stderr read for stats lines.
 type soakServer struct {
@@ -116,7 +131,7 @@ type soakServer struct {
 	stats chan Sample
 }
 
-var statsRe = regexp.MustCompile(`msg=stats sessions=(\d+) .*goroutines=(\d+) heap_kib=(\d+) stack_kib=(\d+)`)
+var statsRe = regexp.MustCompile(`msg=stats sessions=(\d+) pending=(\d+) .*goroutines=(\d+) heap_kib=(\d+) stack_kib=(\d+)`)
 
 func startSoakServer(ctx context.Context, bin string) (*soakServer, error) {
 	stats := make(chan Sample, 16)
@@ -126,11 +141,12 @@ func startSoakServer(ctx context.Context, bin string) (*soakServer, error) {
 			return
 		}
 		n, _ := strconv.Atoi(m[1])
-		g, _ := strconv.Atoi(m[2])
-		heap, _ := strconv.ParseInt(m[3], 10, 64)
-		stack, _ := strconv.ParseInt(m[4], 10, 64)
+		pending, _ := strconv.Atoi(m[2])
+		g, _ := strconv.Atoi(m[3])
+		heap, _ := strconv.ParseInt(m[4], 10, 64)
+		stack, _ := strconv.ParseInt(m[5], 10, 64)
 		select {
-		case stats <- Sample{Sessions: n, Goroutines: g, HeapKiB: heap, StackKiB: stack}:
+		case stats <- Sample{Sessions: n, Pending: pending, Goroutines: g, HeapKiB: heap, StackKiB: stack}:
 		default:
 		}
 	}
@@ -196,7 +212,7 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 	start := time.Now()
 	fmt.Fprintf(o.Out, "onionchat soak: %d clients, %v of abuse, server %s\n", o.Clients, o.Duration, srv.url)
 
-	warm, err := dialMany(ctx, srv.url, fmt.Sprintf("soakwarm-%d", runID), 20, 20)
+	warm, err := dialMany(ctx, srv.url, fmt.Sprintf("soakcold-%d", runID), 20, 20)
 	if err != nil {
 		return nil, err
 	}
@@ -364,6 +380,12 @@ func verdict(rep *SoakReport) []string {
 		}
 	}
 	problems = append(problems, rep.Abuse.unenforced()...)
+	for _, smp := range rep.Samples {
+		if smp.Pending > soakMaxPending {
+			problems = append(problems, fmt.Sprintf("limit not enforced: %d connections pending at t=%.0fs, bound %d", smp.Pending, smp.At, soakMaxPending))
+			break
+		}
+	}
 	if !within(int64(rep.After.Goroutines), int64(rep.Baseline.Goroutines), 0) {
 		problems = append(problems, fmt.Sprintf("goroutines %d after everyone left, baseline %d", rep.After.Goroutines, rep.Baseline.Goroutines))
 	}
@@ -375,10 +397,11 @@ func verdict(rep *SoakReport) []string {
 
 // unenforced lists the limits the abusers found not in force. Each
 // abuser checks an outcome the server must always give, whatever the
-// load: a flooder is closed with 1008, a connection that never joins is
-// closed with 1008, one that never reads is dropped, a frame over the
-// limit closes with 1009, garbage gets error frames, and a join under a
-// name in use never succeeds.
+// load: a flooder is closed with 1008, of text frames or of WebSocket
+// pings; a connection that never joins is closed with 1008, and one that
+// never even sends its HTTP request is closed; one that never reads is
+// dropped; a frame over the limit closes with 1009; garbage gets error
+// frames; and a join under a name in use never succeeds.
 func (a AbuseCounts) unenforced() []string {
 	var p []string
 	check := func(tried int64, held bool, what string) {
@@ -392,6 +415,9 @@ func (a AbuseCounts) unenforced() []string {
 	check(a.OversizeSent, a.OversizeClosed >= a.OversizeSent-oversizers, fmt.Sprintf("%d of %d frames over the limit closed with 1009", a.OversizeClosed, a.OversizeSent))
 	check(a.GarbageSent, a.GarbageErrors > 0, "garbage got no error frame")
 	check(a.TakenAttempts, a.TakenJoined == 0, fmt.Sprintf("%d joins under a name in use succeeded", a.TakenJoined))
+	check(a.PingFrames, a.PingClosed > 0, "a flood of WebSocket pings was never closed with 1008")
+	check(a.TCPIdle, a.TCPIdleClosed > 0, "no connection that never sent a byte was closed by the server")
+	check(a.ChurnResets, a.ChurnResumed > 0, "no session cut off by a reset was taken back within the resume window")
 	return p
 }
 
@@ -570,7 +596,12 @@ func startAbuse(ctx context.Context, wg *sync.WaitGroup, url, rooms string, n in
 	for i := range 100 {
 		go1(func() { takenNames(ctx, url, rooms, i, ac) })
 	}
-	for i := range max(n-lurkers-141, 0) {
+	go1(func() { pingFlood(ctx, url, ac) })
+	tcpIdlers := min(200, n/10)
+	for range tcpIdlers {
+		go1(func() { tcpIdle(ctx, url, ac) })
+	}
+	for i := range max(n-lurkers-142-tcpIdlers, 0) {
 		go1(func() { churn(ctx, url, i, ac) })
 	}
 }
@@ -639,7 +670,7 @@ func flood(ctx context.Context, url, rooms string, i int, ac *AbuseCounts) {
 				}
 			}
 		}()
-		ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"%s-%d","name":"flooder%d"}`, rooms, i, i)))
+		ws.WriteMessage(websocket.TextMessage, joinFrame(fmt.Sprintf("%s-%d", rooms, i), fmt.Sprintf("flooder%d", i)))
 		for ctx.Err() == nil {
 			if ws.WriteMessage(websocket.TextMessage, frame) != nil {
 				break
@@ -663,7 +694,7 @@ func deaf(ctx context.Context, url, rooms string, i int, ac *AbuseCounts) {
 		if err != nil {
 			continue
 		}
-		if ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"%s-%d","name":"deaf%d"}`, rooms, i, i))) == nil {
+		if ws.WriteMessage(websocket.TextMessage, joinFrame(fmt.Sprintf("%s-%d", rooms, i), fmt.Sprintf("deaf%d", i))) == nil {
 			atomic.AddInt64(&ac.DeafJoined, 1)
 		}
 		if !pause(ctx, 6*time.Second) { // soakConfig's idle_timeout is 4s
@@ -681,6 +712,64 @@ func deaf(ctx context.Context, url, rooms string, i int, ac *AbuseCounts) {
 			}
 		}
 		ws.Close()
+	}
+}
+
+// joinFrame is a join to the room called room (see roomID) as name.
+func joinFrame(room, name string) []byte {
+	return []byte(`{"v":2,"type":"join","room":"` + roomID(room) + `","name":"` + name + `"}`)
+}
+
+// pingFlood sends WebSocket pings as fast as it can until it is closed:
+// control frames count against the rate like any other.
+func pingFlood(ctx context.Context, url string, ac *AbuseCounts) {
+	for pause(ctx, 200*time.Millisecond) {
+		ws, err := rawDial(ctx, url)
+		if err != nil {
+			continue
+		}
+		stop := context.AfterFunc(ctx, func() { ws.Close() })
+		closed := make(chan int, 1)
+		go func() {
+			for {
+				if _, _, err := ws.ReadMessage(); err != nil {
+					closed <- closeCode(err)
+					return
+				}
+			}
+		}()
+		for ctx.Err() == nil {
+			if ws.WriteControl(websocket.PingMessage, []byte("x"), time.Now().Add(time.Second)) != nil {
+				break
+			}
+			atomic.AddInt64(&ac.PingFrames, 1)
+		}
+		if <-closed == websocket.ClosePolicyViolation {
+			atomic.AddInt64(&ac.PingClosed, 1)
+		}
+		stop()
+		ws.Close()
+	}
+}
+
+// tcpIdle opens a TCP connection and never sends a byte (no HTTP request,
+// no upgrade); the server must close it (handshake timeout), and it comes
+// back.
+func tcpIdle(ctx context.Context, url string, ac *AbuseCounts) {
+	addr := strings.TrimPrefix(strings.TrimSuffix(url, "/"), "http://")
+	for pause(ctx, time.Duration(100+rand.IntN(1000))*time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			continue
+		}
+		atomic.AddInt64(&ac.TCPIdle, 1)
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		c.SetReadDeadline(time.Now().Add(10 * time.Second)) // soakConfig's handshake_timeout is 2s
+		if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
+			atomic.AddInt64(&ac.TCPIdleClosed, 1)
+		}
+		stop()
+		c.Close()
 	}
 }
 
@@ -710,8 +799,8 @@ func oversize(ctx context.Context, url string, i int, ac *AbuseCounts) {
 
 // garbage sends bad JSON, unknown types and invalid UTF-8.
 func garbage(ctx context.Context, url string, i int, ac *AbuseCounts) {
-	frames := [][]byte{[]byte(`{not json`), []byte(`{"v":1,"type":"dance"}`), []byte(`[]`),
-		[]byte(`{"v":9,"type":"msg"}`), []byte("{\"v\":1,\"type\":\"\xff\"}")}
+	frames := [][]byte{[]byte(`{not json`), []byte(`{"v":2,"type":"dance"}`), []byte(`[]`), []byte(`{"v":1,"type":"join","room":"r","name":"old"}`),
+		[]byte(`{"v":2,"type":"join","room":"not a room id","name":"n"}`), []byte(`{"v":9,"type":"msg"}`), []byte("{\"v\":2,\"type\":\"\xff\"}")}
 	for pause(ctx, time.Second) {
 		ws, err := rawDial(ctx, url)
 		if err != nil {
@@ -765,7 +854,7 @@ func takenNames(ctx context.Context, url, rooms string, i int, ac *AbuseCounts) 
 		}()
 		for k := 0; k < 30 && ctx.Err() == nil && atomic.LoadInt64(&ac.TakenAttempts) < maxTakenAttempts; k++ {
 			room := fmt.Sprintf("%s-%d", rooms, (i*7+k)%50)
-			if ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"v":1,"type":"join","room":"%s","name":"c%d"}`, room, k%10))) != nil {
+			if ws.WriteMessage(websocket.TextMessage, joinFrame(room, fmt.Sprintf("c%d", k%10))) != nil {
 				break
 			}
 			atomic.AddInt64(&ac.TakenAttempts, 1)
@@ -786,18 +875,30 @@ func takenNames(ctx context.Context, url, rooms string, i int, ac *AbuseCounts) 
 // Sessions last seconds, as people's do on a flaky phone, not
 // milliseconds: that would be a connection flood, which the lurkers are.
 func churn(ctx context.Context, url string, i int, ac *AbuseCounts) {
+	var resume string // the token of a session that went away, to take back
+	var since atomic.Int64
 	for pause(ctx, time.Duration(1000+rand.IntN(3000))*time.Millisecond) {
 		room := fmt.Sprintf("churn-%d-%d", runID, i%97)
-		c, err := dial(ctx, url, room, 100+i)
+		c, welcome, err := dialJoin(ctx, url, room, 100+i, resume, since.Load())
 		if err != nil {
+			resume = "" // the window passed, or the name is still held: start over
 			continue
 		}
 		atomic.AddInt64(&ac.ChurnJoins, 1)
+		if resume != "" && bytes.Contains(welcome, []byte(`"resumed":true`)) {
+			atomic.AddInt64(&ac.ChurnResumed, 1)
+		}
+		resume = ""
 		c.send(msgFrame(0, 0, 0))
 		go func() { // read whatever comes, so as not to be dropped as slow
+			buf := make([]byte, 0, 512)
 			for {
-				if _, _, err := c.ws.ReadMessage(); err != nil {
+				var err error
+				if buf, err = c.readMessage(buf); err != nil {
 					return
+				}
+				if n, err := strconv.ParseInt(field(buf, "seq"), 10, 64); err == nil && bytes.HasPrefix(buf, msgPrefix) && n > since.Load() {
+					since.Store(n)
 				}
 			}
 		}()
@@ -807,14 +908,15 @@ func churn(ctx context.Context, url string, i int, ac *AbuseCounts) {
 		}
 		switch rand.IntN(3) {
 		case 0:
-			c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
-			c.ws.Close()
+			c.leave()
+			since.Store(0)
 		case 1:
 			if tc, ok := c.ws.NetConn().(*net.TCPConn); ok {
 				tc.SetLinger(0) // close with RST
 				atomic.AddInt64(&ac.ChurnResets, 1)
 			}
 			c.ws.Close()
+			resume = field(welcome, "resume")
 		case 2:
 			// Half-open: say nothing, answer no ping; the server's idle
 			// timeout must notice. The socket is closed later.
@@ -822,6 +924,7 @@ func churn(ctx context.Context, url string, i int, ac *AbuseCounts) {
 			c.ws.SetPingHandler(func(string) error { return nil })
 			pause(ctx, 6*time.Second)
 			c.ws.Close()
+			resume = field(welcome, "resume")
 		}
 	}
 }
@@ -841,14 +944,23 @@ func printSoak(w io.Writer, r *SoakReport) {
 		fmt.Fprintf(w, "p99 under abuse / calm: %.2fx (%s the %.0fx target; a figure, not a gate: see verdict)\n", ratio, meets, p99Target)
 	}
 	a := r.Abuse
-	fmt.Fprintf(w, "abuse: flood frames %d (closed 1008: %d); lurkers %d (closed 1008: %d); never-reading %d joined, %d dropped; oversize %d sent, closed 1009: %d; garbage connections %d, error frames %d; taken names %d tried, %d refused, %d joined; churn joins %d, resets %d, half-open %d\n",
-		a.FloodFrames, a.FloodClosed, a.Lurkers, a.LurkersClosed, a.DeafJoined, a.DeafDropped, a.OversizeSent, a.OversizeClosed, a.GarbageSent, a.GarbageErrors,
-		a.TakenAttempts, a.TakenRefused, a.TakenJoined, a.ChurnJoins, a.ChurnResets, a.ChurnHalfOpen)
+	fmt.Fprintf(w, "abuse: flood frames %d (closed 1008: %d); ping flood frames %d (closed 1008: %d); lurkers %d (closed 1008: %d); never sending a byte %d (closed: %d); never-reading %d joined, %d dropped; oversize %d sent, closed 1009: %d; garbage connections %d, error frames %d; taken names %d tried, %d refused, %d joined; churn joins %d, resets %d, half-open %d, taken back %d\n",
+		a.FloodFrames, a.FloodClosed, a.PingFrames, a.PingClosed, a.Lurkers, a.LurkersClosed, a.TCPIdle, a.TCPIdleClosed, a.DeafJoined, a.DeafDropped, a.OversizeSent, a.OversizeClosed, a.GarbageSent, a.GarbageErrors,
+		a.TakenAttempts, a.TakenRefused, a.TakenJoined, a.ChurnJoins, a.ChurnResets, a.ChurnHalfOpen, a.ChurnResumed)
+	fmt.Fprintf(w, "pending connections (not yet upgraded): at most %d in the samples, bound %d\n", maxPending(r.Samples), soakMaxPending)
 	fmt.Fprintf(w, "goroutines: baseline %d, after everyone left %d; Go heap in use %d -> %d KiB, stacks %d -> %d KiB\n",
 		r.Baseline.Goroutines, r.After.Goroutines, r.Baseline.HeapKiB, r.After.HeapKiB, r.Baseline.StackKiB, r.After.StackKiB)
 	fmt.Fprintf(w, "RSS (heap and stacks): cold %.1f MiB, baseline after warm-up %.1f MiB, after everyone left %.1f MiB; with code pages: %.1f, %.1f, %.1f MiB; peak sample %.1f MiB\n",
 		float64(r.Cold.AnonKiB)/1024, float64(r.Baseline.AnonKiB)/1024, float64(r.After.AnonKiB)/1024,
 		float64(r.Cold.RSSKiB)/1024, float64(r.Baseline.RSSKiB)/1024, float64(r.After.RSSKiB)/1024, float64(peakRSS(r.Samples))/1024)
+}
+
+func maxPending(s []Sample) int {
+	m := 0
+	for _, x := range s {
+		m = max(m, x.Pending)
+	}
+	return m
 }
 
 func peakRSS(s []Sample) int64 {
