@@ -228,8 +228,8 @@ func housekeeping(h *hub.Hub, handler *web.Handler, log *slog.Logger) (stop func
 			case <-usr1:
 				st := h.Stats()
 				metrics.Read(memSamples) // unlike ReadMemStats, does not stop the world
-				log.Info("stats", "sessions", st.Sessions, "pending", handler.Pending(), "rooms", st.Rooms, "peers", st.Peers,
-					"history", st.History, "slow_dropped", st.SlowDropped, "rate_dropped", st.RateDropped,
+				log.Info("stats", "sessions", st.Sessions, "pending", handler.Pending(), "away", st.Away, "rooms", st.Rooms, "peers", st.Peers,
+					"kept", st.History, "kept_kib", st.KeptBytes>>10, "slow_dropped", st.SlowDropped, "rate_dropped", st.RateDropped,
 					"goroutines", runtime.NumGoroutine(), "heap_kib", memSamples[0].Value.Uint64()>>10,
 					"stack_kib", memSamples[1].Value.Uint64()>>10)
 			case <-t.C:
