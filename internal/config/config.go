@@ -357,8 +357,8 @@ func (c *Config) validate() error {
 	if c.Mode == ModeLocal && strings.HasPrefix(c.Local.Listen, "unix:") && len(c.Local.Hosts) == 0 {
 		return bad("local.hosts", "on a unix socket, list the Host names your proxy forwards (such as your onion address); requests for any other host are refused")
 	}
-	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) {
-		return bad("data_dir", "want an absolute path, not %q", c.DataDir)
+	if err := checkDataDir(c.DataDir); err != nil {
+		return bad("data_dir", "%v", err)
 	}
 	if _, port, err := net.SplitHostPort(c.LAN.Listen); err != nil {
 		return bad("lan.listen", "want host:port such as \"127.0.0.1:8443\", not %q", c.LAN.Listen)

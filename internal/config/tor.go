@@ -1,17 +1,21 @@
 package config
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Tor configures the tor that onion mode starts. Every hardening option is
 // on by default; config.example.toml says what each one does.
 type Tor struct {
 	Path       string `toml:"path"`        // tor binary; empty: "tor" on $PATH
-	RuntimeDir string `toml:"runtime_dir"` // tor's working files; empty: $RUNTIME_DIRECTORY or a new temporary directory
-	Ephemeral  bool   `toml:"ephemeral"`   // a fresh address every start, no key on disk
+	RuntimeDir string `toml:"runtime_dir"` // the torrc, tor's control cookie and the socket; empty: $RUNTIME_DIRECTORY or a new temporary directory
+	Ephemeral  bool   `toml:"ephemeral"`   // a fresh address every start, its key never on disk
 
 	Sandbox         string `toml:"sandbox"`     // "auto", "on" or "off"
 	PoWDefense      string `toml:"pow_defense"` // "auto", "on" or "off"
@@ -56,6 +60,11 @@ func (t *Tor) validate() error {
 	if t.MaxStreams < 1 || t.MaxStreams > 65535 {
 		return bad("tor.max_streams", "want 1 to 65535, not %d", t.MaxStreams)
 	}
+	if t.RuntimeDir != "" {
+		if err := checkTorPath(t.RuntimeDir, true); err != nil {
+			return bad("tor.runtime_dir", "%v", err)
+		}
+	}
 	if !memRe.MatchString(t.MaxMemInQueues) {
 		return bad("tor.max_mem_in_queues", `want a size such as "64 MB", not %q`, t.MaxMemInQueues)
 	}
@@ -68,6 +77,9 @@ func (t *Tor) validate() error {
 			if strings.ContainsAny(l, "\r\n") {
 				return bad("tor.extra_torrc", "one torrc line per entry: %q has a line break", l)
 			}
+			if strings.ContainsFunc(l, unicode.IsControl) || strings.HasSuffix(l, `\`) {
+				return bad("tor.extra_torrc", "%q has a control character or ends in '\\', which runs it into the next line", l)
+			}
 			if strings.Join(strings.Fields(l), " ") == "TestingTorNetwork 1" {
 				testing = true
 			}
@@ -75,6 +87,81 @@ func (t *Tor) validate() error {
 		if !testing {
 			return bad("tor.extra_torrc", `is for private test networks only and needs the line "TestingTorNetwork 1"`)
 		}
+	}
+	return nil
+}
+
+// torrcUnsafe says what in s tor's torrc parser would read as structure
+// (a new line, a comment, quoting, a continued line) or drop, or "" if
+// nothing: directories onionchat is given become values of torrc lines.
+// onion.CheckTorrcValue is the rule onion applies again when it writes the
+// torrc; this textual copy lets the configuration name the key and line
+// without importing onion, and is at least as strict (a test holds the
+// two together).
+func torrcUnsafe(s string) string {
+	switch {
+	case strings.ContainsAny(s, "\r\n"):
+		return "a line break"
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return "a control character"
+	case strings.ContainsAny(s, "#\"\\"):
+		return `'#', '"' or '\'`
+	case strings.TrimSpace(s) != s:
+		return "white space at one end"
+	}
+	return ""
+}
+
+// checkTorPath checks a directory that ends up in tor's torrc: absolute
+// and torrc-safe, and, for the runtime directory, which holds the unix
+// socket tor forwards visitors to, without white space.
+func checkTorPath(p string, socket bool) error {
+	if !filepath.IsAbs(p) {
+		return fmt.Errorf("want an absolute path, not %q", p)
+	}
+	if why := torrcUnsafe(p); why != "" {
+		return fmt.Errorf("the path %q has %s; it is written into tor's configuration, where that could add lines of its own", p, why)
+	}
+	if socket && strings.ContainsAny(p, " \t") {
+		return fmt.Errorf("the path %q has white space, which tor's HiddenServicePort cannot take", p)
+	}
+	return nil
+}
+
+// checkDataDir checks data_dir: empty (the default) or an absolute,
+// torrc-safe path (tor's state and the service key live under it).
+func checkDataDir(p string) error {
+	if p == "" {
+		return nil
+	}
+	return checkTorPath(p, false)
+}
+
+// CheckEnv checks the directories onionchat would take from the
+// environment for c: $STATE_DIRECTORY, else $XDG_DATA_HOME, when c sets
+// no data_dir (as DefaultDataDir reads them), and $RUNTIME_DIRECTORY when
+// it sets no tor.runtime_dir. They reach tor's torrc as the keys they
+// stand in for do, so the same rule holds; the error names the variable.
+func CheckEnv(c Config) error {
+	check := func(name, dir string, socket bool) error {
+		if err := checkTorPath(dir, socket); err != nil {
+			return &Error{File: "environment", Key: "$" + name, Msg: err.Error()}
+		}
+		return nil
+	}
+	if c.DataDir == "" {
+		if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+			if err := check("STATE_DIRECTORY", strings.Split(d, ":")[0], false); err != nil {
+				return err
+			}
+		} else if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+			if err := check("XDG_DATA_HOME", d, false); err != nil {
+				return err
+			}
+		}
+	}
+	if d := os.Getenv("RUNTIME_DIRECTORY"); d != "" && c.Tor.RuntimeDir == "" {
+		return check("RUNTIME_DIRECTORY", d, true)
 	}
 	return nil
 }
