@@ -2,7 +2,6 @@ package onion
 
 import (
 	"bytes"
-	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha3"
@@ -13,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -53,6 +51,15 @@ func Address(pub ed25519.PublicKey) string {
 	sum := h.Sum(nil)
 	b := append(append(slices.Clone([]byte(pub)), sum[:2]...), version)
 	return strings.ToLower(b32.EncodeToString(b)) + ".onion"
+}
+
+// addressKey returns the ed25519 public key that a v3 address stands for.
+func addressKey(addr string) (ed25519.PublicKey, error) {
+	b, err := b32.DecodeString(strings.ToUpper(strings.TrimSuffix(addr, ".onion")))
+	if err != nil || len(b) != 35 || Address(ed25519.PublicKey(b[:32])) != addr {
+		return nil, fmt.Errorf("onion: %q is not a v3 onion address", addr)
+	}
+	return ed25519.PublicKey(b[:32]), nil
 }
 
 // EnsureKey makes sure dataDir holds the service's key, generating one if
@@ -117,83 +124,4 @@ func LoadAddress(dataDir string) (string, error) {
 	}
 	pub := torkey.PrivateKey(sec[32:]).PublicKey()
 	return Address(ed25519.PublicKey(pub)), nil
-}
-
-// ClientKey is a client-authorization key pair: the service keeps only
-// Public (in authorized_clients), the friend's Tor Browser holds Private.
-type ClientKey struct {
-	Name    string
-	Public  string // base32, as in NAME.auth
-	Private string // base32, what Tor Browser asks for
-}
-
-var clientName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
-
-// AddClient creates an x25519 key pair for a friend called name, stores
-// its public half as authorized_clients/NAME.auth (0600) and returns both
-// halves. The private half is not stored anywhere.
-func AddClient(dataDir, name string) (ClientKey, error) {
-	if !clientName.MatchString(name) {
-		return ClientKey{}, fmt.Errorf("onion: client name %q: use 1 to 32 letters, digits, '-' or '_'", name)
-	}
-	if _, _, err := EnsureKey(dataDir); err != nil {
-		return ClientKey{}, err
-	}
-	dir := filepath.Join(dataDir, ServiceDir, ClientsDir)
-	if err := securefile.EnsureDir(dir); err != nil {
-		return ClientKey{}, fmt.Errorf("onion: %w", err)
-	}
-	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		return ClientKey{}, fmt.Errorf("onion: generate client key: %w", err)
-	}
-	k := ClientKey{Name: name, Public: b32.EncodeToString(priv.PublicKey().Bytes()), Private: b32.EncodeToString(priv.Bytes())}
-	err = securefile.WriteNew(filepath.Join(dir, name+".auth"), []byte("descriptor:x25519:"+k.Public+"\n"))
-	if errors.Is(err, fs.ErrExist) {
-		return ClientKey{}, fmt.Errorf("onion: a client called %q exists already; remove it first", name)
-	}
-	if err != nil {
-		return ClientKey{}, fmt.Errorf("onion: %w", err)
-	}
-	return k, nil
-}
-
-// Clients lists the names of the authorized clients.
-func Clients(dataDir string) ([]string, error) {
-	entries, err := os.ReadDir(filepath.Join(dataDir, ServiceDir, ClientsDir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("onion: %w", err)
-	}
-	var names []string
-	for _, e := range entries {
-		if n, ok := strings.CutSuffix(e.Name(), ".auth"); ok && !e.IsDir() {
-			names = append(names, n)
-		}
-	}
-	return names, nil
-}
-
-// RemoveClient deletes a client's public key; its holder can no longer
-// reach the service once tor reloads its client list.
-func RemoveClient(dataDir, name string) error {
-	if !clientName.MatchString(name) {
-		return fmt.Errorf("onion: client name %q: use 1 to 32 letters, digits, '-' or '_'", name)
-	}
-	err := os.Remove(filepath.Join(dataDir, ServiceDir, ClientsDir, name+".auth"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("onion: no client called %q", name)
-	}
-	if err != nil {
-		return fmt.Errorf("onion: %w", err)
-	}
-	return nil
-}
-
-// ClientAuthLine is what a tor client (not Tor Browser, which asks for the
-// key alone) puts in a file of its ClientOnionAuthDir to reach addr.
-func ClientAuthLine(addr string, k ClientKey) string {
-	return strings.TrimSuffix(addr, ".onion") + ":descriptor:x25519:" + k.Private
 }

@@ -3,6 +3,7 @@ package onion
 import (
 	"crypto/ed25519"
 	"encoding/hex"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -89,15 +90,29 @@ func TestClientAuthFiles(t *testing.T) {
 	if strings.Join(names, ",") != "alice,bob" {
 		t.Fatalf("Clients = %v", names)
 	}
-	if err := RemoveClient(data, "alice"); err != nil {
+	if err := RemoveClient(data, "alice", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := RemoveClient(data, "alice"); err == nil {
+	if err := RemoveClient(data, "alice", false); err == nil {
 		t.Fatal("removing a missing client did not fail")
 	}
 	names, _ = Clients(data)
 	if strings.Join(names, ",") != "bob" {
 		t.Fatalf("after remove: %v", names)
+	}
+	// The last key opens the service to anyone with the address: only
+	// with allowOpen.
+	if err := RemoveClient(data, "bob", false); !errors.Is(err, ErrLastClient) {
+		t.Fatalf("removing the last key without allowOpen: %v", err)
+	}
+	if names, _ = Clients(data); len(names) != 1 {
+		t.Fatalf("the refused remove removed: %v", names)
+	}
+	if err := RemoveClient(data, "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(data, ServiceDir)); len(entries) != 3 {
+		t.Errorf("files left beside the keys: %v", entries) // no staged NAME.auth.new
 	}
 	addr, _ := LoadAddress(data)
 	line := ClientAuthLine(addr, k)
@@ -162,8 +177,13 @@ func TestCircuitListener(t *testing.T) {
 }
 
 func TestTorrcIsHardened(t *testing.T) {
-	rc := torrc{dataDir: "/run/x/tor", serviceDir: "/var/lib/x/onion", socket: "/run/x/hub.sock", sandbox: true, pow: true}.String()
+	rc, err := torrc{dataDir: "/var/lib/x/tor", cookieFile: "/run/x/control_auth_cookie", serviceDir: "/var/lib/x/onion",
+		socket: "/run/x/hub.sock", sandbox: true, pow: true}.render()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{
+		"DataDirectory /var/lib/x/tor\n", "CookieAuthFile /run/x/control_auth_cookie\n",
 		"SocksPort 0\n", "ClientOnly 1\n", "Log notice stdout\n", "SafeLogging 1\n", "AvoidDiskWrites 1\n", "Sandbox 1\n",
 		"MaxMemInQueues 64 MB\n", "HiddenServiceDir /var/lib/x/onion\n", "HiddenServicePort 80 unix:/run/x/hub.sock\n",
 		"HiddenServiceExportCircuitID haproxy\n", "HiddenServiceEnableIntroDoSDefense 1\n",

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,10 +27,14 @@ import (
 // Conf configures Start. The zero value of every field is documented; a
 // zero Conf with a DataDir is a hardened service with a stable address.
 type Conf struct {
-	TorPath    string // tor binary; "" means "tor" on $PATH
-	DataDir    string // holds the service key and authorized_clients; unused when Ephemeral
-	RuntimeDir string // tor's working files and the socket; "" means a new temporary directory, removed by Close
-	Ephemeral  bool   // false: the address is kept in DataDir; true: a new address, and no key left on disk
+	TorPath string // tor binary; "" means "tor" on $PATH
+	// DataDir holds the service key and authorized_clients (ServiceDir)
+	// and tor's own state (TorDir: entry guards, directory cache), kept
+	// across restarts. When Ephemeral, only tor's state; "" there keeps
+	// tor's state in RuntimeDir, gone at every stop.
+	DataDir    string
+	RuntimeDir string // the torrc, the control cookie and the socket; "" means a new temporary directory, removed by Close
+	Ephemeral  bool   // false: the address is kept in DataDir; true: a new address whose key never touches the disk
 
 	Sandbox Feature // tor's seccomp sandbox; zero: on where supported
 	PoW     Feature // proof-of-work defence; zero: on where supported
@@ -68,27 +73,54 @@ type Service struct {
 	Sandbox, PoW bool
 	// Published is the time from Start until the descriptor was uploaded.
 	Published time.Duration
+	// Clients are the names of the client-authorization keys tor loaded
+	// at start, checked (see Start); none means that anyone with the
+	// address can reach the service.
+	Clients []string
 
-	conf      Conf
-	cmd       *exec.Cmd
-	ctl       *control.Conn
-	runtime   string
-	ownsRT    bool
-	socket    string
-	hsDir     string
-	done      chan struct{}
-	closing   chan struct{}
-	waitErr   error
-	stopping  bool
-	mu        sync.Mutex
-	lastLines []string
-	closeOnce sync.Once
+	conf         Conf
+	cmd          *exec.Cmd
+	ctl          *control.Conn
+	runtime      string
+	ownsRT       bool
+	socket       string
+	hsDir        string
+	torDir       string
+	clientsStamp string     // authorized_clients when CheckClients read it
+	ephemeralKey []byte     // the key feedKey hands to tor, then clears
+	keyFed       chan error // feedKey's result
+	done         chan struct{}
+	closing      chan struct{}
+	bootstrapped chan struct{} // closed when tor's log says "Bootstrapped 100%"
+	waitErr      error
+	failErr      error // why onionchat stopped tor itself (failClosed)
+	stopping     bool
+	mu           sync.Mutex
+	lastLines    []string
+	authWarnings []string // tor's log lines about client authorization
+	closeOnce    sync.Once
+	stopOnce     sync.Once
 }
 
 // Start starts tor with onionchat's torrc and waits, within
 // Conf.PublishTimeout, until the service's descriptor is uploaded.
+//
+// It fails closed on client authorization. Before tor starts, every file
+// in authorized_clients must be a key tor will load (CheckClients); once
+// tor has published, its log must hold no warning about client
+// authorization, and its descriptor must say what the files say: with
+// keys, that the introduction points are readable only with a key; without,
+// that they are readable by all (descriptorOpen). Otherwise Start stops
+// tor and returns an error naming the file or the mismatch. While the
+// service runs, a change to authorized_clients is applied and checked the
+// same way, or, where tor cannot reload it (its sandbox), tor is stopped
+// with the reason (see Err): never does the service go on with a set of
+// keys other than the one on disk.
 func Start(ctx context.Context, c Conf) (*Service, error) {
 	start := time.Now()
+	if err := c.check(); err != nil {
+		return nil, err
+	}
 	torPath, err := FindTor(c.TorPath)
 	if err != nil {
 		return nil, err
@@ -97,7 +129,8 @@ func Start(ctx context.Context, c Conf) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{conf: c, Support: sup, done: make(chan struct{}), closing: make(chan struct{})}
+	s := &Service{conf: c, Support: sup, done: make(chan struct{}), closing: make(chan struct{}),
+		bootstrapped: make(chan struct{}), keyFed: make(chan error, 1)}
 	if s.Sandbox, err = want("tor.sandbox", c.Sandbox, sup.Sandbox); err != nil {
 		return nil, err
 	}
@@ -118,7 +151,18 @@ func Start(ctx context.Context, c Conf) (*Service, error) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout-time.Since(start))
 	defer cancel()
-	if err := s.waitPublished(wctx); err != nil {
+	err = s.waitPublished(wctx)
+	if err == nil && c.Ephemeral {
+		select { // fed by now: tor cannot publish without the key
+		case err = <-s.keyFed:
+		case <-wctx.Done():
+			err = wctx.Err()
+		}
+	}
+	if err == nil && !c.Ephemeral {
+		err = s.verifyClients(wctx)
+	}
+	if err != nil {
 		s.Close()
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("onion: the service was not published within %v (tor.publish_timeout): "+
@@ -131,6 +175,29 @@ func Start(ctx context.Context, c Conf) (*Service, error) {
 		go s.watchClients()
 	}
 	return s, nil
+}
+
+// check refuses, before anything runs, a Conf value that would reach the
+// torrc and cannot be written there safely (see CheckTorrcValue).
+func (c Conf) check() error {
+	for _, v := range []struct{ what, val string }{
+		{"data directory", c.DataDir},
+		{"runtime directory", c.RuntimeDir},
+		{"MaxMemInQueues", c.MaxMemInQueues},
+	} {
+		if v.val == "" {
+			continue
+		}
+		if err := CheckTorrcValue(v.val); err != nil {
+			return fmt.Errorf("onion: %s: the value %w; it would be written into tor's configuration", v.what, err)
+		}
+	}
+	if c.RuntimeDir != "" {
+		if err := checkSocketPath(c.RuntimeDir); err != nil {
+			return fmt.Errorf("onion: runtime directory: the path %w", err)
+		}
+	}
+	return checkExtraTorrc(c.ExtraTorrc)
 }
 
 func want(key string, f Feature, supported bool) (bool, error) {
@@ -163,13 +230,11 @@ func (s *Service) prepareDirs() error {
 	if len(s.socket) > 100 {
 		return fmt.Errorf("onion: socket path %s is too long for a unix socket; choose a shorter tor.runtime_dir", s.socket)
 	}
+	if err := s.prepareTorDir(); err != nil {
+		return err
+	}
 	if c.Ephemeral {
-		s.hsDir = filepath.Join(s.runtime, "ephemeral-onion")
-		os.RemoveAll(s.hsDir)
-		if err := os.Mkdir(s.hsDir, 0o700); err != nil {
-			return fmt.Errorf("onion: %w", err)
-		}
-		return nil
+		return s.prepareEphemeral()
 	}
 	if c.DataDir == "" {
 		return errors.New("onion: no data directory for the service key")
@@ -179,7 +244,55 @@ func (s *Service) prepareDirs() error {
 		return err
 	}
 	s.hsDir, s.Addr = dir, addr
+	if err := ownedDir(dir); err != nil {
+		return err
+	}
+	// The stamp is taken first: a change after the check is the watcher's.
+	s.clientsStamp = clientsStamp(filepath.Join(dir, ClientsDir))
+	if s.Clients, err = CheckClients(c.DataDir); err != nil {
+		return err
+	}
 	return nil
+}
+
+// TorDir is the subdirectory of the data directory that is tor's own
+// DataDirectory: its state file (the entry guards it chose) and its cache
+// of the directory. Kept across restarts, so that a restart, forced or
+// not, neither hands an attacker a new pick of guards nor downloads the
+// whole directory again.
+const TorDir = "tor"
+
+// prepareTorDir makes tor's DataDirectory (TorDir in the data directory,
+// or in the runtime directory without one), private and this user's, and
+// removes the control-port files that bine leaves there at every start.
+func (s *Service) prepareTorDir() error {
+	base := s.conf.DataDir
+	if base == "" {
+		base = s.runtime
+	} else if err := securefile.EnsureDir(base); err != nil {
+		return fmt.Errorf("onion: data directory: %w", err)
+	}
+	s.torDir = filepath.Join(base, TorDir)
+	if err := securefile.EnsureDir(s.torDir); err != nil {
+		return fmt.Errorf("onion: tor's directory: %w", err)
+	}
+	if err := ownedDir(s.torDir); err != nil {
+		return err
+	}
+	stale, _ := filepath.Glob(filepath.Join(s.torDir, "control-port-*"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
+	return nil
+}
+
+// ownedDir refuses a directory tor will refuse: another user's.
+func ownedDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("onion: %w", err)
+	}
+	return torOwns(dir, fi)
 }
 
 var bootstrapRe = regexp.MustCompile(`Bootstrapped (\d+)% \(([^)]*)\)`)
@@ -192,18 +305,22 @@ func (s *Service) start(ctx context.Context, torPath string) error {
 	}
 	s.Listener = CircuitListener{ln}
 
-	dataDir := filepath.Join(s.runtime, "tor")
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("onion: %w", err)
+	rc := torrc{dataDir: s.torDir, cookieFile: filepath.Join(s.runtime, "control_auth_cookie"),
+		serviceDir: s.hsDir, socket: s.socket, sandbox: s.Sandbox, pow: s.PoW, conf: s.conf}
+	text, err := rc.render()
+	if err != nil {
+		return err
 	}
-	rc := torrc{dataDir: dataDir, serviceDir: s.hsDir, socket: s.socket, sandbox: s.Sandbox, pow: s.PoW, conf: s.conf}
 	torrcPath := filepath.Join(s.runtime, "torrc")
 	defaults := filepath.Join(s.runtime, "torrc-defaults")
-	if err := os.WriteFile(torrcPath, []byte(rc.String()), 0o600); err != nil {
+	if err := os.WriteFile(torrcPath, []byte(text), 0o600); err != nil {
 		return fmt.Errorf("onion: write torrc: %w", err)
 	}
 	if err := os.WriteFile(defaults, nil, 0o600); err != nil {
 		return fmt.Errorf("onion: write torrc: %w", err)
+	}
+	if s.conf.Ephemeral {
+		go s.feedKey()
 	}
 
 	creator := func(ctx context.Context, args ...string) (*exec.Cmd, error) {
@@ -222,7 +339,7 @@ func (s *Service) start(ctx context.Context, torPath string) error {
 	// The process must outlive ctx, which only bounds the start.
 	t, err := tor.Start(context.WithoutCancel(ctx), &tor.StartConf{
 		ProcessCreator:  process.CmdCreatorFunc(creator),
-		DataDir:         dataDir,
+		DataDir:         s.torDir,
 		TorrcFile:       torrcPath,
 		NoAutoSocksPort: true,
 		EnableNetwork:   true,
@@ -249,10 +366,12 @@ func (s *Service) start(ctx context.Context, torPath string) error {
 }
 
 // readLog reads tor's log (stdout): bootstrap progress goes to
-// Conf.Progress, warnings and errors to Conf.Logger, the last lines are
-// kept for error messages, and the rest is dropped.
+// Conf.Progress, warnings and errors to Conf.Logger, warnings about client
+// authorization are kept for verifyClients, the last lines are kept for
+// error messages, and the rest is dropped.
 func (s *Service) readLog(r io.Reader) {
 	sc := bufio.NewScanner(r)
+	done := false
 	for sc.Scan() {
 		l := sc.Text()
 		s.mu.Lock()
@@ -260,7 +379,14 @@ func (s *Service) readLog(r io.Reader) {
 		if len(s.lastLines) > 8 {
 			s.lastLines = s.lastLines[1:]
 		}
+		if strings.Contains(l, "[warn]") && isClientAuthWarning(l) && len(s.authWarnings) < 16 {
+			s.authWarnings = append(s.authWarnings, afterLevel(l))
+		}
 		s.mu.Unlock()
+		if !done && strings.Contains(l, "Bootstrapped 100%") {
+			done = true
+			close(s.bootstrapped)
+		}
 		switch {
 		case strings.Contains(l, "[warn]"):
 			if s.conf.Logger != nil && !strings.Contains(l, "running Tor as root") {
@@ -300,21 +426,6 @@ func (s *Service) tail() string {
 
 // waitPublished waits for the HS_DESC UPLOADED event of the service.
 func (s *Service) waitPublished(ctx context.Context) error {
-	if s.Addr == "" { // ephemeral: tor made the key; it writes the hostname at once
-		for s.Addr == "" {
-			if b, err := os.ReadFile(filepath.Join(s.hsDir, "hostname")); err == nil && len(b) > 0 {
-				s.Addr = strings.TrimSpace(string(b))
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-s.done:
-				return fmt.Errorf("onion: tor exited: %s", s.tail())
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
 	id := strings.TrimSuffix(s.Addr, ".onion")
 	events := make(chan control.Event, 32)
 	if err := s.ctl.AddEventListener(events, control.EventCodeHSDesc); err != nil {
@@ -346,10 +457,15 @@ func (s *Service) waitPublished(ctx context.Context) error {
 // Done is closed when tor exits, whatever the reason.
 func (s *Service) Done() <-chan struct{} { return s.done }
 
-// Err says why tor exited, once Done is closed.
+// Err says why tor exited, once Done is closed: nil after Close, else
+// why onionchat stopped it to fail closed (a change of client
+// authorization it could not apply), or tor's last words.
 func (s *Service) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.failErr != nil {
+		return s.failErr
+	}
 	if s.stopping {
 		return nil
 	}
@@ -409,18 +525,41 @@ func (s *Service) Close() error {
 		if s.ctl != nil {
 			s.ctl.Close()
 		}
-		if s.cmd != nil && s.cmd.Process != nil {
-			s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.done:
-			case <-time.After(10 * time.Second):
-				s.cmd.Process.Kill()
-				<-s.done
-			}
-		}
+		s.stopTor()
 		s.cleanup()
 	})
 	return nil
+}
+
+// stopTor stops tor by its PID, SIGTERM then SIGKILL if it lingers (tor
+// saves its state, guards included, on SIGTERM), and waits until it has
+// exited.
+func (s *Service) stopTor() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	s.stopOnce.Do(func() {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	<-s.done
+}
+
+// failClosed stops tor, and with it the service, because of err, which Err
+// then returns: the owner sees the reason, and a service manager restarts
+// onionchat with what is on disk.
+func (s *Service) failClosed(err error) {
+	s.mu.Lock()
+	if s.failErr == nil {
+		s.failErr = err
+	}
+	s.mu.Unlock()
+	s.stopTor()
 }
 
 func (s *Service) cleanup() {
@@ -442,15 +581,18 @@ func (s *Service) cleanup() {
 // client-auth keys (onionchat auth add/remove run as separate commands).
 const clientsPoll = 2 * time.Second
 
-// watchClients reacts when the set of authorized clients changes ("onionchat
-// auth add/remove" run as separate commands). Without tor's sandbox it has
-// tor reload its client list, which keeps live chats. With the sandbox
-// tor cannot reread its files (a reload makes it exit), so it tells the
-// owner to restart instead. It returns when tor exits or the service
-// closes.
+// watchClients reacts when authorized_clients changes (files added,
+// removed, rewritten, re-owned). Without tor's sandbox it checks the new
+// set (CheckClients), has tor reload it, which keeps live chats, and
+// checks what tor loaded (verifyReload). With the sandbox tor cannot
+// reread its files (a reload makes it exit), so the running tor would go
+// on with the old set: a revoked friend still admitted, or a service open
+// that the owner has just closed. In that case, and whenever a check
+// fails, it stops tor with the reason (failClosed), and onionchat exits
+// non-zero for its service manager to restart it with the new set. It
+// returns when tor exits or the service closes.
 func (s *Service) watchClients() {
 	dir := filepath.Join(s.hsDir, ClientsDir)
-	last := clientsStamp(dir)
 	t := time.NewTicker(clientsPoll)
 	defer t.Stop()
 	for {
@@ -462,40 +604,131 @@ func (s *Service) watchClients() {
 		case <-t.C:
 		}
 		now := clientsStamp(dir)
-		if now == last {
+		if now == s.clientsStamp {
 			continue
 		}
-		last = now
+		s.clientsStamp = now
 		if s.Sandbox {
-			if s.conf.Logger != nil {
-				s.conf.Logger.Warn("client authorization changed; restart onionchat to apply it (tor's sandbox cannot reload it; pages reconnect by themselves)")
-			}
-			continue
+			s.failClosed(fmt.Errorf("onion: client authorization changed (%s), and tor's sandbox cannot reload it: "+
+				"onionchat stops rather than serve the old set of keys; start it again to apply the new one "+
+				"(under systemd it restarts by itself)", dir))
+			return
 		}
-		if err := s.Reload(); err != nil {
-			if s.conf.Logger != nil {
-				s.conf.Logger.Error("client authorization changed but tor did not reload; restart onionchat", "err", err)
-			}
-			continue
+		names, err := CheckClients(s.conf.DataDir)
+		if err == nil {
+			err = s.reloadClients(len(names))
+		}
+		if err != nil {
+			s.failClosed(fmt.Errorf("client authorization changed and cannot be applied safely, so onionchat stops: %w", err))
+			return
 		}
 		if s.conf.Logger != nil {
-			s.conf.Logger.Info("client authorization changed; tor reloaded it")
+			s.conf.Logger.Info("client authorization changed; tor reloaded it and loaded every key", "keys", len(names))
 		}
 	}
 }
 
-// clientsStamp summarises the authorized_clients directory: names, sizes
-// and modification times.
-func clientsStamp(dir string) string {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return ""
+// isClientAuthWarning reports whether a line of tor's log is about its
+// client-authorization keys. tor 0.4.9.11 says "Client authorization ..."
+// for every key file it skips (unreadable, badly named, unparsable) and
+// names the directory when it cannot use it.
+func isClientAuthWarning(l string) bool {
+	return strings.Contains(l, "Client authorization") || strings.Contains(l, "/"+ClientsDir)
+}
+
+// logSyncTimeout bounds the wait for the log reader to catch up with tor.
+const logSyncTimeout = 10 * time.Second
+
+// verifyClients checks, once tor has published, that it loaded exactly
+// the keys CheckClients found: no warning about client authorization in
+// its log (tor loads the keys before it bootstraps, so the log reader
+// has them once it has read "Bootstrapped 100%"), and a descriptor that
+// requires a key exactly when there are keys.
+func (s *Service) verifyClients(ctx context.Context) error {
+	select {
+	case <-s.bootstrapped:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(logSyncTimeout):
+		return errors.New("onion: tor's log never said it had bootstrapped, so onionchat cannot tell whether it loaded every client key")
 	}
-	var b strings.Builder
-	for _, e := range entries {
-		if fi, err := e.Info(); err == nil {
-			fmt.Fprintf(&b, "%s/%d/%d;", e.Name(), fi.Size(), fi.ModTime().UnixNano())
+	s.mu.Lock()
+	warnings := slices.Clone(s.authWarnings)
+	s.mu.Unlock()
+	if err := clientWarnings(warnings); err != nil {
+		return err
+	}
+	return s.checkDescriptor(len(s.Clients))
+}
+
+func clientWarnings(w []string) error {
+	if len(w) == 0 {
+		return nil
+	}
+	return fmt.Errorf("onion: tor did not load every client key, so onionchat refuses to serve: tor said: %s; "+
+		"fix or remove the file it names (onionchat auth remove NAME, then onionchat auth add NAME)", strings.Join(w, " / "))
+}
+
+// checkDescriptor asks tor for the service's current descriptor and
+// checks that it requires a client key exactly when keys > 0.
+func (s *Service) checkDescriptor(keys int) error {
+	id := strings.TrimSuffix(s.Addr, ".onion")
+	kvs, err := s.ctl.GetInfo("hs/service/desc/id/" + id)
+	if err != nil || len(kvs) == 0 {
+		return fmt.Errorf("onion: read the service's descriptor from tor to check client authorization: %v", err)
+	}
+	pub, err := addressKey(s.Addr)
+	if err != nil {
+		return err
+	}
+	open, err := descriptorOpen(kvs[0].Val, pub)
+	if err != nil {
+		return err
+	}
+	switch {
+	case keys > 0 && open:
+		return fmt.Errorf("onion: %d client keys are in %s, but tor published the service without client authorization; "+
+			"onionchat refuses to serve it to anyone with the address", keys, filepath.Join(s.hsDir, ClientsDir))
+	case keys == 0 && !open:
+		return fmt.Errorf("onion: tor requires a client key that is not in %s; onionchat refuses to serve with keys it cannot see", filepath.Join(s.hsDir, ClientsDir))
+	}
+	return nil
+}
+
+// reloadClients has tor reload its configuration and client keys (SIGNAL
+// RELOAD, tor's sandbox off), then checks what it loaded: the WARN events
+// tor emits while reloading reach this control connection before the
+// reply to the next command, and the descriptor is rebuilt at once when
+// the keys change.
+func (s *Service) reloadClients(keys int) error {
+	events := make(chan control.Event)
+	var warnings []string
+	drained := make(chan struct{})
+	go func() {
+		for ev := range events {
+			if l, ok := ev.(*control.LogEvent); ok && isClientAuthWarning(l.Raw) {
+				warnings = append(warnings, l.Raw)
+			}
+		}
+		close(drained)
+	}()
+	err := s.ctl.AddEventListener(events, control.EventCodeLogWarn)
+	if err == nil {
+		err = s.Reload()
+		if err == nil {
+			_, err = s.ctl.GetInfo("version") // after every event of the reload
+		}
+		if rerr := s.ctl.RemoveEventListener(events, control.EventCodeLogWarn); err == nil {
+			err = rerr
 		}
 	}
-	return b.String()
+	close(events)
+	<-drained
+	if err != nil {
+		return fmt.Errorf("onion: reload tor's client keys: %w", err)
+	}
+	if err := clientWarnings(warnings); err != nil {
+		return err
+	}
+	return s.checkDescriptor(keys)
 }

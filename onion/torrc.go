@@ -99,10 +99,80 @@ func Detect(ctx context.Context, torPath string) (Support, error) {
 	return s, nil
 }
 
+// CheckTorrcValue returns why v cannot be written as the value of a torrc
+// line, or nil. tor reads a line up to its end, drops white space around
+// the value, starts a comment at '#', continues a line ending in '\\' on
+// the next, and reads a value starting with '"' as a C string; so a value
+// is safe as it stands, unquoted, when it is not empty and has no control
+// character (line breaks included), no '#', '"' or '\\', and no white space
+// at either end. onionchat writes every value this way or not at all:
+// nothing from the configuration or the environment can add a torrc line.
+// The error says what is wrong without repeating the value.
+func CheckTorrcValue(v string) error {
+	switch {
+	case v == "":
+		return errors.New("is empty")
+	case strings.ContainsAny(v, "\n\r"):
+		return errors.New("has a line break, which would start a new torrc line")
+	case strings.ContainsRune(v, '#'):
+		return errors.New("has '#', which starts a torrc comment")
+	case strings.ContainsAny(v, "\"\\"):
+		return errors.New("has '\"' or '\\', which torrc reads as quoting or a continued line")
+	case strings.TrimSpace(v) != v:
+		return errors.New("begins or ends with white space, which torrc drops")
+	}
+	if i := strings.IndexFunc(v, isControl); i >= 0 {
+		return fmt.Errorf("has the control character %U", rune(v[i]))
+	}
+	return nil
+}
+
+// isControl reports the characters tor's config parser may treat as line
+// structure or that have no place in a path: C0 controls and DEL.
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// checkSocketPath is CheckTorrcValue for the unix socket of
+// HiddenServicePort, whose value tor splits at white space.
+func checkSocketPath(p string) error {
+	if err := CheckTorrcValue(p); err != nil {
+		return err
+	}
+	if strings.ContainsAny(p, " \t") {
+		return errors.New("has white space, which tor reads as the end of a HiddenServicePort target")
+	}
+	return nil
+}
+
+// checkExtraTorrc checks Conf.ExtraTorrc: one torrc line per entry, and
+// only on a private test network ("TestingTorNetwork 1" among them), the
+// same gate as the configuration's tor.extra_torrc.
+func checkExtraTorrc(lines []string) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	testing := false
+	for i, l := range lines {
+		if strings.ContainsFunc(l, isControl) {
+			return fmt.Errorf("onion: extra torrc line %d has a line break or control character; one line per entry", i+1)
+		}
+		if strings.HasSuffix(l, "\\") {
+			return fmt.Errorf("onion: extra torrc line %d ends in '\\', which continues it on the next line", i+1)
+		}
+		if strings.Join(strings.Fields(l), " ") == "TestingTorNetwork 1" {
+			testing = true
+		}
+	}
+	if !testing {
+		return errors.New(`onion: extra torrc lines are for private test networks only and need the line "TestingTorNetwork 1"`)
+	}
+	return nil
+}
+
 // torrc renders the configuration onionchat gives its tor. Every line is
 // here so that a reader can audit it in one place.
 type torrc struct {
-	dataDir    string // tor's DataDirectory (working files)
+	dataDir    string // tor's DataDirectory (its state and directory cache)
+	cookieFile string // CookieAuthFile: the control port's cookie, in the runtime directory
 	serviceDir string // HiddenServiceDir
 	socket     string // unix socket visitors are forwarded to
 	sandbox    bool
@@ -110,8 +180,35 @@ type torrc struct {
 	conf       Conf
 }
 
-func (t torrc) String() string {
+// torrcKeywords are the options render writes, once each, before the
+// extra lines.
+var torrcKeywords = []string{
+	"DataDirectory", "CookieAuthFile", "ClientOnly", "SocksPort", "Log", "SafeLogging", "AvoidDiskWrites",
+	"Sandbox", "MaxMemInQueues", "HiddenServiceDir", "HiddenServicePort", "HiddenServiceExportCircuitID",
+	"HiddenServiceEnableIntroDoSDefense", "HiddenServicePoWDefensesEnabled", "HiddenServiceMaxStreams",
+	"HiddenServiceMaxStreamsCloseCircuit",
+}
+
+// render returns the torrc, or an error naming the option whose value
+// cannot be written safely (see CheckTorrcValue).
+func (t torrc) render() (string, error) {
 	c := t.conf
+	for _, v := range []struct{ key, val string }{
+		{"DataDirectory", t.dataDir},
+		{"CookieAuthFile", t.cookieFile},
+		{"HiddenServiceDir", t.serviceDir},
+		{"MaxMemInQueues", or(c.MaxMemInQueues, DefaultMaxMemInQueues)},
+	} {
+		if err := CheckTorrcValue(v.val); err != nil {
+			return "", fmt.Errorf("onion: torrc %s: the value %w", v.key, err)
+		}
+	}
+	if err := checkSocketPath(t.socket); err != nil {
+		return "", fmt.Errorf("onion: torrc HiddenServicePort: the socket path %w", err)
+	}
+	if err := checkExtraTorrc(c.ExtraTorrc); err != nil {
+		return "", err
+	}
 	var b strings.Builder
 	line := func(k string, v ...any) {
 		b.WriteString(k)
@@ -122,6 +219,7 @@ func (t torrc) String() string {
 	}
 	b.WriteString("# Written by onionchat at every start; edits are lost.\n")
 	line("DataDirectory", t.dataDir)
+	line("CookieAuthFile", t.cookieFile)
 	line("ClientOnly", 1)     // never a relay
 	line("SocksPort", 0)      // nothing here uses tor as a client proxy
 	line("Log notice stdout") // onionchat reads it; no log files
@@ -139,7 +237,7 @@ func (t torrc) String() string {
 	for _, l := range c.ExtraTorrc {
 		line(l)
 	}
-	return b.String()
+	return b.String(), nil
 }
 
 func b01(v bool) int {

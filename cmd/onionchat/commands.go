@@ -41,7 +41,14 @@ func flags(name string, stderr io.Writer) (*flag.FlagSet, func() (config.Config,
 			if err != nil {
 				return cfg, err
 			}
+			// The data directory becomes values of tor's torrc.
+			if err := onion.CheckTorrcValue(abs); err != nil {
+				return cfg, fmt.Errorf("--data-dir: the path %q %w; it would be written into tor's configuration", abs, err)
+			}
 			cfg.DataDir = abs
+		}
+		if err := config.CheckEnv(cfg); err != nil {
+			return cfg, err
 		}
 		if cfg.DataDir == "" {
 			d, err := config.DefaultDataDir()
@@ -105,9 +112,11 @@ func address(args []string, stdout, stderr io.Writer) error {
 }
 
 // applyHint says when a client-auth change reaches a running onionchat.
-const applyHint = "With tor.sandbox = \"off\", a running onionchat applies this within seconds and live chats continue.\n" +
-	"With tor's sandbox on (the default where tor supports it), restart onionchat to apply it\n" +
-	"(sudo systemctl restart onionchat); open pages reconnect by themselves."
+const applyHint = "A running onionchat notices this within seconds. With tor.sandbox = \"off\" it has tor reload\n" +
+	"the keys, checks that tor loaded every one, and live chats continue. With tor's sandbox on\n" +
+	"(the default where tor supports it) tor cannot reload them, so onionchat stops rather than\n" +
+	"serve the old set: systemd restarts it with the new one; started by hand, start it again.\n" +
+	"Open pages reconnect by themselves."
 
 func auth(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -119,6 +128,10 @@ func auth(args []string, stdout, stderr io.Writer) error {
 		name, args = args[0], args[1:]
 	}
 	fs, load := flags("auth "+verb, stderr)
+	open := false
+	if verb == "remove" {
+		fs.BoolVar(&open, "open", false, "with auth remove: allow removing the last key, which lets anyone with the address in")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -155,10 +168,18 @@ func auth(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, applyHint)
 		return nil
 	case verb == "remove" && name != "":
-		if err := onion.RemoveClient(cfg.DataDir, name); err != nil {
+		err := onion.RemoveClient(cfg.DataDir, name, open)
+		if errors.Is(err, onion.ErrLastClient) {
+			return fmt.Errorf("%w.\nTo turn client authorization off and let anyone with the address in, run: onionchat auth remove %s --open", err, name)
+		}
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Removed %s.\n%s\n", name, applyHint)
+		fmt.Fprintf(stdout, "Removed %s.\n", name)
+		if names, _ := onion.Clients(cfg.DataDir); len(names) == 0 {
+			fmt.Fprintln(stdout, "Client authorization is off now: anyone who has the address can reach the service.")
+		}
+		fmt.Fprintln(stdout, applyHint)
 		return nil
 	}
 	return errors.New("auth needs add NAME, list or remove NAME")

@@ -303,6 +303,9 @@ func startOnion(ctx context.Context, cfg config.Config, dataDir string, out io.W
 	runtimeDir := t.RuntimeDir
 	if runtimeDir == "" {
 		runtimeDir = os.Getenv("RUNTIME_DIRECTORY")
+		if err := onion.CheckTorrcValue(runtimeDir); runtimeDir != "" && err != nil {
+			return nil, fmt.Errorf("$RUNTIME_DIRECTORY: the path %q %w; it would be written into tor's configuration", runtimeDir, err)
+		}
 	}
 	fmt.Fprintln(out, "Starting tor…")
 	svc, err := onion.Start(ctx, onion.Conf{
@@ -326,11 +329,14 @@ func startOnion(ctx context.Context, cfg config.Config, dataDir string, out io.W
 		return nil, err
 	}
 	fmt.Fprintf(out, "Tor sandbox: %s; proof-of-work defence: %s\n", onOff(svc.Sandbox, svc.Support.Sandbox), onOff(svc.PoW, svc.Support.PoW))
-	if clients, _ := onion.Clients(dataDir); len(clients) > 0 && !t.Ephemeral {
-		fmt.Fprintf(out, "Client authorization: on (%d keys); only their holders can reach the service\n", len(clients))
-	}
-	if t.Ephemeral {
-		fmt.Fprintln(out, "Ephemeral address: it changes at every start and no key is kept on disk")
+	switch {
+	case t.Ephemeral:
+		fmt.Fprintln(out, "Ephemeral address: it changes at every start; tor read its key through a pipe, so it never touched the disk")
+	case len(svc.Clients) > 0:
+		// A checked fact: tor loaded every key and its descriptor requires one.
+		fmt.Fprintf(out, "Client authorization: on (%d keys); only their holders can reach the service\n", len(svc.Clients))
+	default:
+		fmt.Fprintln(out, "Client authorization: off; anyone who has the address can reach the service (onionchat auth add NAME)")
 	}
 	fmt.Fprintf(out, "Onion service published in %v:\n", svc.Published.Round(100*time.Millisecond))
 	u := "http://" + svc.Addr + "/"

@@ -1,0 +1,111 @@
+package onion
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/onionchat/onionchat/internal/need"
+)
+
+// TestCheckClients: every entry of authorized_clients that tor would skip
+// with a warning is refused, and the error names the file.
+func TestCheckClients(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if names, err := CheckClients(data); err != nil || len(names) != 0 {
+		t.Fatalf("no directory: %v, %v; want no keys", names, err)
+	}
+	k, err := AddClient(data, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	AddClient(data, "bob")
+	if names, err := CheckClients(data); err != nil || strings.Join(names, ",") != "alice,bob" {
+		t.Fatalf("CheckClients = %v, %v", names, err)
+	}
+	dir := filepath.Join(data, ServiceDir, ClientsDir)
+	good := "descriptor:x25519:" + k.Public + "\n"
+	for _, c := range []struct {
+		name string
+		make func(path string) error
+		why  string
+	}{
+		{"carol.auth", func(p string) error { return os.WriteFile(p, []byte("descriptor:x25519:AAAA\n"), 0o600) }, "52 base32"},
+		{"carol.auth", func(p string) error { return os.WriteFile(p, []byte("descriptor:ed25519:"+k.Public), 0o600) }, "52 base32"},
+		{"carol.auth", func(p string) error { return os.WriteFile(p, []byte(good+good), 0o600) }, "52 base32"},
+		{"carol.auth", func(p string) error { return os.WriteFile(p, nil, 0o600) }, "52 base32"},
+		{"carol.auth", func(p string) error { return os.Symlink(filepath.Join(dir, "alice.auth"), p) }, "carol.auth"},
+		{"carol.auth", func(p string) error { return syscall.Mkfifo(p, 0o600) }, "not a regular file"},
+		{"carol.auth", func(p string) error { return os.Mkdir(p, 0o700) }, "not a regular file"},
+		{".alice.auth.tmp1", func(p string) error { return os.WriteFile(p, []byte(good), 0o600) }, "not a client key onionchat made"},
+		{"carol", func(p string) error { return os.WriteFile(p, []byte(good), 0o600) }, "not a client key onionchat made"},
+		{"bad name.auth", func(p string) error { return os.WriteFile(p, []byte(good), 0o600) }, "not a client key onionchat made"},
+	} {
+		p := filepath.Join(dir, c.name)
+		if err := c.make(p); err != nil {
+			t.Fatal(err)
+		}
+		_, err := CheckClients(data)
+		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), c.why) {
+			t.Errorf("%s: got %v, want an error naming the file and %q", c.name, err, c.why)
+		}
+		os.RemoveAll(p)
+	}
+	os.Chmod(dir, 0o750)
+	if _, err := CheckClients(data); err == nil || !strings.Contains(err.Error(), "chmod 700 "+dir) {
+		t.Errorf("a group-readable directory: %v", err)
+	}
+	os.Chmod(dir, 0o700)
+	if _, err := CheckClients(data); err != nil {
+		t.Fatalf("after the clean-up: %v", err)
+	}
+}
+
+// TestAddClientOwnedLikeDataDir: "sudo onionchat auth add" for a service
+// user's data directory leaves files that user owns, so that its tor can
+// read them (issue 13: a root-owned alice.auth left the service open).
+func TestAddClientOwnedLikeDataDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		need.Missing(t, "root, to hand files to another user")
+	}
+	const uid, gid = 61234, 61235
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(data, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AddClient(data, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{
+		filepath.Join(data, ServiceDir), filepath.Join(data, ServiceDir, SecretKeyFile), filepath.Join(data, ServiceDir, PublicKeyFile),
+		filepath.Join(data, ServiceDir, ClientsDir), filepath.Join(data, ServiceDir, ClientsDir, "alice.auth"),
+	} {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != uid || st.Gid != gid || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: owner %d:%d mode %v, want %d:%d and private", p, st.Uid, st.Gid, fi.Mode(), uid, gid)
+		}
+	}
+	// A symbolic link where authorized_clients should be is refused, not
+	// followed (root must not hand anything outside the data directory over).
+	other := filepath.Join(t.TempDir(), "data")
+	os.MkdirAll(filepath.Join(other, ServiceDir), 0o700)
+	os.Chown(other, uid, gid)
+	outside := t.TempDir()
+	os.Chmod(outside, 0o700)
+	os.Symlink(outside, filepath.Join(other, ServiceDir, ClientsDir))
+	if _, err := AddClient(other, "bob"); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("a linked authorized_clients: %v", err)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Fatalf("AddClient wrote through the link: %v", entries)
+	}
+}
