@@ -23,7 +23,9 @@ import (
 // The first call re-executes the test binary, with the same arguments
 // (-test.* flags included), standard streams and environment plus
 // TORTEST_NETNS=1, in a new user and network namespace (as "unshare -rn"
-// does; the user namespace maps the caller's uid and gid to root), and
+// does; the user namespace maps the caller's uid and gid to root, and, if
+// the caller is root, every uid and gid below 65536 to itself, so that a
+// test can run a program as another user), and
 // exits with its exit status (128+N if signal N killed it). Signals the
 // parent receives (SIGINT, SIGTERM, SIGQUIT, SIGHUP) are passed on, and
 // the child is killed if the parent dies. In the child, MainInNetns brings
@@ -50,6 +52,11 @@ func MainInNetns(m *testing.M) {
 	os.Exit(code)
 }
 
+// idRange is how many uids and gids, from 0, a root caller maps into the
+// namespace as themselves: every ordinary one (systemd's dynamic users
+// end at 65519).
+const idRange = 65536
+
 // runInNetns re-executes the test binary in new user and network
 // namespaces and returns its exit status; an error if it could not be
 // started there.
@@ -70,6 +77,14 @@ func runInNetns() (int, error) {
 		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
 		GidMappingsEnableSetgroups: false,
 		Pdeathsig:                  syscall.SIGKILL,
+	}
+	if os.Getuid() == 0 {
+		// Root may map every ordinary uid and gid as itself, so that tests
+		// can run a program as another user (a service's, say) and see
+		// real owners.
+		cmd.SysProcAttr.UidMappings[0].Size = idRange
+		cmd.SysProcAttr.GidMappings[0].Size = idRange
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGHUP)
