@@ -196,7 +196,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 }
 
 // benchConfig keeps every limit on, sized for the load: bench clients all
-// come from 127.0.0.1 and send bursts back to back.
+// come from 127.0.0.1 and send bursts back to back, so a member may have
+// all 9,000 frames of a burst (7 MB of padded ones) queued at once,
+// which a page at the default rate never could.
 const benchConfig = `mode = "local"
 [hub]
 rate = 100000.0
@@ -205,6 +207,8 @@ max_conns = 20000
 max_conns_per_peer = 20000
 join_rate = 100000.0
 join_burst = 100000
+send_queue = 16384
+send_queue_bytes = 16777216
 max_rooms = 1000
 max_members = 1000
 `

@@ -178,24 +178,15 @@ type Idle struct {
 
 type idleCase struct{ n, rooms int }
 
-// idle starts a fresh server for the case, so that memory freed by earlier
-// scenarios cannot flatter the figure.
+// idle measures the case on a fresh server.
 func idle(ctx context.Context, bin string, ic idleCase) (Idle, error) {
 	r := Idle{Conns: ic.n, Rooms: ic.rooms}
-	srv, err := startServer(ctx, bin, benchConfig, nil, nil)
+	srv, err := freshServer(ctx, bin)
 	if err != nil {
 		return r, err
 	}
 	defer srv.stop()
 	pid := srv.cmd.Process.Pid
-	// Warm up: the first connections page in code and runtime structures
-	// that every later one shares; they are not a per-connection cost.
-	warm, err := dialMany(ctx, srv.url, fmt.Sprintf("warm-%d", runID), 20, 20)
-	if err != nil {
-		return r, err
-	}
-	closeAll(warm)
-	time.Sleep(2 * time.Second)
 	r.RSSBefore, _ = procRSS(pid)
 	m := startMeter(srv)
 	cs, err := dialMany(ctx, srv.url, fmt.Sprintf("idle-%d", runID), ic.n, (ic.n+ic.rooms-1)/ic.rooms)
@@ -209,6 +200,25 @@ func idle(ctx context.Context, bin string, ic idleCase) (Idle, error) {
 	_, r.Load = m.stop()
 	r.KiBPerConn = float64(r.RSSAfter-r.RSSBefore) / float64(ic.n)
 	return r, nil
+}
+
+// freshServer starts a server of its own for a memory scenario, so that
+// memory freed by earlier scenarios cannot flatter the figure, and warms
+// it up: the first connections page in code and runtime structures that
+// every later one shares; they are not a cost of what is measured.
+func freshServer(ctx context.Context, bin string) (*server, error) {
+	srv, err := startServer(ctx, bin, benchConfig, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	warm, err := dialMany(ctx, srv.url, fmt.Sprintf("warm-%d", runID), 20, 20)
+	if err != nil {
+		srv.stop()
+		return nil, err
+	}
+	closeAll(warm)
+	time.Sleep(2 * time.Second)
+	return srv, nil
 }
 
 // Raw is the machine's own ceiling: one writer sending records of the
@@ -294,22 +304,16 @@ type Window struct {
 // window fills rooms of two members, one sending padded short messages
 // and one reading them, until each room keeps more than it may (so its
 // kept frames are at the cap), and measures the server's memory per room
-// on a fresh server, as idle does.
+// on a fresh server.
 func window(ctx context.Context, bin string, rooms int) (Window, error) {
 	per := hub.MaxRoomBytes/frameSize(paddedBytes)*3/2 + 1
 	r := Window{Rooms: rooms, SentPerRoom: per, BodyBytes: paddedBytes, CapBytes: hub.MaxRoomBytes, WindowSeconds: hub.DefaultResumeWindow.Seconds()}
-	srv, err := startServer(ctx, bin, benchConfig, nil, nil)
+	srv, err := freshServer(ctx, bin)
 	if err != nil {
 		return r, err
 	}
 	defer srv.stop()
 	pid := srv.cmd.Process.Pid
-	warm, err := dialMany(ctx, srv.url, fmt.Sprintf("warm-%d", runID), 20, 20)
-	if err != nil {
-		return r, err
-	}
-	closeAll(warm)
-	time.Sleep(2 * time.Second)
 	r.RSSBefore, _ = procRSS(pid)
 	cs, err := dialMany(ctx, srv.url, fmt.Sprintf("window-%d", runID), 2*rooms, 2)
 	if err != nil {

@@ -655,6 +655,15 @@ func lurk(ctx context.Context, url string, i int, ac *AbuseCounts) {
 // flood joins a room and sends as fast as it can until it is closed.
 func flood(ctx context.Context, url, rooms string, i int, ac *AbuseCounts) {
 	frame := msgFrame(0, 0, 0)
+	join := joinFrame(fmt.Sprintf("%s-%d", rooms, i), fmt.Sprintf("flooder%d", i))
+	floodWith(ctx, url, join, func(ws *websocket.Conn) error { return ws.WriteMessage(websocket.TextMessage, frame) },
+		&ac.FloodFrames, &ac.FloodClosed)
+}
+
+// floodWith connects, sends first (if any), then sends with send as fast
+// as it can, counting frames, until the server closes the connection,
+// counting closes with 1008; and again, until ctx ends.
+func floodWith(ctx context.Context, url string, first []byte, send func(*websocket.Conn) error, frames, closed1008 *int64) {
 	for pause(ctx, 200*time.Millisecond) {
 		ws, err := rawDial(ctx, url)
 		if err != nil {
@@ -670,15 +679,17 @@ func flood(ctx context.Context, url, rooms string, i int, ac *AbuseCounts) {
 				}
 			}
 		}()
-		ws.WriteMessage(websocket.TextMessage, joinFrame(fmt.Sprintf("%s-%d", rooms, i), fmt.Sprintf("flooder%d", i)))
+		if first != nil {
+			ws.WriteMessage(websocket.TextMessage, first)
+		}
 		for ctx.Err() == nil {
-			if ws.WriteMessage(websocket.TextMessage, frame) != nil {
+			if send(ws) != nil {
 				break
 			}
-			atomic.AddInt64(&ac.FloodFrames, 1)
+			atomic.AddInt64(frames, 1)
 		}
 		if <-closed == websocket.ClosePolicyViolation {
-			atomic.AddInt64(&ac.FloodClosed, 1)
+			atomic.AddInt64(closed1008, 1)
 		}
 		stop()
 		ws.Close()
@@ -723,33 +734,9 @@ func joinFrame(room, name string) []byte {
 // pingFlood sends WebSocket pings as fast as it can until it is closed:
 // control frames count against the rate like any other.
 func pingFlood(ctx context.Context, url string, ac *AbuseCounts) {
-	for pause(ctx, 200*time.Millisecond) {
-		ws, err := rawDial(ctx, url)
-		if err != nil {
-			continue
-		}
-		stop := context.AfterFunc(ctx, func() { ws.Close() })
-		closed := make(chan int, 1)
-		go func() {
-			for {
-				if _, _, err := ws.ReadMessage(); err != nil {
-					closed <- closeCode(err)
-					return
-				}
-			}
-		}()
-		for ctx.Err() == nil {
-			if ws.WriteControl(websocket.PingMessage, []byte("x"), time.Now().Add(time.Second)) != nil {
-				break
-			}
-			atomic.AddInt64(&ac.PingFrames, 1)
-		}
-		if <-closed == websocket.ClosePolicyViolation {
-			atomic.AddInt64(&ac.PingClosed, 1)
-		}
-		stop()
-		ws.Close()
-	}
+	floodWith(ctx, url, nil, func(ws *websocket.Conn) error {
+		return ws.WriteControl(websocket.PingMessage, []byte("x"), time.Now().Add(time.Second))
+	}, &ac.PingFrames, &ac.PingClosed)
 }
 
 // tcpIdle opens a TCP connection and never sends a byte (no HTTP request,
