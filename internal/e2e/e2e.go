@@ -70,8 +70,16 @@ var fpRe = regexp.MustCompile(`fingerprint: ([0-9A-F:]{95})`)
 // test ends if it still runs.
 func Start(t testing.TB, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{Cmd: exec.Command(Binary(t), args...), done: make(chan struct{})}
-	p.Cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	return StartCmd(t, cmd)
+}
+
+// StartCmd is Start for a command the caller has set up (another user's
+// credentials, say); it must run the binary and have no stdout or stderr.
+func StartCmd(t testing.TB, cmd *exec.Cmd) *Proc {
+	t.Helper()
+	p := &Proc{Cmd: cmd, done: make(chan struct{})}
 	stdout, _ := p.Cmd.StdoutPipe()
 	p.Cmd.Stderr = &lockedWriter{p}
 	if err := p.Cmd.Start(); err != nil {
