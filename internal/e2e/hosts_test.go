@@ -1,10 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,4 +100,42 @@ func dialHost(base, host string) (*websocket.Conn, *http.Response, error) {
 	}
 	d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, HandshakeTimeout: 10 * time.Second}
 	return d.Dial(wstest.WSURL(base), http.Header{"Host": {host}, "Origin": {scheme + host}})
+}
+
+// TestHostHeaderUnixSocket: local mode on a unix socket, behind a proxy of
+// the owner's, answers only the names in local.hosts.
+func TestHostHeaderUnixSocket(t *testing.T) {
+	dir := shortDir(t)
+	sock := filepath.Join(dir, "oc.sock")
+	cfg := filepath.Join(t.TempDir(), "c.toml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("mode = \"local\"\n[local]\nlisten = \"unix:%s\"\nhosts = [\"chat.example\", \"abcdef.onion\"]\n", sock)), 0o600))
+	cmd := exec.Command(Binary(t), "--config", cfg, "--data-dir", filepath.Join(t.TempDir(), "data"))
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	must(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	defer cl.CloseIdleConnections()
+	get := func(host string) int {
+		req, _ := http.NewRequest("GET", "http://"+host+"/", nil)
+		resp, err := cl.Do(req)
+		if err != nil {
+			return -1
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for deadline := time.Now().Add(StartTimeout); get("chat.example") == -1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the unix socket never answered")
+		}
+	}
+	for host, want := range map[string]int{"chat.example": 200, "abcdef.onion": 200, "CHAT.example": 200,
+		"rebind.attacker.example": 421, "127.0.0.1": 421, "localhost": 421, "chat.example:8080": 421} {
+		if got := get(host); got != want {
+			t.Errorf("Host %s over the unix socket: %d, want %d", host, got, want)
+		}
+	}
 }

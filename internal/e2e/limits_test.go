@@ -10,10 +10,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/onionchat/onionchat/internal/wstest"
 	"github.com/onionchat/onionchat/web"
 )
@@ -139,5 +141,45 @@ func TestIdleConnectionsBounded(t *testing.T) {
 	})
 	if out := p.Output(); strings.Contains(out, "127.0.2.") {
 		t.Errorf("the server logged a client address:\n%s", out)
+	}
+}
+
+// TestPingFloodClosed: every frame counts, control frames too. Against the
+// real binary, a client that sends 20,000 WebSocket pings (before, all were
+// answered and it stayed) gets at most its burst answered and is closed
+// with 1008; a member beside it chats on.
+func TestPingFloodClosed(t *testing.T) {
+	p := Start(t, "--mode", "lan", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
+	member := wstest.Dial(t, p.URL)
+	member.JoinOK("r", "member")
+	c := wstest.Dial(t, p.URL)
+	c.JoinOK("r", "pinger")
+	member.Expect("join")
+	var pongs atomic.Int64
+	c.SetPongHandler(func(string) error { pongs.Add(1); return nil })
+	start := time.Now()
+	sent := 0
+	for ; sent < 20000; sent++ {
+		if c.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)) != nil {
+			break
+		}
+	}
+	code := c.ExpectClose()
+	t.Logf("%d pings written in %v; %d answered; closed %d", sent, time.Since(start).Round(time.Millisecond), pongs.Load(), code)
+	if code != websocket.ClosePolicyViolation {
+		t.Fatalf("close %d, want 1008", code)
+	}
+	if n := pongs.Load(); n > 40 {
+		t.Errorf("%d pings answered, more than the burst (40)", n)
+	}
+	if f := member.Expect("leave"); f.Str("name") != "pinger" {
+		t.Fatalf("member got %v", f)
+	}
+	m2 := wstest.Dial(t, p.URL)
+	m2.JoinOK("r", "friend")
+	member.Expect("join")
+	m2.Msg("hi")
+	if f := member.Expect("msg"); wstest.Body(f) != "hi" {
+		t.Fatalf("member got %v", f)
 	}
 }
