@@ -286,7 +286,7 @@ func TestOnionMode(t *testing.T) {
 		waitFor(t, "tor to reload its client list", 30*time.Second, func() bool {
 			return strings.Contains(live.Output(), "client authorization changed; tor reloaded it")
 		})
-		c.SendRaw([]byte(`{"v":1,"type":"ping","id":5}`))
+		c.SendRaw([]byte(`{"v":2,"type":"ping","id":5}`))
 		if f := c.Expect("pong"); f["id"] != float64(5) {
 			t.Fatalf("the live chat broke when another client was revoked: %v", f)
 		}
