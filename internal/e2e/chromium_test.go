@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +22,9 @@ func (c cdpTab) eval(expr string) (any, error) {
 	defer cancel()
 	return chromedp.Run(ctx, chromedp.Evaluate[any](expr))
 }
+
+// eval2 evaluates an expression for its effect.
+func (c cdpTab) eval2(expr string) error { _, err := c.eval("(" + expr + ", true)"); return err }
 
 func (c cdpTab) waitFor(what, expr string, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(c.ctx, d)
@@ -74,31 +79,34 @@ func (c cdpTab) navigate(url string) error {
 }
 
 // TestChromiumChat drives the real page in real Chromium against the real
-// binary in LAN mode, through a proxy that records every byte the server
-// gets: two people chat both ways, a third with the wrong passphrase is
-// told so, markup in messages and names stays text, the pages ride out a
-// server restart, the page raises no CSP violation, and neither a message
-// nor the passphrase ever reaches the server. It runs protocol version 2:
-// a wrong passphrase is caught at the hello.
+// binary in LAN mode, each person through a recording proxy of their own:
+//   - two friends chat both ways, and their messages show "delivered";
+//   - a third with a wrong passphrase is alone in another room: no member,
+//     no message, another check code, and the friends see nobody new;
+//   - an outsider's raw client that joins by the room's name is refused,
+//     and one with a made-up room id sees nobody;
+//   - a look-alike of a present member's name is refused, with a reason;
+//   - markup in messages and names stays text; clicking a sender shows the
+//     code the message was signed with;
+//   - the server restarts twice, and each time one friend is back first and
+//     speaks at once: the other, back later, gets every message once;
+//   - no CSP violation, and neither a message, the passphrase nor the room
+//     name ever reaches the server.
 func TestChromiumChat(t *testing.T) {
 	browser := Chromium(t)
-	data := filepath.Join(t.TempDir(), "data")
-	addr := FreePort(t)
-	args := []string{"--mode", "lan", "--listen", addr, "--data-dir", data}
-	srv := Start(t, args...)
-	rec := NewRecorder(t, addr)
-	url := "https://" + rec.Addr + "/#room=e2e%20room"
-
+	lan := startLANRoom(t, 4, "")
+	const room = "e2e room"
 	const pass = "grapefruit-osprey-lantern-42"
 	const xssName = `<img src=x onerror=alert(1)>`
-	alice, bob, mallory := cdpTab{Tab(t, browser)}, cdpTab{Tab(t, browser)}, cdpTab{Tab(t, browser)}
+	alice, bob, mallory, eve := cdpTab{Tab(t, browser)}, cdpTab{Tab(t, browser)}, cdpTab{Tab(t, browser)}, cdpTab{Tab(t, browser)}
+	tabs := []cdpTab{alice, bob, mallory, eve}
 	// alice's screen is a phone's: 360 px wide.
 	must(t, chromedp.Do(alice.ctx, chromedp.EmulateViewport(360, 740)))
-	for _, tab := range []cdpTab{alice, bob, mallory} {
-		must(t, tab.navigate(url))
+	for i, tab := range tabs {
+		must(t, tab.navigate(lan.url(i, room)))
 	}
 	// The room comes from the link's fragment.
-	if v, _ := alice.eval(`document.getElementById("room").value`); v != "e2e room" {
+	if v, _ := alice.eval(`document.getElementById("room").value`); v != room {
 		t.Fatalf("room field %q, want the room from the link", v)
 	}
 	join(t, alice, "", "alice", pass)
@@ -109,15 +117,52 @@ func TestChromiumChat(t *testing.T) {
 	waitMessage(t, bob, "bob", "alice", "hello from alice")
 	send(t, bob, "hello from bob")
 	waitMessage(t, alice, "alice", xssName, "hello from bob")
-	// Under version 2 a wrong passphrase shows at the hello: each side is
-	// told that the other's keys could not be opened, and mallory that
-	// alice's message could not be read.
-	waitNotice(t, alice, "alice", "mallory’s hello could not be opened: mallory uses a different passphrase")
-	waitNotice(t, bob, "bob", "mallory’s hello could not be opened: mallory uses a different passphrase")
-	waitNotice(t, mallory, "mallory", "alice’s hello could not be opened: alice uses a different passphrase")
-	waitNotice(t, mallory, "mallory", "from alice could not be read: alice uses a different passphrase, or the message was altered")
-	if ok, _ := mallory.eval(hasMessageJS("alice", "hello from alice")); ok == true {
-		t.Fatal("mallory, with the wrong passphrase, read alice's message")
+	must(t, alice.waitFor("alice's message to show delivered", `document.querySelector("#messages li.own[data-delivery=delivered]") !== null`, waitShort))
+
+	// mallory, with a wrong passphrase, is alone in another room.
+	must(t, mallory.waitFor("mallory to be told she is alone", `!document.getElementById("alone").hidden`, waitShort))
+	for who, tab := range map[string]cdpTab{"alice": alice, "bob": bob, "mallory": mallory} {
+		want := 2
+		if who == "mallory" {
+			want = 1
+		}
+		if n, _ := tab.eval(`document.querySelectorAll("#members li").length`); n != float64(want) {
+			t.Errorf("%s's member list has %v entries, want %d", who, n, want)
+		}
+	}
+	if ok, _ := mallory.eval(`document.querySelectorAll("#messages li.msg").length === 0`); ok != true {
+		t.Fatal("mallory, with the wrong passphrase, sees messages")
+	}
+	checkA, _ := alice.eval(`document.getElementById("check-code").textContent`)
+	checkB, _ := bob.eval(`document.getElementById("check-code").textContent`)
+	checkM, _ := mallory.eval(`document.getElementById("check-code").textContent`)
+	if checkA != checkB || checkA == checkM || !regexp.MustCompile(`^\d{4} \d{4}$`).MatchString(fmt.Sprint(checkA)) {
+		t.Errorf("check codes: alice %v, bob %v, mallory %v; want the friends' equal and mallory's different", checkA, checkB, checkM)
+	}
+
+	// An outsider's raw client: the room's name is not a room; a made-up id is an empty room.
+	outsider := lan.raw(t)
+	outsider.Send(`{"v":2,"type":"join","room":"e2e room","name":"snoop"}`)
+	if f := outsider.Expect("error"); f["code"] != "bad_room" {
+		t.Fatalf("joining by the room's name: %v, want bad_room", f)
+	}
+	outsider.Send(`{"v":2,"type":"join","room":"AAAAAAAAAAAAAAAAAAAAAA","name":"snoop"}`)
+	w := outsider.Expect("welcome")
+	if ms, _ := w["members"].([]any); len(ms) != 1 {
+		t.Fatalf("the outsider's room has members %v", w["members"])
+	}
+
+	// A look-alike of a present name is refused with the relay's reason.
+	for _, lookalike := range []string{"Аlice", "ALICE"} { // Cyrillic А; case
+		must(t, eve.waitFor("the join form", `document.documentElement.dataset.state === "join"`, waitShort))
+		must(t, eve.eval2(`document.getElementById("name").value = ""`))
+		must(t, eve.typeInto("name", lookalike))
+		must(t, eve.typeInto("passphrase", pass))
+		must(t, eve.click("join"))
+		must(t, eve.waitFor("eve's join refused", `document.documentElement.dataset.state === "join" && document.getElementById("join-error").textContent !== ""`, waitLong))
+	}
+	if e, _ := eve.eval(`document.getElementById("join-error").textContent + " / " + document.getElementById("passphrase").value`); !strings.HasSuffix(strings.ToLower(fmt.Sprint(e)), "uses that name. / ") {
+		t.Errorf("after a refused join: %q; want the reason and an empty passphrase field", e)
 	}
 
 	// Markup is text, as a message and as a name.
@@ -134,26 +179,42 @@ func TestChromiumChat(t *testing.T) {
 		}
 	}
 	must(t, alice.waitFor("bob's name as text in alice's member list", `[...document.querySelectorAll("#members li .name")].some(n => n.textContent === `+js(xssName)+`)`, waitShort))
+	// The code a message was signed with shows on demand.
+	code, _ := alice.eval(`document.getElementById("my-code").textContent`)
+	must(t, bob.eval2(`document.querySelector("#messages li.msg:not(.own) .sender").click()`))
+	if v, _ := bob.eval(`document.querySelector("#messages li.msg:not(.own) .msgcode").textContent`); !strings.Contains(fmt.Sprint(v), fmt.Sprint(code)) {
+		t.Errorf("bob, clicking alice's name on her message, sees %q; alice's code is %v", v, code)
+	}
 
-	// The server restarts; the pages reconnect on their own, without the
-	// passphrase (the key stays in memory), and chat on.
-	must(t, srv.Signal(syscall.SIGTERM))
-	if code := srv.Wait(t, 15*time.Second); code != 0 {
-		t.Fatalf("exit code %d", code)
+	// The server restarts, twice; each time one of them is back first and
+	// speaks at once, the other's link still down.
+	for round, pair := range [][2]cdpTab{{alice, bob}, {bob, alice}} {
+		first, later := pair[0], pair[1]
+		names := map[cdpTab]string{alice: "alice", bob: xssName}
+		laterRec := map[cdpTab]*Recorder{alice: lan.recs[0], bob: lan.recs[1]}[later]
+		lan.restart(t, func() { laterRec.Cut(CutReset) })
+		must(t, first.waitFor("the first back", `document.documentElement.dataset.state === "ready"`, waitLong))
+		var said []string
+		for i := range 3 {
+			text := fmt.Sprintf("round %d: %d, right after the restart", round, i)
+			send(t, first, text)
+			said = append(said, text)
+			time.Sleep(time.Second)
+		}
+		laterRec.Restore()
+		must(t, later.waitFor("the later back", `document.documentElement.dataset.state === "ready"`, waitLong))
+		for _, text := range said {
+			waitMessage(t, later, "the later", names[first], text)
+		}
+		n, _ := later.eval(fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg .text")].filter(e => e.textContent.startsWith("round %d:")).length`, round))
+		if n != float64(len(said)) {
+			t.Errorf("round %d: the later one shows %v of the first's %d messages (shown twice?)", round, n, len(said))
+		}
+		send(t, later, fmt.Sprintf("round %d: back too", round))
+		waitMessage(t, first, "the first", names[later], fmt.Sprintf("round %d: back too", round))
 	}
-	for _, tab := range []cdpTab{alice, bob} {
-		must(t, tab.waitFor("the page to notice the restart", `document.documentElement.dataset.state !== "ready"`, waitShort))
-	}
-	Start(t, args...)
-	for _, tab := range []cdpTab{alice, bob} {
-		must(t, tab.waitFor("the page to reconnect", `document.documentElement.dataset.state === "ready"`, waitLong))
-	}
-	send(t, bob, "still here after the restart")
-	waitMessage(t, alice, "alice", xssName, "still here after the restart")
-	send(t, alice, "me too")
-	waitMessage(t, bob, "bob", "alice", "me too")
 
-	for who, tab := range map[string]cdpTab{"alice": alice, "bob": bob, "mallory": mallory} {
+	for who, tab := range map[string]cdpTab{"alice": alice, "bob": bob, "mallory": mallory, "eve": eve} {
 		noCSPViolations(t, tab, who)
 	}
 	if w, _ := alice.eval(`document.documentElement.scrollWidth <= 360`); w != true {
@@ -165,5 +226,7 @@ func TestChromiumChat(t *testing.T) {
 	must(t, os.WriteFile(shot, png, 0o644))
 	t.Logf("screenshot: %s", shot)
 
-	neverSent(t, rec, pass, "not the passphrase", "hello from alice", "hello from bob", "still here after the restart", "bold?")
+	for _, rec := range lan.recs {
+		neverSent(t, rec, pass, "not the passphrase", room, "hello from alice", "hello from bob", "right after the restart", "bold?")
+	}
 }

@@ -54,14 +54,26 @@ func (b bidiTab) screenshot() ([]byte, error) {
 // cspPreload is cspRecorder as a BiDi preload function.
 const cspPreload = "() => {" + cspRecorder + "}"
 
-// Firefox launches Debian's firefox-esr headless with WebAssembly off, as
-// at Tor Browser's Safer level, with the CSP recorder preloaded.
+// saferPrefs are what Tor Browser's "Safer" security level turns off that
+// the page's scripts could notice: the JITs (Ion, Baseline), native
+// regular expressions and asm.js; WebAssembly goes with DisableWasm.
+var saferPrefs = map[string]any{
+	"javascript.options.ion":              false,
+	"javascript.options.baselinejit":      false,
+	"javascript.options.native_regexp":    false,
+	"javascript.options.asmjs":            false,
+	"javascript.options.wasm_baselinejit": false,
+}
+
+// Firefox launches Debian's firefox-esr headless with WebAssembly and the
+// JITs off, as at Tor Browser's Safer level, with the CSP recorder
+// preloaded.
 func Firefox(t *testing.T) *bidi.Browser {
 	t.Helper()
 	need.Tool(t, "firefox-esr")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	b, err := bidi.Launch(ctx, bidi.Options{DisableWasm: true, Logf: t.Logf})
+	b, err := bidi.Launch(ctx, bidi.Options{DisableWasm: true, ExtraPrefs: saferPrefs, Logf: t.Logf})
 	if err != nil {
 		t.Fatalf("launch firefox-esr: %v", err)
 	}
@@ -87,17 +99,17 @@ func firefoxTab(t *testing.T, b *bidi.Browser, url string) bidiTab {
 }
 
 // TestFirefoxChat: the page in Firefox ESR (Tor Browser's base) with
-// WebAssembly disabled, against the real binary in LAN mode: two people
-// join one room and chat both ways under protocol version 2 (ECDH and
-// ECDSA P-256 in Firefox's Web Crypto), each shows the other's safety code
-// as the other shows its own, with no CSP violation.
+// WebAssembly and the JITs off, against the real binary in LAN mode: two
+// friends join one room and chat both ways under protocol version 3 (ECDH
+// and ECDSA P-256 in Firefox's Web Crypto), each shows the other's safety
+// code as the other shows its own; a third with a wrong passphrase is
+// alone in another room and the friends see nobody new; no CSP violation,
+// and neither messages, passphrases nor the room's name reach the server.
 func TestFirefoxChat(t *testing.T) {
 	browser := Firefox(t)
-	srv := Start(t, "--mode", "lan", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
-	rec := NewRecorder(t, hostPort(srv.URL))
-	url := "https://" + rec.Addr + "/#room=firefox"
+	lan := startLANRoom(t, 3, "")
 	const pass = "heron-quartz-velvet-19"
-	alice, bob := firefoxTab(t, browser, url), firefoxTab(t, browser, url)
+	alice, bob, mallory := firefoxTab(t, browser, lan.url(0, "heron lake")), firefoxTab(t, browser, lan.url(1, "heron lake")), firefoxTab(t, browser, lan.url(2, "heron lake"))
 	for who, tab := range map[string]bidiTab{"alice": alice, "bob": bob} {
 		if v, err := tab.eval(`typeof WebAssembly`); err != nil || v != "undefined" {
 			t.Fatalf("%s: typeof WebAssembly = %v, %v; want undefined (Safer level)", who, v, err)
@@ -105,12 +117,23 @@ func TestFirefoxChat(t *testing.T) {
 	}
 	join(t, alice, "", "alice", pass)
 	join(t, bob, "", "bob", pass)
+	join(t, mallory, "", "mallory", "gull-ember-wrong-5")
 	send(t, alice, "hello from firefox alice")
 	waitMessage(t, bob, "bob", "alice", "hello from firefox alice")
 	send(t, bob, "hi alice, bob here")
 	waitMessage(t, alice, "alice", "bob", "hi alice, bob here")
 	sameSafetyCodes(t, map[string]driver{"alice": alice, "bob": bob})
-	for who, tab := range map[string]bidiTab{"alice": alice, "bob": bob} {
+	must(t, mallory.waitFor("mallory to be told she is alone", `!document.getElementById("alone").hidden`, waitShort))
+	for who, tab := range map[string]bidiTab{"alice": alice, "bob": bob, "mallory": mallory} {
+		want := map[string]float64{"alice": 2, "bob": 2, "mallory": 1}[who]
+		if n, _ := tab.eval(`document.querySelectorAll("#members li").length`); n != want {
+			t.Errorf("%s's member list has %v entries, want %v", who, n, want)
+		}
+	}
+	if n, _ := mallory.eval(`document.querySelectorAll("#messages li.msg").length`); n != float64(0) {
+		t.Errorf("mallory, with a wrong passphrase, sees %v messages", n)
+	}
+	for who, tab := range map[string]bidiTab{"alice": alice, "bob": bob, "mallory": mallory} {
 		noCSPViolations(t, tab, who)
 	}
 	png, err := alice.screenshot()
@@ -118,5 +141,7 @@ func TestFirefoxChat(t *testing.T) {
 	shot := filepath.Join(Artifacts(t), "firefox-chat.png")
 	must(t, os.WriteFile(shot, png, 0o644))
 	t.Logf("screenshot: %s", shot)
-	neverSent(t, rec, pass, "hello from firefox alice", "hi alice, bob here")
+	for _, rec := range lan.recs {
+		neverSent(t, rec, pass, "gull-ember-wrong-5", "heron lake", "hello from firefox alice", "hi alice, bob here")
+	}
 }

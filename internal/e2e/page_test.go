@@ -1,11 +1,19 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // driver is what the page scenarios need from a browser tab, so that the
@@ -125,3 +133,94 @@ func neverSent(t *testing.T, rec *Recorder, secrets ...string) {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// lanRoom is the real binary in LAN mode on 127.0.0.1:PORT with one
+// recording proxy per person on 127.0.0.(2+i):PORT, a name in the
+// server's certificate: each person is a peer of their own, under a Host
+// the server answers to, and a test can cut one person's link.
+type lanRoom struct {
+	srv  *Proc
+	args []string
+	addr string // the server's host:port
+	recs []*Recorder
+}
+
+// testHub are the hub settings of the browser tests: every limit on at its
+// default but pings, so that a dead link is found in seconds, not a minute.
+const testHub = "ping_interval = \"2s\"\nidle_timeout = \"6s\"\n"
+
+func startLANRoom(t *testing.T, people int, hub string) *lanRoom {
+	t.Helper()
+	addr := FreePort(t)
+	_, port, _ := net.SplitHostPort(addr)
+	var names []string
+	for i := range people {
+		names = append(names, js(fmt.Sprintf("127.0.0.%d", i+2)))
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "onionchat.toml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("mode = \"lan\"\n[lan]\nlisten = %q\nnames = [%s]\n[hub]\n%s%s\n",
+		addr, strings.Join(names, ", "), testHub, hub)), 0o600))
+	r := &lanRoom{addr: addr, args: []string{"--config", cfg, "--data-dir", filepath.Join(dir, "data")}}
+	r.srv = Start(t, r.args...)
+	for i := range people {
+		r.recs = append(r.recs, NewRecorderAt(t, fmt.Sprintf("127.0.0.%d:%s", i+2, port), addr))
+	}
+	return r
+}
+
+// url is person i's address of the page, with the room in the fragment.
+func (r *lanRoom) url(i int, room string) string {
+	return "https://" + r.recs[i].Addr + "/#room=" + strings.ReplaceAll(room, " ", "%20")
+}
+
+// restart stops the server (SIGTERM, exit 0), runs during while it is
+// down, and starts it again on the same port and data.
+func (r *lanRoom) restart(t *testing.T, during func()) {
+	t.Helper()
+	must(t, r.srv.Signal(syscall.SIGTERM))
+	if code := r.srv.Wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if during != nil {
+		during()
+	}
+	r.srv = Start(t, r.args...)
+}
+
+// rawClient is a WebSocket client that speaks relay frames by hand, as an
+// outsider's script would.
+type rawClient struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func (r *lanRoom) raw(t *testing.T) *rawClient {
+	t.Helper()
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, HandshakeTimeout: waitShort}
+	ws, _, err := d.Dial("wss://"+r.addr+"/ws", http.Header{"Origin": {"https://" + r.addr}})
+	must(t, err)
+	t.Cleanup(func() { ws.Close() })
+	return &rawClient{t: t, ws: ws}
+}
+
+func (c *rawClient) Send(frame string) {
+	c.t.Helper()
+	must(c.t, c.ws.WriteMessage(websocket.TextMessage, []byte(frame)))
+}
+
+// Expect reads frames until one of type typ, bounded by waitShort.
+func (c *rawClient) Expect(typ string) map[string]any {
+	c.t.Helper()
+	c.ws.SetReadDeadline(time.Now().Add(waitShort))
+	for {
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("waiting for a %s frame: %v", typ, err)
+		}
+		var f map[string]any
+		if json.Unmarshal(b, &f) == nil && f["type"] == typ {
+			return f
+		}
+	}
+}

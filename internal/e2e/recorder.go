@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -15,34 +16,64 @@ import (
 // that a test can check what the server was given. Browsers reach it as if
 // it were the server (same Host, so the server's same-origin check holds);
 // it dials the server over TLS for each connection.
+//
+// A test can also cut the link it carries, as a flaky network does: Cut
+// with CutReset resets every connection (TCP RST) and every new one until
+// Restore; with CutSilent it stops passing bytes either way while keeping
+// the connections open (half-open), and new ones get nowhere, until
+// Restore. Connections cut silently stay dead after Restore, as a dead Tor
+// circuit does.
 type Recorder struct {
 	Addr string // host:port browsers connect to
 
 	upstream string
+	dialer   net.Dialer
 	ln       net.Listener
 	wg       sync.WaitGroup
+	cut      atomic.Int32
 
 	mu    sync.Mutex
 	conns []*recorded
 }
 
+// Ways to cut a Recorder's link.
+const (
+	CutReset  = 1 // every connection is reset
+	CutSilent = 2 // nothing passes; nobody is told (half-open)
+)
+
 type recorded struct {
 	up, down bytes.Buffer // bytes sent to the server, and from it
+	client   net.Conn     // the browser's side
+	server   net.Conn
+	silenced atomic.Bool
 }
 
 // NewRecorder starts a recording proxy for upstream (host:port of an HTTPS
-// server) and stops it when the test ends.
+// server) on 127.0.0.1 and stops it when the test ends.
 func NewRecorder(t testing.TB, upstream string) *Recorder {
+	return NewRecorderAt(t, "127.0.0.1:0", upstream)
+}
+
+// NewRecorderAt starts a recording proxy listening on listen, which dials
+// upstream from listen's address: the server counts the connections it
+// carries as one peer of their own. With the server's port and an address
+// in the server's lan.names, browsers reach it under a name the server
+// answers to.
+func NewRecorderAt(t testing.TB, listen, upstream string) *Recorder {
 	t.Helper()
 	cert, err := selfSigned()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	ln, err := tls.Listen("tcp", listen, &tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &Recorder{Addr: ln.Addr().String(), upstream: upstream, ln: ln}
+	if host, _, err := net.SplitHostPort(listen); err == nil && host != "127.0.0.1" {
+		r.dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(host)}
+	}
 	r.wg.Add(1)
 	go r.accept()
 	t.Cleanup(func() {
@@ -70,35 +101,44 @@ func (r *Recorder) accept() {
 		if err != nil {
 			return
 		}
-		rec := &recorded{}
+		switch r.cut.Load() {
+		case CutReset:
+			reset(c)
+			continue
+		}
+		rec := &recorded{client: c}
+		rec.silenced.Store(r.cut.Load() == CutSilent)
 		r.mu.Lock()
 		r.conns = append(r.conns, rec)
 		r.mu.Unlock()
 		conns.Add(1)
 		go func() {
 			defer conns.Done()
-			up, err := tls.Dial("tcp", r.upstream, &tls.Config{InsecureSkipVerify: true})
+			up, err := tls.DialWithDialer(&r.dialer, "tcp", r.upstream, &tls.Config{InsecureSkipVerify: true})
 			if err != nil {
 				c.Close()
 				return
 			}
+			r.mu.Lock()
+			rec.server = up
+			r.mu.Unlock()
 			mu.Lock()
 			open = append(open, c, up)
 			mu.Unlock()
 			done := make(chan struct{}, 2)
-			go func() { copyRec(up, c, &rec.up, r); up.Close(); done <- struct{}{} }()
-			go func() { copyRec(c, up, &rec.down, r); c.Close(); done <- struct{}{} }()
+			go func() { copyRec(up, c, &rec.up, rec, r); up.Close(); done <- struct{}{} }()
+			go func() { copyRec(c, up, &rec.down, rec, r); c.Close(); done <- struct{}{} }()
 			<-done
 			<-done
 		}()
 	}
 }
 
-func copyRec(dst io.Writer, src io.Reader, buf *bytes.Buffer, r *Recorder) {
+func copyRec(dst io.Writer, src io.Reader, buf *bytes.Buffer, rec *recorded, r *Recorder) {
 	b := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(b)
-		if n > 0 {
+		if n > 0 && !rec.silenced.Load() {
 			r.mu.Lock()
 			buf.Write(b[:n])
 			r.mu.Unlock()
@@ -110,6 +150,39 @@ func copyRec(dst io.Writer, src io.Reader, buf *bytes.Buffer, r *Recorder) {
 			return
 		}
 	}
+}
+
+// Cut cuts the link the Recorder carries (CutReset or CutSilent) until
+// Restore.
+func (r *Recorder) Cut(how int32) {
+	r.cut.Store(how)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		switch how {
+		case CutReset:
+			reset(c.client)
+			if c.server != nil {
+				c.server.Close()
+			}
+		case CutSilent:
+			c.silenced.Store(true)
+		}
+	}
+}
+
+// Restore lets new connections through again.
+func (r *Recorder) Restore() { r.cut.Store(0) }
+
+// reset closes a connection with a TCP reset, as a dropped route does.
+func reset(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 // Sent returns, for every connection, what clients sent to the server:

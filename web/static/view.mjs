@@ -65,7 +65,7 @@ export function addMessage(m) {
   when.textContent = isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   head.append(sender, ' ', when);
   if (m.changed) head.append(el('span', 'tag warn', ' code changed'));
-  if (m.old) head.append(el('span', 'tag', ' earlier'));
+  if (m.old) head.append(el('span', 'tag', ' sent while you were away'));
   const code = el('span', 'msgcode', (m.own ? 'your safety code ' : 'safety code ') + (m.code || ''));
   code.hidden = true;
   sender.addEventListener('click', () => { code.hidden = !code.hidden; });

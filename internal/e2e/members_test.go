@@ -5,38 +5,37 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onionchat/onionchat/internal/need"
 )
 
-// TestChromiumThreeMembersV2 runs protocol version 2 in three Chromium
-// browser contexts against the real binary (LAN mode, room history on),
-// through the recording proxy: alice, bob and carol chat; the safety codes
-// each page shows for the others are the ones they show for themselves;
-// carol leaves and alice and bob chat on, and nothing of it reaches carol's
-// page; carol comes back as a new session, is told the backlog is
-// unreadable, shows none of it, and alice and bob see her code changed;
-// finally every stream the server sent, replayed into fresh clients that
-// know the passphrase but no participant's private key, opens no message.
-func TestChromiumThreeMembersV2(t *testing.T) {
+// TestChromiumThreeMembers runs three Chromium browser contexts against
+// the real binary (LAN mode), each through its own recording proxy:
+//   - alice, bob and carol chat; every page shows for each member the code
+//     that member's page shows as its own;
+//   - carol's link is cut, first by a TCP reset and then silently
+//     (half-open), while alice and bob speak for 20 s: their messages show
+//     "waiting", and once carol is back (her page reconnects by itself and
+//     resumes), "delivered"; carol shows all of them, in order, once;
+//   - carol leaves; alice and bob chat on, and nothing of it reaches her
+//     page; carol comes back as a new page session: she is told earlier
+//     messages cannot be read, shows none of them, and alice and bob see her
+//     code changed;
+//   - every stream the server sent, replayed into fresh clients that know
+//     the passphrase but no participant's private key, opens no message.
+func TestChromiumThreeMembers(t *testing.T) {
 	browser := Chromium(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "onionchat.toml")
-	must(t, os.WriteFile(cfg, []byte("[hub]\nhistory_messages = 100\n"), 0o600))
-	srv := Start(t, "--config", cfg, "--mode", "lan", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
-	rec := NewRecorder(t, hostPort(srv.URL))
-	url := "https://" + rec.Addr + "/#room=three"
+	lan := startLANRoom(t, 3, "")
 	const pass = "marmot-kettle-saffron-77"
-
 	alice, bob, carol := cdpTab{Tab(t, browser)}, cdpTab{Tab(t, browser)}, cdpTab{Tab(t, browser)}
-	for _, tab := range []cdpTab{alice, bob, carol} {
-		must(t, tab.navigate(url))
+	for i, tab := range []cdpTab{alice, bob, carol} {
+		must(t, tab.navigate(lan.url(i, "three friends")))
 	}
 	join(t, alice, "", "alice", pass)
 	join(t, bob, "", "bob", pass)
@@ -53,6 +52,53 @@ func TestChromiumThreeMembersV2(t *testing.T) {
 				waitMessage(t, d, who, m[0], m[1])
 			}
 		}
+	}
+
+	// carol's link is cut while the others speak for 20 s.
+	carolRec := lan.recs[2]
+	for _, cut := range []struct {
+		name string
+		how  int32
+	}{{"reset", CutReset}, {"half-open", CutSilent}} {
+		carolRec.Cut(cut.how)
+		var said []string
+		start := time.Now()
+		for i := 0; time.Since(start) < 20*time.Second; i++ {
+			for _, p := range []struct {
+				name string
+				tab  cdpTab
+			}{{"alice", alice}, {"bob", bob}} {
+				text := fmt.Sprintf("%s %s %d", cut.name, p.name, i)
+				send(t, p.tab, text)
+				said = append(said, p.name+": "+text)
+			}
+			time.Sleep(2 * time.Second)
+		}
+		for who, tab := range map[string]cdpTab{"alice": alice, "bob": bob} {
+			must(t, tab.waitFor(who+"'s messages to show waiting", `[...document.querySelectorAll("#messages li.own")].filter(li => li.textContent.includes(`+js(cut.name+" ")+`)).every(li => li.dataset.delivery === "waiting")`, waitShort))
+		}
+		carolRec.Restore()
+		must(t, carol.waitFor("carol back", `document.documentElement.dataset.state === "ready"`, waitLong))
+		// Each sender's messages in the order sent, once (between senders,
+		// the order the relay took them in).
+		for _, sender := range []string{"alice", "bob"} {
+			var want []string
+			for _, x := range said {
+				if strings.HasPrefix(x, sender+": ") {
+					want = append(want, x)
+				}
+			}
+			mustSee(t, carol, "carol", carol.waitFor("carol to show all of "+sender+"'s, in order, once (after "+cut.name+")", fmt.Sprintf(`(() => {
+				const got = [...document.querySelectorAll("#messages li.msg")].map(li => li.querySelector(".sender").textContent + ": " + li.querySelector(".text").textContent).filter(x => x.startsWith(%s) && x.includes(%s));
+				return JSON.stringify(got) === JSON.stringify([%s]);
+			})()`, js(sender+": "), js(" "+cut.name+" "), strings.Join(mapStrings(want, js), ",")), waitLong))
+		}
+		for who, tab := range map[string]cdpTab{"alice": alice, "bob": bob} {
+			must(t, tab.waitFor(who+"'s messages to show delivered", `[...document.querySelectorAll("#messages li.own")].filter(li => li.textContent.includes(`+js(cut.name+" ")+`)).every(li => li.dataset.delivery === "delivered")`, waitLong))
+		}
+	}
+	if v, _ := carol.eval(hasNoticeJS("did not reach you")); v == true {
+		t.Error("carol was told messages did not reach her, though every one came")
 	}
 	carolCode, err := carol.eval(`document.getElementById("my-code").textContent`)
 	must(t, err)
@@ -73,12 +119,11 @@ func TestChromiumThreeMembersV2(t *testing.T) {
 		}
 	}
 
-	// carol comes back: a new session with new keys. The room's backlog
-	// reaches her page as ciphertext it cannot open, and it says so.
-	_, err = carol.eval(`(document.getElementById("name").value = "", true)`)
-	must(t, err)
+	// carol comes back: a new page session with new keys. The room's kept
+	// frames reach her page as ciphertext it cannot open, and it says so.
+	must(t, carol.eval2(`document.getElementById("name").value = ""`))
 	join(t, carol, "", "carol", pass)
-	waitNotice(t, carol, "carol", "earlier messages are encrypted with keys from before you joined")
+	waitNotice(t, carol, "carol", "were sent before you joined")
 	for _, text := range append(after, "morning, all", "hi both") {
 		if ok, _ := carol.eval(`document.querySelector("#messages").textContent.includes(` + js(text) + `)`); ok != false {
 			t.Errorf("carol, back as a new session, shows %q from before she joined", text)
@@ -93,17 +138,34 @@ func TestChromiumThreeMembersV2(t *testing.T) {
 	send(t, carol, "thanks")
 	waitMessage(t, bob, "bob", "carol", "thanks")
 	waitMessage(t, alice, "alice", "carol", "thanks")
+	if v, _ := alice.eval(`[...document.querySelectorAll("#messages li.msg")].filter(li => li.querySelector(".sender").textContent === "carol" && li.textContent.includes("thanks")).every(li => li.querySelector(".tag.warn") !== null)`); v != true {
+		t.Error("alice's page does not mark carol's message after her code changed")
+	}
 
 	for who, d := range pages {
 		noCSPViolations(t, d, who)
 	}
-	neverSent(t, rec, pass, "morning, all", "morning alice", "hi both", after[0], after[1], "welcome back, carol")
-
-	got := replayRecording(t, rec, pass, "three")
-	if len(got.Messages) != 0 || got.Hellos == 0 || got.Frames == 0 || got.Streams < 4 {
-		t.Fatalf("replaying the recording with the passphrase but no private key: %+v; want no message, and hellos opened", got)
+	got := replayResult{}
+	for i, rec := range lan.recs {
+		neverSent(t, rec, pass, "three friends", "morning, all", "morning alice", "hi both", after[0], after[1], "welcome back, carol")
+		r := replayRecording(t, rec, pass, "three friends")
+		t.Logf("person %d: replay with the passphrase only: %d streams, %d frames, %d hellos opened, %d notices, %d messages", i, r.Streams, r.Frames, r.Hellos, r.Notices, len(r.Messages))
+		got.Streams += r.Streams
+		got.Frames += r.Frames
+		got.Hellos += r.Hellos
+		got.Messages = append(got.Messages, r.Messages...)
 	}
-	t.Logf("replay with the passphrase only: %d streams, %d frames, %d hellos opened, %d notices, 0 messages", got.Streams, got.Frames, got.Hellos, got.Notices)
+	if len(got.Messages) != 0 || got.Hellos == 0 || got.Frames == 0 || got.Streams < 4 {
+		t.Fatalf("replaying the recordings with the passphrase but no private key: %+v; want no message, and hellos opened", got)
+	}
+}
+
+func mapStrings(in []string, f func(any) string) []string {
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = f(s)
+	}
+	return out
 }
 
 var safetyCodeRe = regexp.MustCompile(`^\d{5}( \d{5}){4}$`)
@@ -156,7 +218,7 @@ type replayResult struct {
 
 // replayRecording gives every stream of frames the server sent (one per
 // connection) to web/jstest/replay.mjs, which replays each into a fresh
-// version 2 client that knows the passphrase but holds none of the
+// version 3 client that knows the passphrase but holds none of the
 // participants' private keys.
 func replayRecording(t *testing.T, rec *Recorder, pass, room string) replayResult {
 	t.Helper()
