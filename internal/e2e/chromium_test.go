@@ -72,6 +72,12 @@ func (c cdpTab) screenshot() ([]byte, error) {
 	return chromedp.Run(ctx, chromedp.CaptureScreenshot())
 }
 
+func (c cdpTab) reload() error {
+	ctx, cancel := context.WithTimeout(c.ctx, waitShort)
+	defer cancel()
+	return chromedp.Do(ctx, chromedp.Reload())
+}
+
 func (c cdpTab) navigate(url string) error {
 	ctx, cancel := context.WithTimeout(c.ctx, waitShort)
 	defer cancel()
@@ -212,6 +218,24 @@ func TestChromiumChat(t *testing.T) {
 		}
 		send(t, later, fmt.Sprintf("round %d: back too", round))
 		waitMessage(t, first, "the first", names[later], fmt.Sprintf("round %d: back too", round))
+	}
+
+	// eve keeps her safety code in this browser: a reload keeps it, and
+	// alice is not told it changed.
+	must(t, eve.eval2(`document.getElementById("name").value = ""`))
+	must(t, eve.eval2(`document.getElementById("keep-code").checked = true`))
+	join(t, eve, "", "eve", pass)
+	eveCode, err := eve.eval(`document.getElementById("my-code").textContent`)
+	must(t, err)
+	must(t, eve.reload())
+	must(t, eve.waitFor("the box still ticked after the reload", `document.getElementById("keep-code").checked`, waitShort))
+	join(t, eve, "", "eve", pass)
+	if again, _ := eve.eval(`document.getElementById("my-code").textContent`); again != eveCode {
+		t.Errorf("eve's code after a reload with the box ticked: %v, before %v", again, eveCode)
+	}
+	must(t, alice.waitFor("alice to show eve's code", codeShownJS("eve")+` === `+js(eveCode), waitShort))
+	if v, _ := alice.eval(hasNoticeJS("eve’s safety code changed")); v != false {
+		t.Error("alice was told eve's code changed, though eve kept it")
 	}
 
 	for who, tab := range map[string]cdpTab{"alice": alice, "bob": bob, "mallory": mallory, "eve": eve} {
