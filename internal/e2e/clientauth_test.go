@@ -299,7 +299,7 @@ func TestOnionFailsClosed(t *testing.T) {
 
 	t.Run("tor's guards survive the restart", func(t *testing.T) {
 		guards2 := entryGuards(t, u.data)
-		state1 := guardState(t, u.data) // written when the first tor stopped
+		state1, written1 := guardState(t, u.data) // written when the first tor stopped
 		t.Logf("entry guards, first start:  %s", strings.Join(guards1, ", "))
 		t.Logf("entry guards, second start: %s", strings.Join(guards2, ", "))
 		t.Logf("publish time: first start %v, second start (state kept) %v", publishTime(t, first), publishTime(t, second))
@@ -310,7 +310,10 @@ func TestOnionFailsClosed(t *testing.T) {
 		if code := second.Wait(t, 30*time.Second); code != 0 {
 			t.Fatalf("exit %d after SIGTERM:\n%s", code, second.Output())
 		}
-		state2 := guardState(t, u.data)
+		state2, written2 := guardState(t, u.data)
+		if written1 == written2 {
+			t.Fatalf("the second tor did not write its state (LastWritten %s): the comparison would prove nothing", written2)
+		}
 		if len(state1) == 0 || fmt.Sprint(state1) != fmt.Sprint(state2) {
 			t.Errorf("tor sampled its guards anew across a restart:\n%v\n%v", state1, state2)
 		}
@@ -318,6 +321,23 @@ func TestOnionFailsClosed(t *testing.T) {
 		dir := filepath.Join(u.data, "tor")
 		if uid, _, mode := owner(t, dir); uid != uint32(u.uid) || mode.Perm() != 0o700 {
 			t.Errorf("%s: owner %d mode %v; want the service user's, 0700", dir, uid, mode)
+		}
+	})
+
+	t.Run("without the sandbox, a key its tor cannot read, added while it runs, stops it", func(t *testing.T) {
+		b, err := os.ReadFile(u.cfg)
+		must(t, err)
+		must(t, os.WriteFile(u.cfg, []byte(strings.Replace(string(b), "[tor]\n", "[tor]\nsandbox = \"off\"\n", 1)), 0o600))
+		third := u.start(t)
+		if !strings.Contains(third.Output(), "Tor sandbox: off") {
+			t.Fatalf("tor's sandbox is on:\n%s", third.Output())
+		}
+		u.authorize(t, "carol", t.TempDir())
+		carol := u.keyFile("carol")
+		must(t, os.Chown(carol, 0, 0)) // as sudo left it before
+		code := third.Wait(t, 30*time.Second)
+		if out := third.Output(); code == 0 || !strings.Contains(out, "client authorization changed") || !strings.Contains(out, carol) {
+			t.Fatalf("after an unreadable key was added: exit %d, output:\n%s", code, out)
 		}
 	})
 

@@ -35,15 +35,18 @@ func entryGuards(t *testing.T, data string) []string {
 // guardState returns the guards of tor's state file in onionchat's data
 // directory, each as its relay and the time tor sampled it (tor picks
 // that time at random when it samples a guard, so a guard sampled anew has
-// another): "rsa_id=… sampled_on=…", sorted.
-func guardState(t *testing.T, data string) []string {
+// another): "rsa_id=… sampled_on=…", sorted; and when tor wrote the file
+// (LastWritten: tor writes it as it starts and as it stops).
+func guardState(t *testing.T, data string) (guards []string, written string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(data, "tor", "state"))
 	if err != nil {
 		t.Fatalf("tor's state is not in the data directory: %v", err)
 	}
-	var guards []string
 	for _, l := range strings.Split(string(b), "\n") {
+		if w, ok := strings.CutPrefix(l, "LastWritten "); ok {
+			written = w
+		}
 		if !strings.HasPrefix(l, "Guard ") {
 			continue
 		}
@@ -59,7 +62,7 @@ func guardState(t *testing.T, data string) []string {
 		guards = append(guards, id+" "+sampled)
 	}
 	sort.Strings(guards)
-	return guards
+	return guards, written
 }
 
 // secretHeader starts every tor ed25519 secret key file.
