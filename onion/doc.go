@@ -8,7 +8,13 @@
 // work per circuit.
 //
 // It also owns the files Tor needs on disk: the service key (written by
-// us, whole, in tor's format) and client-authorization public keys.
+// us, whole, in tor's format), client-authorization public keys, and
+// tor's own state directory (guards, directory cache), kept across
+// restarts. It fails closed: client authorization is either what the
+// files say, checked against tor's log and its published descriptor, or
+// the service does not run (see Start); nothing from the configuration
+// becomes a torrc line (CheckTorrcValue); and an ephemeral key reaches tor
+// through a pipe, never a file.
 //
 // It knows nothing of HTTP, WebSockets or chat rooms, and it never starts
 // a tor without the caller's configuration: tests on a private network
