@@ -42,9 +42,11 @@ func PendingLimits(maxConns, maxConnsPerPeer int) (perPeer, total int) {
 // share has its newest connection closed. So a friend's connection gets
 // in, and stays until it is upgraded, while attackers hold many.
 //
-// A connection's peer is learnt on the connection's own goroutine, at its
-// first Read or RemoteAddr, never in Accept: behind tor, RemoteAddr reads
-// the PROXY header (onion.CircuitListener), which must not hold up Accept.
+// A TCP or unix connection's peer is counted in Accept, where its address
+// is at hand. Any other's is learnt on the connection's own goroutine, at
+// its first Read or RemoteAddr: behind tor, RemoteAddr reads the PROXY
+// header (onion.CircuitListener), which must not hold up Accept. Until
+// then it counts toward a peer of its own, "not known yet".
 type gate struct {
 	perPeer, total int
 	open           chan struct{} // a token per open connection, upgraded or not
