@@ -17,9 +17,10 @@ import (
 // An ephemeral service's secret key never lands in a file. tor reads a
 // service key only from HiddenServiceDir/hs_ed25519_secret_key, and
 // ADD_ONION, which would keep it in memory, is no way out: tor 0.4.9.11's
-// ADD_ONION has no HiddenServiceExportCircuitID (so no per-circuit limits)
-// and no intro-point DoS defence, and with Sandbox 1 tor cannot create
-// services from the control port. So onionchat declares the service in the
+// ADD_ONION takes Port, Flags, MaxStreams, the PoW settings and
+// ClientAuthV3, but no ExportCircuitID (refused as a keyword and as a
+// flag), so no PROXY header and no per-circuit limits, and no intro-point
+// DoS settings. So onionchat declares the service in the
 // torrc as always and makes that name a FIFO (a named pipe): tor's file
 // reader accepts one (it reads a FIFO to its end), the key goes through
 // the pipe's kernel buffer and is never stored, and once tor has loaded it
