@@ -326,9 +326,13 @@ func clientsStamp(dir string) string {
 	}
 	fi, err := os.Lstat(dir)
 	if err != nil {
-		return "none"
+		return "" // no directory: no keys, as an empty one
 	}
-	stamp(".", fi)
+	// The directory's own times change when tor creates or checks it;
+	// what matters of it is who may write to it. Its entries say the rest.
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && (fi.Mode().Perm() != 0o700 || st.Uid != uint32(os.Getuid())) {
+		fmt.Fprintf(&b, ". %v %d:%d;", fi.Mode(), st.Uid, st.Gid)
+	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		if fi, err := os.Lstat(filepath.Join(dir, e.Name())); err == nil {

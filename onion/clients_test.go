@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/onionchat/onionchat/internal/need"
 )
@@ -107,5 +108,40 @@ func TestAddClientOwnedLikeDataDir(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Fatalf("AddClient wrote through the link: %v", entries)
+	}
+}
+
+// TestClientsStampSeesKeysNotTimes: the running service compares stamps
+// to notice a change of keys. tor creates and checks authorized_clients
+// as it starts, which must not count as a change (it made onionchat stop
+// for nothing); a key added, or the directory opened to others, must.
+func TestClientsStampSeesKeysNotTimes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ClientsDir)
+	none := clientsStamp(dir)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got := clientsStamp(dir); got != none {
+		t.Fatalf("an empty directory made: stamp %q, was %q", got, none)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(dir, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if got := clientsStamp(dir); got != none {
+		t.Fatalf("the directory's times changed: stamp %q, was %q", got, none)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "alice.auth"), []byte("descriptor:x25519:"+strings.Repeat("A", 52)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withKey := clientsStamp(dir)
+	if withKey == none {
+		t.Fatal("a key added: the stamp did not change")
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if clientsStamp(dir) == withKey {
+		t.Fatal("the directory opened to others: the stamp did not change")
 	}
 }

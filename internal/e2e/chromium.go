@@ -79,6 +79,19 @@ func Tab(t testing.TB, browser context.Context) context.Context {
 	return ctx
 }
 
+// SameBrowserTab opens another tab in the browser context of tab: the
+// same cookies, storage and connection pool, as a second tab of one
+// person's browser.
+func SameBrowserTab(t testing.TB, tab context.Context) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(tab)
+	t.Cleanup(cancel)
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspRecorder}); err != nil {
+		t.Fatalf("new tab: %v", err)
+	}
+	return ctx
+}
+
 // selfSigned makes a throw-away certificate for 127.0.0.1.
 func selfSigned() (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -332,7 +332,10 @@ func TestOnionMode(t *testing.T) {
 			chromedp.ProxyServer("socks5://"+net.SOCKSAddr()),
 			chromedp.Flag("unsafely-treat-insecure-origin-as-secure", addr),
 		)
-		a, b := cdpTab{Tab(t, browser)}, cdpTab{Tab(t, browser)}
+		// Two tabs of one browser, as two tabs of one Tor Browser: one
+		// connection pool, over one circuit to the site.
+		a := cdpTab{Tab(t, browser)}
+		b := cdpTab{SameBrowserTab(t, a.ctx)}
 		for _, tab := range []cdpTab{a, b} {
 			ctx, cancel := context.WithTimeout(tab.ctx, 90*time.Second)
 			err := chromedp.Do(ctx, chromedp.Navigate(addr+"/#room=onion"))

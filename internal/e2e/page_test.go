@@ -46,7 +46,7 @@ func join(t *testing.T, d driver, room, name, pass string) {
 	must(t, d.typeInto("name", name))
 	must(t, d.typeInto("passphrase", pass))
 	must(t, d.click("join"))
-	must(t, d.waitFor(name+" ready", `document.documentElement.dataset.state === "ready"`, waitLong))
+	mustSee(t, d, name, d.waitFor(name+" ready", `document.documentElement.dataset.state === "ready"`, waitLong))
 	if v, _ := d.eval(`document.getElementById("passphrase").value`); v != "" {
 		t.Fatalf("%s: the passphrase field still holds %q after the key was made", name, v)
 	}
@@ -85,7 +85,7 @@ func mustSee(t *testing.T, d driver, who string, err error) {
 	if err == nil {
 		return
 	}
-	if v, e := d.eval(`document.documentElement.dataset.state + "\n" + [...document.querySelectorAll("#messages li, #members li")].map(li => "  " + li.className + ": " + li.textContent).join("\n")`); e == nil {
+	if v, e := d.eval(`document.documentElement.dataset.state + " / " + document.getElementById("status").textContent + " / " + document.getElementById("join-error").textContent + "\n" + [...document.querySelectorAll("#messages li, #members li")].map(li => "  " + li.className + ": " + li.textContent).join("\n")`); e == nil {
 		t.Logf("%s's page:\n%v", who, v)
 	}
 	t.Fatal(err)

@@ -27,6 +27,7 @@ export const SWEEP_MS = 1000;           // how often the group's timers run
 export const ACK_EVERY_MS = 1000;       // acknowledgements: at most one per this
 export const WAITING_AFTER_MS = 3000;   // a sent message not yet delivered this long shows "waiting"
 export const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+export const FIRST_ATTEMPTS = 4;        // a first join gives up after this many failed connections (about 15 s)
 export const CLOSE_RECONNECTING = 4001; // "I will be back": the relay keeps the session away, not gone
 export const MAX_BACKGROUND = 64;       // background frames waiting; beyond, the oldest goes
 export const MAX_ORDERED = 256;         // ordered frames waiting (our hellos, rekeys, messages)
@@ -224,7 +225,7 @@ export class Session {
     this.heartbeat = 0;
     if (this.stopped) return;
     if (ev && ev.code === 4000) return; // replaced: the error frame said so
-    if (!this.everJoined && this.attempt >= 2) {
+    if (!this.everJoined && this.attempt >= FIRST_ATTEMPTS) {
       this.fail('Could not reach the server. Check the address and your connection, then try again.');
       return;
     }
