@@ -352,6 +352,62 @@ func TestOnionMode(t *testing.T) {
 		noCSPViolations(t, a, "alice")
 	})
 
+	t.Run("circuit closed, nothing lost", func(t *testing.T) {
+		// alice and bob each on their own browser and their own client tor,
+		// so on their own circuits: alice's is closed under her while bob
+		// speaks; her page reconnects on a new circuit, resumes its session
+		// and shows everything, in order, once; bob's page sees it delivered.
+		bobTor := net.StartTor(t)
+		must(t, bobTor.WaitBootstrapped(90*time.Second))
+		aliceBrowser := Chromium(t, chromedp.ProxyServer("socks5://"+net.SOCKSAddr()), chromedp.Flag("unsafely-treat-insecure-origin-as-secure", addr))
+		bobBrowser := Chromium(t, chromedp.ProxyServer("socks5://"+bobTor.SOCKSAddr()), chromedp.Flag("unsafely-treat-insecure-origin-as-secure", addr))
+		alice, bob := cdpTab{Tab(t, aliceBrowser)}, cdpTab{Tab(t, bobBrowser)}
+		for _, tab := range []cdpTab{alice, bob} {
+			ctx, cancel := context.WithTimeout(tab.ctx, 90*time.Second)
+			err := chromedp.Do(ctx, chromedp.Navigate(addr+"/#room=circuits"))
+			cancel()
+			must(t, err)
+		}
+		const pass = "quill-harbour-static-3"
+		join(t, alice, "", "alice", pass)
+		join(t, bob, "", "bob", pass)
+		send(t, bob, "before the cut")
+		waitMessage(t, alice, "alice", "bob", "before the cut")
+
+		// Close every rendezvous circuit of alice's tor, and make it build new ones.
+		status, err := net.Client().GetInfo("circuit-status")
+		must(t, err)
+		closed := 0
+		for _, line := range strings.Split(status, "\n") {
+			if f := strings.Fields(line); len(f) > 1 && strings.Contains(line, "PURPOSE=HS_CLIENT_REND") {
+				if _, err := net.Client().Control("CLOSECIRCUIT " + f[0]); err == nil {
+					closed++
+				}
+			}
+		}
+		if closed == 0 {
+			t.Fatalf("alice's tor has no rendezvous circuit to close:\n%s", status)
+		}
+		must(t, net.NewNym())
+		var said []string
+		for i := range 5 {
+			text := fmt.Sprintf("while alice's circuit was down %d", i)
+			send(t, bob, text)
+			said = append(said, text)
+			time.Sleep(time.Second)
+		}
+		for _, text := range said {
+			waitMessage(t, alice, "alice", "bob", text)
+		}
+		n, _ := alice.eval(`[...document.querySelectorAll("#messages li.msg .text")].filter(e => e.textContent.startsWith("while alice's circuit")).length`)
+		if n != float64(len(said)) {
+			t.Errorf("alice shows %v of bob's %d messages (shown twice?)", n, len(said))
+		}
+		mustSee(t, alice, "alice", alice.waitFor("alice to have reconnected", hasNoticeJS("Reconnected."), waitShort))
+		must(t, bob.waitFor("bob's messages to show delivered", `[...document.querySelectorAll("#messages li.own")].filter(li => li.textContent.includes("circuit was down")).every(li => li.dataset.delivery === "delivered")`, waitLong))
+		t.Logf("closed %d rendezvous circuits of alice's tor; she reconnected and got all %d messages", closed, len(said))
+	})
+
 	t.Run("same address after restart", func(t *testing.T) {
 		tor := childTor(t, srv.Cmd.Process.Pid)
 		must(t, srv.Signal(syscall.SIGTERM))
