@@ -4,9 +4,11 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -29,20 +31,34 @@ func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // gorilla has answered with an HTTP error (403 for a foreign Origin)
 	}
-	nc := ws.NetConn()
-	s := wh.hub.Open(conn{nc}, hostKey(r.RemoteAddr))
-	go readLoop(ws, s, wh.limit)
+	c := &conn{Conn: ws.NetConn()}
+	s := wh.hub.Open(c, hostKey(r.RemoteAddr))
+	go readLoop(ws, c, s, wh.limit)
 }
 
 // conn adapts the upgraded net.Conn to hub.Conn. The hub's writer writes
 // whole WebSocket frames with one Write; gorilla writes to the same net.Conn
 // only for its own protocol-error close frames, and net.Conn serialises
 // whole Writes, so frames never interleave.
-type conn struct{ net.Conn }
+type conn struct {
+	net.Conn
+	lingering atomic.Bool  // the server has closed its side: the reader drains
+	until     atomic.Int64 // when lingering ends, in Unix nanoseconds
+}
 
 // lingerTimeout bounds how long a closing connection waits for the client
 // to close its side after the server's close frame.
 const lingerTimeout = 2 * time.Second
+
+// lingerDrain is how much a closing connection's reader reads while it
+// waits for the client to close its side: enough for a close frame and
+// whatever a well-behaved client had on its way. A client still sending
+// past that (a flooder just closed with 1008) is left to TCP's flow
+// control, not read at full speed for lingerTimeout.
+const lingerDrain = 64 << 10
+
+// errLingering stops the frame reader once the connection lingers.
+var errLingering = errors.New("web: lingering")
 
 type closeWriter interface{ CloseWrite() error }
 
@@ -50,7 +66,7 @@ type closeWriter interface{ CloseWrite() error }
 // side of the stream (TLS close_notify, then TCP FIN) so that the close
 // frame arrives whole, and lets the reader drain until the client closes
 // or lingerTimeout passes; the reader then ends the session.
-func (c conn) CloseGracefully() {
+func (c *conn) CloseGracefully() {
 	nc := c.Conn
 	if tc, ok := nc.(*tls.Conn); ok {
 		tc.CloseWrite()
@@ -60,7 +76,23 @@ func (c conn) CloseGracefully() {
 		c.Conn.Close()
 		return
 	}
-	c.Conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+	until := time.Now().Add(lingerTimeout)
+	c.until.Store(until.UnixNano())
+	c.Conn.SetReadDeadline(until)
+	c.lingering.Store(true)
+}
+
+// linger reads and discards up to lingerDrain bytes, until the client
+// closes its side or the deadline passes; past that much, it waits out
+// the deadline without reading.
+func (c *conn) linger() {
+	raw := c.Conn
+	if tc, ok := raw.(*tls.Conn); ok {
+		raw = tc.NetConn() // what is left is never decrypted
+	}
+	if n, err := io.CopyN(io.Discard, raw, lingerDrain); err == nil && n == lingerDrain {
+		time.Sleep(time.Until(time.Unix(0, c.until.Load())))
+	}
 }
 
 var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -69,11 +101,20 @@ var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b
 // hub until the connection fails, then ends the session. Every frame
 // counts against the client's rate, control frames too: a ping over the
 // rate goes unanswered, and a flood of them closes the connection (1008).
-func readLoop(ws *websocket.Conn, s *hub.Session, limit int64) {
+func readLoop(ws *websocket.Conn, c *conn, s *hub.Session, limit int64) {
 	defer s.End()
 	ws.SetReadLimit(limit) // gorilla answers a larger frame with close 1009
-	ws.SetPongHandler(func(string) error { s.Control(); return nil })
+	ws.SetPongHandler(func(string) error {
+		if c.lingering.Load() {
+			return errLingering
+		}
+		s.Control()
+		return nil
+	})
 	ws.SetPingHandler(func(data string) error {
+		if c.lingering.Load() {
+			return errLingering
+		}
 		if s.Control() {
 			s.Queue(frame(websocket.PongMessage, []byte(data)))
 		}
@@ -86,7 +127,15 @@ func readLoop(ws *websocket.Conn, s *hub.Session, limit int64) {
 		return nil
 	})
 	for {
+		if c.lingering.Load() {
+			c.linger()
+			return
+		}
 		typ, r, err := ws.NextReader()
+		if errors.Is(err, errLingering) {
+			c.linger()
+			return
+		}
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				s.ClientClosed() // closed 1009 for the client's fault
