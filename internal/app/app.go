@@ -151,9 +151,11 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 		servers = append(servers, srv)
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
-	log.Info("onionchat started", "mode", cfg.Mode)
+	// SIGUSR1 is answered before the start is announced: its default
+	// action would end the process.
 	stopHousekeeping := housekeeping(h, handler, log)
 	defer stopHousekeeping()
+	log.Info("onionchat started", "mode", cfg.Mode)
 
 	var err error
 	select {
