@@ -28,11 +28,11 @@ import (
 // independent implementation agree.
 func TestKnownAnswerVector(t *testing.T) {
 	var k struct {
-		Passphrase, Server, Room, ChainKey, Text, MessageIV, EnvelopeIV    string
+		Passphrase, Server, Room, ChainKey, Text, MessageIV, EnvelopeIV  string
 		Salt, RoomID, CheckCode, SigningPublic, ECDHPublic, KeyID, Inner string
-		Envelope                                                          string
-		Epoch, Counter                                                    uint32
-		Time                                                              int64
+		Envelope                                                         string
+		Epoch, Counter                                                   uint32
+		Time                                                             int64
 	}
 	readJSON(t, "jstest/kat.json", &k)
 	h := func(s string) []byte {
