@@ -38,7 +38,7 @@ const usage = `Usage:
   onionchat address [flags]          print the stored onion address and its QR code; starts nothing
   onionchat auth add NAME [flags]    authorize a friend's Tor Browser; prints the key to give them
   onionchat auth list [flags]        list authorized clients
-  onionchat auth remove NAME [flags] revoke a client
+  onionchat auth remove NAME [--open] revoke a client (--open for the last one: anyone with the address then gets in)
   onionchat check-config [flags]     check a config file and exit
   onionchat bench [-short] [-json F] measure fan-out, latency and memory of a real onionchat here
   onionchat soak [-short] [flags]    run thousands of clients, churn and abuse against a real onionchat
