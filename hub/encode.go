@@ -61,6 +61,8 @@ func appendLimits(b []byte, c *Config) []byte {
 	b = appendInt(b, "members", int64(c.MaxMembers))
 	b = appendInt(b, "ping", c.PingInterval.Milliseconds())
 	b = appendInt(b, "window", c.ResumeWindow.Milliseconds())
+	b = appendInt(b, "bytes", int64(c.ByteRate))
+	b = appendInt(b, "file", int64(c.MaxFileBytes))
 	return append(b, '}')
 }
 
@@ -98,6 +100,18 @@ func (h *Hub) oldMsgFrame(e *kept, named bool) []byte {
 		}
 		b = appendBody(b, e.body)
 		return append(b, `,"old":true}`...)
+	})
+}
+
+// bulkFrame is a broadcast of bulk data (a file's chunk): no seq, not
+// kept, no receipts.
+func (h *Hub) bulkFrame(from *member, body []byte) []byte {
+	return h.build(func(b []byte) []byte {
+		b = appendHead(b, TypeMsg)
+		b = appendStr(b, "sid", from.sid)
+		b = appendStr(b, "from", from.name)
+		b = appendBody(b, body)
+		return append(b, `,"bulk":true}`...)
 	})
 }
 

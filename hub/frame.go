@@ -88,6 +88,7 @@ type ClientFrame struct {
 	Since  int64  // join: the highest seq the client has, optional (0)
 	Body   []byte // msg: base64 ciphertext
 	To     string // msg: a single recipient, optional
+	Bulk   bool   // msg: bulk data (a file's chunk): relayed to all, not kept, no seq or receipts
 	Seq    int64  // ack: the highest seq the client has
 	HasSeq bool   // ack: "seq" was given
 	ID     int64  // join, msg, ping: client's reference echoed in errors, receipts and pongs; 0 if absent
@@ -107,9 +108,9 @@ func badFrame(msg string) error { return &FrameError{Code: CodeBadFrame, Msg: ms
 var errEnd = errors.New("unexpected end of frame")
 
 // DecodeClientFrame parses a client frame: a single JSON object whose keys
-// are among v, type, room, name, resume, since, body, to, seq and id, each
-// at most once, strings for the text fields and integers for v, since, seq
-// and id. Anything else is a *FrameError with code bad_frame (bad_encoding
+// are among v, type, room, name, resume, since, body, to, bulk, seq and
+// id, each at most once, strings for the text fields, a boolean for bulk
+// and integers for v, since, seq and id. Anything else is a *FrameError with code bad_frame (bad_encoding
 // for invalid UTF-8, bad_version without "v"). It validates JSON structure
 // only; the meaning of each field is checked by the hub.
 func DecodeClientFrame(b []byte) (ClientFrame, error) {
@@ -148,6 +149,12 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 		}
 		seen |= bit
 		switch key {
+		case "bulk":
+			v, err := d.boolean()
+			if err != nil {
+				return f, badFrame(`field "bulk": ` + err.Error())
+			}
+			f.Bulk = v
 		case "v", "id", "since", "seq":
 			n, err := d.int()
 			if err != nil {
@@ -226,7 +233,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 
 // fieldNames lists the keys a client frame may have; a key's index is its
 // bit in the decoder's seen set ("v" is bit 0, "type" bit 1).
-var fieldNames = [...]string{"v", "type", "room", "name", "resume", "since", "body", "to", "seq", "id"}
+var fieldNames = [...]string{"v", "type", "room", "name", "resume", "since", "body", "to", "seq", "id", "bulk"}
 
 var fieldIndex = func() map[string]uint8 {
 	m := make(map[string]uint8, len(fieldNames))
@@ -268,6 +275,17 @@ func (d *decoder) eat(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// boolean parses a JSON true or false.
+func (d *decoder) boolean() (bool, error) {
+	for _, lit := range [...]string{"true", "false"} {
+		if len(d.b)-d.i >= len(lit) && string(d.b[d.i:d.i+len(lit)]) == lit {
+			d.i += len(lit)
+			return lit == "true", nil
+		}
+	}
+	return false, errors.New("must be true or false")
 }
 
 // int parses a JSON integer (no fraction, no exponent) of at most 16 digits.

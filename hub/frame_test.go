@@ -99,6 +99,7 @@ func FuzzDecodeClientFrame(f *testing.F) {
 	for _, s := range []string{
 		`{"v":2,"type":"join","room":"q0F3Zk1pT2xXbHlSVkE2Tg","name":"n","resume":"t","since":41,"id":3}`,
 		`{"v":2,"type":"msg","body":"aGk=","to":"b","id":1}`,
+		`{"v":2,"type":"msg","body":"aGk=","bulk":true}`, `{"v":2,"type":"msg","bulk":false}`, `{"v":2,"bulk":tru}`,
 		`{"v":2,"type":"ack","seq":42}`,
 		`{"v":2,"type":"ping","id":9}`,
 		`{"v":1,"type":"join","room":"r","name":"n"}`,
@@ -127,6 +128,9 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		num := func(k string) int64 { n, _ := m[k].(float64); return int64(n) }
 		if int64(got.V) != num("v") && num("v") < 1<<20 || got.Since != num("since") || got.Seq != num("seq") || got.ID != num("id") {
 			t.Fatalf("%q: decoded %+v, encoding/json says %v", b, got, m)
+		}
+		if bulk, _ := m["bulk"].(bool); bulk != got.Bulk {
+			t.Fatalf("%q: Bulk %v, encoding/json says %v", b, got.Bulk, m)
 		}
 		if _, ok := m["seq"]; ok != got.HasSeq {
 			t.Fatalf("%q: HasSeq %v, encoding/json says %v", b, got.HasSeq, m)

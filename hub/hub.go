@@ -32,6 +32,16 @@ const (
 	DefaultResumeWindow    = 3 * time.Minute
 	DefaultJoinRate        = 1 // joins per second from one peer, sustained
 	DefaultJoinBurst       = 5 // joins at once from one peer
+	// DefaultByteRate: bytes per second one connection may send,
+	// sustained (a picture of 5 MiB takes about 27 s); its burst is
+	// byteBurstFrames frames of MaxFrameBytes. The page keeps to it, so a
+	// file never trips the frame rate or starves chat text.
+	DefaultByteRate = 192 << 10
+	// DefaultMaxFileBytes is the largest file pages offer to send. The hub
+	// announces it and cannot check it (files are ciphertext in chunks);
+	// the byte rate is what bounds a sender.
+	DefaultMaxFileBytes = 10 << 20
+	byteBurstFrames     = 4
 
 	// MaxRoomBytes and MaxKeptBytes cap the broadcast frames kept for
 	// catch-up, in one room and in the whole hub; the oldest go first. A
@@ -87,6 +97,8 @@ type Config struct {
 	ResumeWindow time.Duration
 	JoinRate     float64 // joins per second from one peer, failed ones included, over all its connections
 	JoinBurst    int     // joins at once from one peer
+	ByteRate     int     // bytes per second one connection may send, sustained; its burst is 4 frames' worth
+	MaxFileBytes int     // largest file pages offer (announced, for pages to keep to)
 
 	// ServerID is sent to clients in the server and welcome frames; the
 	// page mixes it into its key derivation so that the same room and
@@ -129,6 +141,8 @@ func (c Config) withDefaults() Config {
 	defDur(&c.ResumeWindow, DefaultResumeWindow)
 	defRate(&c.JoinRate, DefaultJoinRate)
 	def(&c.JoinBurst, DefaultJoinBurst)
+	def(&c.ByteRate, DefaultByteRate)
+	def(&c.MaxFileBytes, DefaultMaxFileBytes)
 	if c.Wire == nil {
 		c.Wire = rawWire{}
 	}

@@ -15,7 +15,7 @@ func (s *Session) Receive(p []byte) {
 	if s.closing.Load() {
 		return // closed by the hub: what the client still sends goes nowhere
 	}
-	if !s.allow(now, true) {
+	if !s.allow(now, true) || !s.allowBytes(now, len(p)) {
 		return
 	}
 	f, err := DecodeClientFrame(p)
@@ -74,6 +74,30 @@ func (s *Session) allow(now int64, text bool) bool {
 		s.warned = now
 		wait := time.Duration((1 - s.tokens) / c.Rate * 1e9)
 		s.sendError(CodeRateLimited, "too many frames: dropped; wait "+wait.Round(time.Millisecond).String(), 0)
+	}
+	return false
+}
+
+// allowBytes spends n bytes from the session's byte bucket (ByteRate, a
+// burst of byteBurstFrames frames). A frame over it is dropped with a
+// rate_limited error, at most one a second.
+func (s *Session) allowBytes(now int64, n int) bool {
+	c := &s.h.cfg
+	burst := float64(byteBurstFrames * c.MaxFrameBytes)
+	if s.byteAt == 0 {
+		s.byteTokens = burst
+	} else {
+		s.byteTokens = min(burst, s.byteTokens+float64(now-s.byteAt)*float64(c.ByteRate)/1e9)
+	}
+	s.byteAt = now
+	if s.byteTokens >= float64(n) {
+		s.byteTokens -= float64(n)
+		return true
+	}
+	s.h.rateDropped.Add(1)
+	if s.warned == 0 || now-s.warned >= int64(time.Second) {
+		s.warned = now
+		s.sendError(CodeRateLimited, "too many bytes: dropped; keep to limits.bytes", 0)
 	}
 	return false
 }
@@ -230,6 +254,18 @@ func (s *Session) message(f *ClientFrame, now int64) {
 	r.mu.Lock()
 	if m.conn != s {
 		r.mu.Unlock() // replaced or gone: its frames go nowhere
+		return
+	}
+	if f.Bulk {
+		// A file's chunk: to everyone present, not kept (it would push
+		// chat out of the room's kept frames), no seq, no receipts.
+		frame := h.bulkFrame(m, f.Body)
+		for _, o := range r.members {
+			if o != m && o.conn != nil {
+				o.conn.push(frame)
+			}
+		}
+		r.mu.Unlock()
 		return
 	}
 	r.seq++

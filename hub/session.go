@@ -24,11 +24,13 @@ type Session struct {
 	peer string
 
 	// Owned by the reader goroutine.
-	m       *member // set once, by a successful join
-	tokens  float64
-	tokenAt int64
-	dropped int   // frames dropped in the current flood
-	warned  int64 // when the last rate_limited error was sent
+	m          *member // set once, by a successful join
+	tokens     float64
+	tokenAt    int64
+	byteTokens float64 // the byte bucket (Config.ByteRate)
+	byteAt     int64
+	dropped    int   // frames dropped in the current flood
+	warned     int64 // when the last rate_limited error was sent
 
 	// Guarded by h.mu.
 	ended   bool

@@ -1,0 +1,78 @@
+package hub
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBulkFramesNotKept: a file's chunk (msg with "bulk": true) reaches
+// every member present, with its sender's sid and name, but has no seq,
+// gets no receipt and is not kept: a member who comes back gets the chat
+// it missed, not the files (they would push chat out of the room's kept
+// frames).
+func TestBulkFramesNotKept(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	room := roomID(7)
+	cs, ws := room3(t, h, room)
+	a, b, c := cs[0], cs[1], cs[2]
+	c.drop()
+	a.expect("away")
+	b.expect("away")
+	b.send(`{"v":2,"type":"msg","body":%q,"bulk":true,"id":9}`, body64("chunk"))
+	b.msg(body64("text"))
+	got := a.frames()
+	if len(got) != 2 || got[0]["bulk"] != true || got[0]["seq"] != nil || got[0].str("from") != "b" || got[0].str("sid") != ws[1].str("sid") ||
+		got[1]["bulk"] != nil || got[1].num("seq") != 1 {
+		t.Fatalf("a got %v", got)
+	}
+	if f := b.frames(); len(f) != 0 {
+		t.Fatalf("the bulk sender got %v: want no receipt", f)
+	}
+	c2 := dial(t, h, "peer2")
+	c2.send(`{"v":2,"type":"join","room":%q,"name":"c","resume":%q,"since":0}`, room, ws[2].str("resume"))
+	_, old := c2.welcome()
+	if len(old) != 1 || old[0].str("body") != body64("text") {
+		t.Fatalf("catch-up %v: want the text only", old)
+	}
+	if st := h.Stats(); st.History != 1 {
+		t.Fatalf("kept %d frames, want 1", st.History)
+	}
+	a.expect("back")
+	// bulk must be a boolean.
+	a.send(`{"v":2,"type":"msg","body":%q,"bulk":1}`, body64("x"))
+	if e := a.expectError(CodeBadFrame); !strings.Contains(e.str("message"), "bulk") {
+		t.Fatalf("error %v", e)
+	}
+}
+
+// TestByteRate: a connection that sends more bytes than the byte rate
+// allows (beyond its burst of 4 frames' worth) has frames dropped with
+// rate_limited, however few frames; after a while at the rate it sends
+// again. The limits announce the byte rate and the largest file.
+func TestByteRate(t *testing.T) {
+	h, clk := testHub(t, Config{ByteRate: 1 << 10, MaxFrameBytes: 4 << 10, Burst: 1000, Rate: 1000})
+	room := roomID(8)
+	a := dial(t, h, "p1")
+	w, _ := a.join(room, "a")
+	lim, _ := w["limits"].(map[string]any)
+	if lim["bytes"] != float64(1<<10) || lim["file"] != float64(DefaultMaxFileBytes) {
+		t.Fatalf("limits %v", lim)
+	}
+	b := dial(t, h, "p2")
+	b.join(room, "b")
+	a.expect("join")
+	big := body64(strings.Repeat("x", 3000)) // a frame of about 4 KiB
+	for range 6 {
+		b.msg(big)
+	}
+	if got := len(a.frames()); got != 4 {
+		t.Fatalf("%d frames of 6 got through; the burst is 4 frames' worth", got)
+	}
+	b.expectError(CodeRateLimited)
+	clk.advance(5 * time.Second) // 5 KiB at 1 KiB/s
+	b.msg(big)
+	if f := a.expect("msg")[0]; f.str("body") != big {
+		t.Fatalf("after waiting: %v", f)
+	}
+}
