@@ -76,3 +76,20 @@ func TestByteRate(t *testing.T) {
 		t.Fatalf("after waiting: %v", f)
 	}
 }
+
+// TestByteFloodClosed: a client that keeps sending more bytes than the
+// byte rate allows, even at a few frames a second, is closed like a frame
+// flooder.
+func TestByteFloodClosed(t *testing.T) {
+	h, _ := testHub(t, Config{ByteRate: 1 << 10, MaxFrameBytes: 4 << 10, Burst: 10, Rate: 1000})
+	a := dial(t, h, "p1")
+	a.join(roomID(9), "a")
+	big := body64(strings.Repeat("y", 3000))
+	for range 4*10 + 8 {
+		a.msg(big)
+	}
+	fs := a.frames()
+	if types(fs) != "error error close" || fs[1].str("code") != CodeRateLimited || fs[2].num("code") != ClosePolicy {
+		t.Fatalf("got [%s] %v: want told once, then closed with 1008", types(fs), fs)
+	}
+}

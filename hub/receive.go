@@ -15,7 +15,7 @@ func (s *Session) Receive(p []byte) {
 	if s.closing.Load() {
 		return // closed by the hub: what the client still sends goes nowhere
 	}
-	if !s.allow(now, true) || !s.allowBytes(now, len(p)) {
+	if !s.allow(now, len(p), true) {
 		return
 	}
 	f, err := DecodeClientFrame(p)
@@ -48,19 +48,24 @@ func (s *Session) Receive(p []byte) {
 	}
 }
 
-// allow spends a token from the session's bucket. Over the rate, frames are
-// dropped, text frames with a rate_limited error (at most one a second),
-// and a client that goes on flooding is closed.
-func (s *Session) allow(now int64, text bool) bool {
+// allow spends a token from the session's frame bucket and n bytes from
+// its byte bucket (ByteRate, a burst of byteBurstFrames frames). Over
+// either rate, frames are dropped, text frames with a rate_limited error
+// (at most one a second), and a client that goes on flooding is closed.
+func (s *Session) allow(now int64, n int, text bool) bool {
 	c := &s.h.cfg
+	byteBurst := float64(byteBurstFrames * c.MaxFrameBytes)
 	if s.tokenAt == 0 {
 		s.tokens = float64(c.Burst)
+		s.byteTokens = byteBurst
 	} else {
 		s.tokens = min(float64(c.Burst), s.tokens+float64(now-s.tokenAt)*c.Rate/1e9)
+		s.byteTokens = min(byteBurst, s.byteTokens+float64(now-s.tokenAt)*float64(c.ByteRate)/1e9)
 	}
 	s.tokenAt = now
-	if s.tokens >= 1 {
+	if s.tokens >= 1 && s.byteTokens >= float64(n) {
 		s.tokens--
+		s.byteTokens -= float64(n)
 		s.dropped = 0
 		return true
 	}
@@ -72,32 +77,8 @@ func (s *Session) allow(now int64, text bool) bool {
 	}
 	if text && (s.warned == 0 || now-s.warned >= int64(time.Second)) {
 		s.warned = now
-		wait := time.Duration((1 - s.tokens) / c.Rate * 1e9)
-		s.sendError(CodeRateLimited, "too many frames: dropped; wait "+wait.Round(time.Millisecond).String(), 0)
-	}
-	return false
-}
-
-// allowBytes spends n bytes from the session's byte bucket (ByteRate, a
-// burst of byteBurstFrames frames). A frame over it is dropped with a
-// rate_limited error, at most one a second.
-func (s *Session) allowBytes(now int64, n int) bool {
-	c := &s.h.cfg
-	burst := float64(byteBurstFrames * c.MaxFrameBytes)
-	if s.byteAt == 0 {
-		s.byteTokens = burst
-	} else {
-		s.byteTokens = min(burst, s.byteTokens+float64(now-s.byteAt)*float64(c.ByteRate)/1e9)
-	}
-	s.byteAt = now
-	if s.byteTokens >= float64(n) {
-		s.byteTokens -= float64(n)
-		return true
-	}
-	s.h.rateDropped.Add(1)
-	if s.warned == 0 || now-s.warned >= int64(time.Second) {
-		s.warned = now
-		s.sendError(CodeRateLimited, "too many bytes: dropped; keep to limits.bytes", 0)
+		wait := time.Duration(max((1-s.tokens)/c.Rate, (float64(n)-s.byteTokens)/float64(c.ByteRate)) * 1e9)
+		s.sendError(CodeRateLimited, "too many frames or bytes: dropped; wait "+wait.Round(time.Millisecond).String(), 0)
 	}
 	return false
 }

@@ -27,10 +27,9 @@ type Session struct {
 	m          *member // set once, by a successful join
 	tokens     float64
 	tokenAt    int64
-	byteTokens float64 // the byte bucket (Config.ByteRate)
-	byteAt     int64
-	dropped    int   // frames dropped in the current flood
-	warned     int64 // when the last rate_limited error was sent
+	byteTokens float64 // the byte bucket (Config.ByteRate), refilled with tokens
+	dropped    int     // frames dropped in the current flood
+	warned     int64   // when the last rate_limited error was sent
 
 	// Guarded by h.mu.
 	ended   bool
@@ -79,7 +78,7 @@ func (s *Session) Control() bool {
 	if s.closing.Load() {
 		return false
 	}
-	return s.allow(now, false)
+	return s.allow(now, 0, false)
 }
 
 // ClientClosed records that the connection ends on purpose: the transport
