@@ -60,7 +60,7 @@ type Config struct {
 // Headers are set on every response, whatever its status.
 var Headers = map[string]string{
 	"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; " +
-		"connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; " +
+		"connect-src 'self'; img-src 'self' blob:; base-uri 'none'; form-action 'none'; " +
 		"frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'",
 	"Referrer-Policy":              "no-referrer",
 	"X-Content-Type-Options":       "nosniff",

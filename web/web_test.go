@@ -175,7 +175,7 @@ func msgFrame(body string) []byte {
 
 func TestSlowReaderDroppedOthersKeepFlowing(t *testing.T) {
 	const n, size = 600, 30 << 10 // 18 MB in all: more than loopback socket buffers hold
-	url, h := start(t, hub.Config{Rate: 1e6, Burst: 1e6, SendQueue: 64, SendQueueBytes: 256 << 10})
+	url, h := start(t, hub.Config{Rate: 1e6, Burst: 1e6, ByteRate: 1 << 30, SendQueue: 64, SendQueueBytes: 256 << 10})
 	stalled := wstest.Dial(t, url)
 	stalled.JoinOK("r", "stalled")
 	fast := wstest.Dial(t, url)

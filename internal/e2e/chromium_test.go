@@ -29,7 +29,7 @@ func (c cdpTab) eval2(expr string) error { _, err := c.eval("(" + expr + ", true
 func (c cdpTab) waitFor(what, expr string, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(c.ctx, d)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(d))); err != nil {
 		return errorf("waiting for %s: %v", what, err)
 	}
 	return nil

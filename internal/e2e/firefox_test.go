@@ -20,6 +20,8 @@ func (b bidiTab) eval(js string) (any, error) {
 	return b.t.Eval(ctx, js)
 }
 
+func (b bidiTab) eval2(expr string) error { _, err := b.eval("(" + expr + ", true)"); return err }
+
 func (b bidiTab) waitFor(what, js string, d time.Duration) error {
 	if err := b.t.WaitFor(context.Background(), js, d); err != nil {
 		return errorf("waiting for %s: %v", what, err)

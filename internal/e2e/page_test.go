@@ -20,6 +20,7 @@ import (
 // same steps run in Chromium (CDP) and Firefox (WebDriver BiDi).
 type driver interface {
 	eval(js string) (any, error)
+	eval2(js string) error // for its effect
 	waitFor(what, js string, d time.Duration) error
 	typeInto(id, text string) error
 	enter(id string) error

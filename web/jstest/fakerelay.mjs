@@ -8,7 +8,7 @@
 // the page's session logic can be tested without a browser.
 import { toBase64url, randomBytes } from '../static/bytes.mjs';
 
-export const LIMITS = { frame: 65536, rate: 10, burst: 40, members: 100, ping: 20000, window: 180000 };
+export const LIMITS = { frame: 65536, rate: 10, burst: 40, members: 100, ping: 20000, window: 180000, bytes: 192 << 10, file: 10 << 20 };
 
 // Clock is a fake time source with timers, shared by the relay and the
 // sessions under test.
@@ -50,7 +50,7 @@ class FakeSocket {
     if (this.readyState !== 1) throw new Error('send on a closed socket');
     const f = JSON.parse(data);
     this.sent.push(f);
-    this.relay.inbound.push({ sock: this, f });
+    this.relay.inbound.push({ sock: this, f, n: data.length });
   }
 
   close(code = 1000) {
@@ -79,7 +79,7 @@ export class FakeRelay {
     const s = new FakeSocket(this, url);
     if (this.silent) { s.readyState = 0; s.conn = { session: null }; return s; } // never answers
     this.sockets.add(s);
-    s.conn = { tokens: this.limits.burst, at: this.clock.now(), session: null };
+    s.conn = { tokens: this.limits.burst, at: this.clock.now(), bytes: 4 * this.limits.frame, session: null };
     this.outbound.push({ sock: s, open: true });
     this.outbound.push({ sock: s, f: { v: 2, type: 'server', server: this.server, limits: this.limits } });
     return s;
@@ -106,19 +106,21 @@ export class FakeRelay {
 
   // ---------------------------------------------------------------- client frames
 
-  handle(sock, f) {
+  handle(sock, f, n) {
     if (sock.blackholed) return;
     const c = sock.conn;
     const now = this.clock.now();
     c.tokens = Math.min(this.limits.burst, c.tokens + ((now - c.at) / 1000) * this.limits.rate);
+    c.bytes = Math.min(4 * this.limits.frame, c.bytes + ((now - c.at) / 1000) * this.limits.bytes);
     c.at = now;
-    if (c.tokens < 1) {
+    if (c.tokens < 1 || c.bytes < n) {
       this.dropped++;
       sock.dropped = (sock.dropped || 0) + 1;
       this.push(sock, { v: 2, type: 'error', code: 'rate_limited', message: 'too many frames' });
       return;
     }
     c.tokens--;
+    c.bytes -= n;
     if (f.v !== 2) return this.push(sock, { v: 2, type: 'error', code: 'bad_version', message: 'this page is an older version of onionchat: reload the page' });
     switch (f.type) {
       case 'join': return this.join(sock, f);
@@ -180,6 +182,11 @@ export class FakeRelay {
       if (!t || t === s) return this.push(sock, { v: 2, type: 'error', code: 'no_such_member', message: 'nobody of that name', ref: f.id });
       this.log.push({ room: r.id, sid: s.sid, from: s.name, to: f.to, body: f.body });
       this.push(t.sock, { v: 2, type: 'msg', sid: s.sid, from: s.name, to: t.name, body: f.body });
+      return undefined;
+    }
+    if (f.bulk === true) {
+      this.log.push({ room: r.id, sid: s.sid, from: s.name, bulk: true, body: f.body });
+      for (const m of r.members.values()) if (m !== s) this.push(m.sock, { v: 2, type: 'msg', sid: s.sid, from: s.name, body: f.body, bulk: true });
       return undefined;
     }
     const seq = ++r.seq;
@@ -291,8 +298,8 @@ export class FakeRelay {
     for (let round = 0; round < 10000; round++) {
       let moved = false;
       while (this.inbound.length) {
-        const { sock, f } = this.inbound.shift();
-        this.handle(sock, f);
+        const { sock, f, n } = this.inbound.shift();
+        this.handle(sock, f, n || 0);
         moved = true;
       }
       while (this.outbound.length) {

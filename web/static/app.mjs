@@ -24,6 +24,8 @@ let session = null;
 let room = '';
 let unread = 0;
 const sent = new Map(); // session item -> its <li>
+const transfers = new Map(); // file transfer -> its <li>
+let notify = false; // desktop notifications, once the person asked and the browser allowed
 
 function unsupportedReason() {
   if (!window.isSecureContext || !window.crypto || !window.crypto.subtle) {
@@ -51,8 +53,25 @@ function init() {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendComposer(); }
   });
   $('leave').addEventListener('click', leave);
+  $('attach').addEventListener('click', () => $('file').click());
+  $('file').addEventListener('change', (e) => { sendFiles(e.target.files); e.target.value = ''; });
+  $('composer').addEventListener('paste', (e) => {
+    if (e.clipboardData && e.clipboardData.files.length) { e.preventDefault(); sendFiles(e.clipboardData.files); }
+  });
+  const chat = $('chat-view');
+  chat.addEventListener('dragover', (e) => { if (session) { e.preventDefault(); chat.classList.add('dropping'); } });
+  chat.addEventListener('dragleave', () => chat.classList.remove('dropping'));
+  chat.addEventListener('drop', (e) => {
+    chat.classList.remove('dropping');
+    if (session && e.dataTransfer && e.dataTransfer.files.length) { e.preventDefault(); sendFiles(e.dataTransfer.files); }
+  });
+  $('notify').addEventListener('click', askNotifications);
   $('share').addEventListener('focus', (e) => e.target.select());
   document.addEventListener('visibilitychange', () => { if (!document.hidden) { unread = 0; updateTitle(); } });
+  if (!('Notification' in window)) {
+    $('notify').disabled = true;
+    $('notify-note').textContent = 'This browser does not allow notifications here (Tor Browser turns them off); the tab’s title and icon count unread messages.';
+  }
   window.addEventListener('hashchange', fillRoomFromHash);
   window.addEventListener('online', () => { if (session) session.reconnectNow(); });
   keystore.kept().then((k) => { $('keep-code').checked = !!k; });
@@ -113,8 +132,26 @@ function onEvent(ev) {
     case 'stopped': return stopped(ev);
     case 'message':
       view.addMessage(ev);
-      if (document.hidden && !ev.old) { unread++; updateTitle(); }
+      if (!ev.old) arrived(ev.sender, ev.text);
       return;
+    case 'outgoing-file':
+    case 'incoming-file': {
+      const t = ev.transfer;
+      let li = transfers.get(t);
+      if (!li) {
+        const own = ev.type === 'outgoing-file';
+        li = view.fileItem(t, {
+          sender: own ? session.name : t.sender, time: own ? Date.now() : t.time,
+          code: own ? (session.group ? session.group.code : '') : t.code, changed: !own && t.changed,
+          onCancel: () => { if (session) session.cancelFile(t); },
+        });
+        transfers.set(t, li);
+        if (!own) arrived(t.sender, `a file: ${t.name}`);
+      }
+      view.updateFile(li, t, ev.progress);
+      if (!['offering', 'sending', 'receiving'].includes(t.state)) transfers.delete(t);
+      return;
+    }
     case 'notice':
       view.notice(ev.text, ev.level === 'error' ? 'error' : undefined);
       return;
@@ -170,6 +207,7 @@ function leave() {
   if (session) session.leave();
   session = null;
   sent.clear();
+  transfers.clear();
   view.members([]);
   view.alone(false);
   view.myCode('');
@@ -194,6 +232,44 @@ function sendComposer() {
   sent.set(item, view.addMessage({ sender: session.name, text, time: item.time, own: true, code: session.group ? session.group.code : '' }));
 }
 
-function updateTitle() { view.title(room, unread); }
+// sendFiles offers each file to the room (pictures are stripped of their
+// location and camera data first, in files.mjs).
+async function sendFiles(list) {
+  for (const f of [...list]) {
+    if (!session) return;
+    try {
+      const bytes = new Uint8Array(await f.arrayBuffer());
+      await session.sendFile({ name: f.name, type: f.type, bytes });
+    } catch (e) {
+      view.notice(`“${f.name}” was not sent: ${e.message}`, 'error');
+    }
+  }
+}
+
+// arrived counts what came while the page was hidden (title and icon),
+// and raises a desktop notification if the person asked for them: "new
+// message in ROOM", with who and what only if they ticked the box.
+function arrived(sender, text) {
+  if (!document.hidden) return;
+  unread++;
+  updateTitle();
+  if (!notify) return;
+  const detail = $('notify-detail').checked;
+  try {
+    new Notification('onionchat', { body: detail ? `${sender}: ${text}` : `New message in ${room}`, tag: 'onionchat', silent: false });
+  } catch { /* the browser changed its mind */ }
+}
+
+async function askNotifications() {
+  let p = Notification.permission;
+  if (p !== 'granted') p = await Notification.requestPermission();
+  notify = p === 'granted';
+  $('notify-note').textContent = notify
+    ? 'You will be notified while this tab is hidden.'
+    : 'The browser did not allow notifications; the tab’s title and icon count unread messages.';
+  $('notify').textContent = notify ? 'Notifications on' : 'Notify me of new messages';
+}
+
+function updateTitle() { view.title(room, unread); view.badge(unread); }
 
 init();

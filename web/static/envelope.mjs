@@ -23,8 +23,11 @@
 //   sig   = ECDSA(signing key, C ‖ everything before sig)
 // message (03):
 //   03 ‖ epoch(4) ‖ counter(4) ‖ iv(12) ‖ AES-GCM(message key, iv, ad = C ‖ sender key id ‖ first 9 bytes, content) ‖ sig(64)
-//   content = kind(1) ‖ time(8, ms since 1970) ‖ payload;  kind 01: payload = text in UTF-8
+//   content = kind(1) ‖ time(8, ms since 1970) ‖ payload;  kind 01: payload = text in UTF-8,
+//             02: a file offer (offer layout below), 03: a file cancelled (file id)
 //   sig = ECDSA(signing key, C ‖ sender key id ‖ everything before sig)
+// chunk (04), one piece of a file, under the file key its offer carried:
+//   04 ‖ file id(16) ‖ index(4) ‖ AES-GCM(file key, iv = 0(8) ‖ index, ad = C ‖ sender key id ‖ first 21 bytes, data)
 
 import { enc, dec, concat, u32, readU32, u16, readU16, subtle, randomBytes } from './bytes.mjs';
 import { verify, PUBLIC_KEY_BYTES, KEY_ID_BYTES, SIGNATURE_BYTES } from './identity.mjs';
@@ -34,11 +37,17 @@ export const VERSION = 3;
 export const T_HELLO = 0x01;
 export const T_DISTRIBUTION = 0x02;
 export const T_MESSAGE = 0x03;
+export const T_CHUNK = 0x04;
 
 export const F_ANNOUNCE = 0x01;   // "I joined in a new session: send me your hello and your chain"
 export const F_WANT_CHAIN = 0x02; // "send me your current chain"
 
 export const K_TEXT = 0x01;
+export const K_FILE = 0x02;
+export const K_CANCEL = 0x03;
+export const FILE_ID_BYTES = 16;
+export const FILE_KEY_BYTES = 32;
+const CHUNK_HEAD = 1 + FILE_ID_BYTES + 4; // 21
 
 export const IV_BYTES = 12;
 export const TAG_BYTES = 16;
@@ -88,6 +97,13 @@ export function bucketFor(n, maxBucket = BUCKETS[BUCKETS.length - 1]) {
 
 // maxTextBytes is the longest UTF-8 text a message can carry in maxBucket.
 export function maxTextBytes(maxBucket) { return maxBucket - OUTER_BYTES - 1 - MSG_FIXED - CONTENT_FIXED; }
+
+// maxChunkBytes is the most file data one chunk carries in maxBucket,
+// rounded down to whole KiB (to 64 bytes in the smallest bucket).
+export function maxChunkBytes(maxBucket) {
+  const n = maxBucket - OUTER_BYTES - 1 - CHUNK_HEAD - TAG_BYTES;
+  return n >= 1024 ? Math.floor(n / 1024) * 1024 : Math.floor(n / 64) * 64;
+}
 
 // maxEntries is how many recipients one distribution can carry in maxBucket.
 export function maxEntries(maxBucket) { return Math.floor((maxBucket - OUTER_BYTES - 1 - DIST_FIXED) / ENTRY_BYTES); }
@@ -289,3 +305,86 @@ export async function openMessage(messageKey, ctx, senderKeyId, parsed) {
 // signing key of its sender; verifyMessage also binds the sender's key id.
 export function verifySigned(ctx, parsed, sigKey) { return verify(sigKey, parsed.sig, concat(ctx, parsed.signed)); }
 export function verifyMessage(ctx, senderKeyId, parsed, sigKey) { return verify(sigKey, parsed.sig, concat(ctx, senderKeyId, parsed.signed)); }
+
+// ---------------------------------------------------------------- files
+
+// A file offer is a message (so signed, and under the sender's chain) whose
+// content carries what receivers need to take the file's chunks:
+//   file id(16) ‖ file key(32) ‖ size(8) ‖ chunk size(4) ‖ SHA-256 of the file(32)
+//   ‖ flags(1: 01 picture, 02 metadata removed) ‖ type length(1) ‖ media type ‖ name (UTF-8)
+// The hash makes the file whole or nothing: a chunk altered, forged by
+// another holder of the file key, or missing, and the file is refused.
+export const F_PICTURE = 0x01;
+export const F_STRIPPED = 0x02;
+
+export function offerContent({ id, key, size, chunkSize, hash, flags, type, name }, time) {
+  const t = enc.encode(type).subarray(0, 255);
+  const n = enc.encode(name);
+  const p = concat(id, key, u32(Math.floor(size / 0x100000000)), u32(size % 0x100000000), u32(chunkSize), hash,
+    new Uint8Array([flags, t.length]), t, n);
+  const c = concat(new Uint8Array(CONTENT_FIXED), p);
+  c[0] = K_FILE;
+  c.set(u32(Math.floor(time / 0x100000000)), 1);
+  c.set(u32(time % 0x100000000), 5);
+  return c;
+}
+
+export function parseOffer(payload) {
+  const fixed = FILE_ID_BYTES + FILE_KEY_BYTES + 8 + 4 + 32 + 2;
+  if (payload.length < fixed) throw new EnvelopeError('format', 'file offer too short');
+  let o = 0;
+  const id = payload.slice(o, o += FILE_ID_BYTES);
+  const key = payload.slice(o, o += FILE_KEY_BYTES);
+  const size = readU32(payload, o) * 0x100000000 + readU32(payload, o + 4);
+  o += 8;
+  const chunkSize = readU32(payload, o);
+  o += 4;
+  const hash = payload.slice(o, o += 32);
+  const flags = payload[o++];
+  const tl = payload[o++];
+  if (o + tl > payload.length) throw new EnvelopeError('format', 'file offer too short');
+  let type;
+  let name;
+  try {
+    type = dec.decode(payload.subarray(o, o + tl));
+    name = dec.decode(payload.subarray(o + tl));
+  } catch {
+    throw new EnvelopeError('format', 'file offer is not UTF-8');
+  }
+  if (chunkSize < 1 || size < 0 || !Number.isSafeInteger(size)) throw new EnvelopeError('format', 'bad file offer');
+  return { id, key, size, chunkSize, hash, flags, type, name };
+}
+
+export function cancelContent(id, time) {
+  const c = new Uint8Array(CONTENT_FIXED + FILE_ID_BYTES);
+  c[0] = K_CANCEL;
+  c.set(u32(Math.floor(time / 0x100000000)), 1);
+  c.set(u32(time % 0x100000000), 5);
+  c.set(id, CONTENT_FIXED);
+  return c;
+}
+
+function chunkIV(index) { const iv = new Uint8Array(IV_BYTES); iv.set(u32(index), 8); return iv; }
+
+function chunkAD(ctx, senderKeyId, head) { return concat(ctx, senderKeyId, head); }
+
+// makeChunk encrypts one piece of a file under its file key (an AES-GCM
+// CryptoKey). The IV is the index: a file key is used for one file only.
+export async function makeChunk({ fileKey, ctx, senderKeyId, id, index, data }) {
+  const head = concat(new Uint8Array([T_CHUNK]), id, u32(index));
+  const ct = new Uint8Array(await subtle().encrypt(gcm(chunkIV(index), chunkAD(ctx, senderKeyId, head)), fileKey, data));
+  return concat(head, ct);
+}
+
+export function parseChunk(inner) {
+  if (inner.length < CHUNK_HEAD + TAG_BYTES) throw new EnvelopeError('format', 'chunk too short');
+  return { head: inner.subarray(0, CHUNK_HEAD), id: inner.slice(1, 1 + FILE_ID_BYTES), index: readU32(inner, 1 + FILE_ID_BYTES), ct: inner.subarray(CHUNK_HEAD) };
+}
+
+export async function openChunk({ fileKey, ctx, senderKeyId, parsed }) {
+  try {
+    return new Uint8Array(await subtle().decrypt(gcm(chunkIV(parsed.index), chunkAD(ctx, senderKeyId, parsed.head)), fileKey, parsed.ct));
+  } catch {
+    throw new EnvelopeError('key', 'chunk could not be opened');
+  }
+}

@@ -28,9 +28,10 @@ import { toHex, fromBase64, toBase64url, fromBase64url, equal } from './bytes.mj
 import { Identity, Peer, context } from './identity.mjs';
 import { SenderChain, ReceiverChain, ChainError, MAX_COUNTER } from './chain.mjs';
 import {
-  VERSION, T_HELLO, T_DISTRIBUTION, T_MESSAGE, F_ANNOUNCE, F_WANT_CHAIN, K_TEXT, NO_END, EnvelopeError,
-  seal, open, makeHello, parseHello, makeDistribution, parseDistribution, unwrapEntry, makeMessage, parseMessage,
-  openMessage, verifySigned, verifyMessage, textContent, maxEntries, maxTextBytes, BUCKETS,
+  VERSION, T_HELLO, T_DISTRIBUTION, T_MESSAGE, T_CHUNK, F_ANNOUNCE, F_WANT_CHAIN, K_TEXT, K_FILE, K_CANCEL, NO_END,
+  FILE_ID_BYTES, EnvelopeError, seal, open, makeHello, parseHello, makeDistribution, parseDistribution, unwrapEntry,
+  makeMessage, parseMessage, openMessage, verifySigned, verifyMessage, textContent, maxEntries, maxTextBytes, BUCKETS,
+  parseOffer, makeChunk, parseChunk,
 } from './envelope.mjs';
 
 export const MAX_TEXT_CHARS = 8000;
@@ -213,10 +214,15 @@ export class Group {
   // in order: {body, lane: ORDERED, kind: "message", tag}. It resolves to
   // the message's body.
   seal(text, tag) {
+    if (typeof text !== 'string' || text.length === 0) return Promise.reject(new Error('empty message'));
+    if (text.length > MAX_TEXT_CHARS) return Promise.reject(new Error(`message longer than ${MAX_TEXT_CHARS} characters`));
+    return this.sealContent(textContent(text, this.now()), tag);
+  }
+
+  // sealContent is seal for any message content (envelope.mjs: text, a
+  // file offer, a file cancelled).
+  sealContent(content, tag) {
     return this.run(async () => {
-      if (typeof text !== 'string' || text.length === 0) throw new Error('empty message');
-      if (text.length > MAX_TEXT_CHARS) throw new Error(`message longer than ${MAX_TEXT_CHARS} characters`);
-      const content = textContent(text, this.now());
       if (content.length > this.maxTextBytes) throw new Error('message too long for this server’s frame limit');
       if (this.needRekey || this.chain.counter >= MAX_COUNTER) await this.rekey();
       const { counter, messageKey } = await this.chain.next();
@@ -225,6 +231,13 @@ export class Group {
       this.onFrame({ body, lane: ORDERED, kind: 'message', tag });
       return body;
     }, false);
+  }
+
+  // sealChunk makes the envelope of one chunk of a file (files.mjs); it
+  // goes out as a bulk frame, not through onFrame.
+  async sealChunk({ fileKey, id, index, data }) {
+    const inner = await makeChunk({ fileKey, ctx: this.ctx, senderKeyId: this.identity.keyId, id, index, data });
+    return seal(this.frameKey, this.ctx, inner, this.maxBucket);
   }
 
   // sweep reports and drops whatever waited too long, and does the work the
@@ -331,6 +344,9 @@ export class Group {
       case T_MESSAGE:
         if (f.to) return this.problem(m, `⚠ ${m.name} sent a room message to you alone; it was not shown (everyone in a room sees the same messages).`);
         return this.onMessage(m, f, inner, held);
+      case T_CHUNK:
+        if (f.to) return this.problem(m, `⚠ ${m.name} sent part of a file to you alone; it was ignored.`);
+        return this.onChunk(m, inner);
       default:
         return this.problem(m, `⚠ A frame from ${m.name} is of an unknown kind; reload the page to update onionchat.`);
     }
@@ -475,11 +491,41 @@ export class Group {
       return this.problem(m, `⚠ A message from ${m.name} could not be read: it was altered.`);
     }
     k.commit();
-    if (content.kind !== K_TEXT) return this.problem(m, `⚠ ${m.name} sent something this version of the page cannot show; reload the page to update onionchat.`);
-    this.onEvent({
-      type: 'message', sid: m.sid, sender: m.name, code: p.peer.code, changed: !!p.changed,
-      text: content.text, time: content.time, old: !!f.old, id: `${p.keyId}:${msg.epoch}:${msg.counter}`,
-    });
+    const who = { sid: m.sid, sender: m.name, code: p.peer.code, changed: !!p.changed, keyId: p.keyId, time: content.time, old: !!f.old };
+    switch (content.kind) {
+      case K_TEXT:
+        this.onEvent({ type: 'message', ...who, text: content.text, id: `${p.keyId}:${msg.epoch}:${msg.counter}` });
+        return undefined;
+      case K_FILE: {
+        let offer;
+        try {
+          offer = parseOffer(content.payload);
+        } catch {
+          return this.problem(m, `⚠ A file offer from ${m.name} is malformed; it was ignored.`);
+        }
+        this.onEvent({ type: 'file-offer', ...who, senderKeyId: p.peer.keyId, offer });
+        return undefined;
+      }
+      case K_CANCEL:
+        if (content.payload.length !== FILE_ID_BYTES) return this.problem(m, `⚠ A cancel from ${m.name} is malformed; it was ignored.`);
+        this.onEvent({ type: 'file-cancel', ...who, fileId: content.payload.slice() });
+        return undefined;
+    }
+    return this.problem(m, `⚠ ${m.name} sent something this version of the page cannot show; reload the page to update onionchat.`);
+  }
+
+  // onChunk passes a file's chunk on (files.mjs opens it with the file key
+  // from the offer of the same sender session).
+  onChunk(m, inner) {
+    if (!m.keyId) return undefined; // from a session whose hello has not come: its offer could not have been read
+    let parsed;
+    try {
+      parsed = parseChunk(inner);
+    } catch {
+      return this.problem(m, `⚠ Part of a file from ${m.name} is malformed; it was ignored.`);
+    }
+    this.onEvent({ type: 'chunk', sid: m.sid, sender: m.name, keyId: m.keyId, parsed });
+    return undefined;
   }
 
   // ---------------------------------------------------------------- waiting messages

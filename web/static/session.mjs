@@ -13,6 +13,7 @@ import { normRoom } from './roomkey.mjs';
 import { prepareName } from './names.mjs';
 import { ORDERED, BACKGROUND, MAX_TEXT_CHARS } from './group.mjs';
 import { maxBucketFor } from './envelope.mjs';
+import { Transfers } from './files.mjs';
 
 export const PROTOCOL = 2;              // the relay frames' version (the envelopes' is 3)
 // Liveness: the page pings when it has sent nothing for one of the relay's
@@ -33,6 +34,8 @@ export const MAX_BACKGROUND = 64;       // background frames waiting; beyond, th
 export const MAX_ORDERED = 256;         // ordered frames waiting (our hellos, rekeys, messages)
 export const MAX_OUTBOX = 200;          // typed messages waiting to be encrypted
 export const MAX_RESEND = 500;          // sent frames kept until the relay confirms them
+export const BULK_FRAME_RESERVE = 2;    // frame tokens a file's chunks leave for chat and acks
+export const BULK_BYTE_RESERVE = 8192;  // bytes likewise
 
 // The join's errors that end the attempt, and the field they concern.
 const JOIN_ERRORS = {
@@ -84,9 +87,12 @@ export class Session {
     this.lastSent = 0;
     this.heartbeat = 0;
     this.sweeper = 0;
-    this.limits = { rate: 10, burst: 40, frame: 65536, window: 180000, ping: 20000 };
+    this.limits = { rate: 10, burst: 40, frame: 65536, window: 180000, ping: 20000, bytes: 192 << 10, file: 10 << 20 };
     this.tokens = 0;
     this.tokenAt = 0;
+    this.byteTokens = 0;
+    this.byteAt = 0;
+    this.files = null;       // Transfers, with the group
     this.ordered = [];       // {body, to?, kind, tag?}: in the order made
     this.background = [];    // the same, to one member each; may be overtaken
     this.outbox = [];        // typed messages not yet encrypted
@@ -137,6 +143,19 @@ export class Session {
     this.outbox.push(item);
     this.flush();
     return item;
+  }
+
+  // sendFile offers a file {name, type, bytes} to the room; it resolves to
+  // the transfer (reported as {type: "outgoing-file"}) or rejects with why.
+  async sendFile(file) {
+    if (!this.files) throw new Error('not in a room yet');
+    const t = await this.files.offer(file);
+    this.flush();
+    return t;
+  }
+
+  cancelFile(t) {
+    if (this.files) this.track(this.files.cancel(t)).then(() => this.flush());
   }
 
   // leave ends the session: the relay hears it (close 1000) and the keys
@@ -192,8 +211,11 @@ export class Session {
   raw(f) {
     const ws = this.ws;
     if (ws && ws.readyState === 1) {
-      ws.send(JSON.stringify(f));
+      const data = JSON.stringify(f);
+      ws.send(data);
       this.lastSent = this.now();
+      this.haveBytes(0);
+      this.byteTokens -= data.length;
       return true;
     }
     return false;
@@ -211,6 +233,8 @@ export class Session {
     const ws = this.ws;
     this.ws = null;
     if (ws) { ws.onclose = null; try { ws.close(1000); } catch { /* closed already */ } }
+    if (this.files) this.files.destroy();
+    this.files = null;
     if (this.group) this.group.destroy();
     this.group = null;
     this.keys = null;
@@ -291,7 +315,10 @@ export class Session {
       frame: Number(l.frame) > 0 ? Number(l.frame) : 65536,
       window: Number(l.window) > 0 ? Number(l.window) : 180000,
       ping: Math.max(MIN_HEARTBEAT_MS, Number(l.ping) > 0 ? Number(l.ping) : 20000),
+      bytes: Number(l.bytes) > 0 ? Number(l.bytes) : 192 << 10,
+      file: Number(l.file) > 0 ? Number(l.file) : 10 << 20,
     };
+    if (this.files) this.files.setLimits(this.limits);
   }
 
   async onServer(f) {
@@ -301,6 +328,8 @@ export class Session {
     this.startHeartbeat(); // at the relay's ping interval
     this.tokens = Math.max(0, this.limits.burst - 1); // keep one for a ping
     this.tokenAt = this.now();
+    this.byteTokens = this.byteBurst();
+    this.byteAt = this.now();
     if (!this.keys || this.serverId !== f.server) {
       if (this.pass === null) {
         // The server's identity changed (a new certificate or onion key):
@@ -316,7 +345,13 @@ export class Session {
           this.group = await this.makeGroup({ keys: this.keys, signing: this.signing, maxBucket: maxBucketFor(this.limits.frame), window: this.limits.window });
           this.group.onFrame = (fr) => this.onGroupFrame(fr);
           this.group.onEvent = (ev) => this.onGroupEvent(ev);
-          this.sweeper = this.setRepeat(() => { if (this.group) this.group.sweep(); this.markWaiting(); }, SWEEP_MS);
+          this.files = new Transfers({ group: this.group, now: this.now, onEvent: (ev) => this.emit(ev) });
+          this.files.setLimits(this.limits);
+          this.sweeper = this.setRepeat(() => {
+            if (this.group) this.group.sweep();
+            if (this.files) this.files.sweep();
+            this.markWaiting();
+          }, SWEEP_MS);
         }
       } catch (e) {
         this.fail('Could not make the room key: ' + (e && e.message));
@@ -478,22 +513,40 @@ export class Session {
   }
 
   onGroupEvent(ev) {
-    if (ev.type === 'members' && this.group) {
-      this.emit({ type: 'members', list: this.group.memberList(), alone: this.group.alone() });
-      return;
+    switch (ev.type) {
+      case 'members':
+        if (this.group) this.emit({ type: 'members', list: this.group.memberList(), alone: this.group.alone() });
+        return;
+      case 'file-offer': if (this.files) this.track(this.files.onOffer(ev)); return;
+      case 'chunk': if (this.files) this.track(this.files.onChunk(ev)); return;
+      case 'file-cancel': if (this.files) this.files.onCancel(ev); return;
     }
     this.emit(ev);
   }
 
   // ---------------------------------------------------------------- sending
 
-  takeToken() {
+  refillTokens() {
     const now = this.now();
     const { rate, burst } = this.limits;
     this.tokens = Math.min(burst, this.tokens + ((now - this.tokenAt) / 1000) * rate);
     this.tokenAt = now;
+  }
+
+  takeToken() {
+    this.refillTokens();
     if (this.tokens >= 1) { this.tokens--; return true; }
     return false;
+  }
+
+  byteBurst() { return 4 * this.limits.frame; }
+
+  // haveBytes refills the byte bucket and says whether n bytes may go.
+  haveBytes(n) {
+    const now = this.now();
+    this.byteTokens = Math.min(this.byteBurst(), this.byteTokens + ((now - this.byteAt) / 1000) * this.limits.bytes);
+    this.byteAt = now;
+    return this.byteTokens >= n;
   }
 
   canSend() { return this.joined && this.group && this.ws && this.ws.readyState === 1; }
@@ -516,6 +569,24 @@ export class Session {
         const hasO = this.ordered.length > 0;
         const hasB = this.background.length > 0;
         const hasT = this.outbox.length > 0;
+        // A file's chunks go only when nothing else waits, and leave chat
+        // a few frames and bytes of the relay's allowance.
+        const bulk = !ack && !hasO && !hasB && (!hasT || this.requeuing) && !!this.files && this.files.hasChunk();
+        if (bulk) {
+          const need = 4 * Math.ceil(this.group.maxBucket / 3) + 128 + BULK_BYTE_RESERVE;
+          this.refillTokens();
+          if (this.tokens < 1 + BULK_FRAME_RESERVE || !this.haveBytes(need)) {
+            const waitFrames = (1 + BULK_FRAME_RESERVE - this.tokens) / this.limits.rate;
+            const waitBytes = (need - this.byteTokens) / this.limits.bytes;
+            this.flushTimer = this.setTimer(() => this.flush(), Math.max(10, Math.ceil(1000 * Math.max(waitFrames, waitBytes))));
+            break;
+          }
+          const body = await this.files.nextChunk();
+          if (!body) continue;
+          if (!this.takeToken()) continue;
+          if (!this.raw({ v: PROTOCOL, type: 'msg', body: toBase64(body), bulk: true })) break;
+          continue;
+        }
         if (!ack && !hasO && !hasB && (!hasT || this.requeuing)) break;
         const preferB = hasB && this.lastLane === ORDERED;
         if (!ack && !hasO && hasT && !preferB && !this.requeuing) {

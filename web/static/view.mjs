@@ -22,7 +22,25 @@ export function title(room, unread) {
   document.title = unread ? `(${unread}) ${base}` : base;
 }
 
-export function clearMessages() { $('messages').replaceChildren(); }
+// Every blob: URL the page made for a picture or a download; revoked when
+// its message goes.
+const blobURLs = new WeakMap(); // li -> [url]
+
+export function clearMessages() {
+  for (const li of $('messages').children) revoke(li);
+  $('messages').replaceChildren();
+}
+
+function revoke(li) {
+  for (const u of blobURLs.get(li) || []) URL.revokeObjectURL(u);
+  blobURLs.delete(li);
+}
+
+function blobURL(li, bytes, type) {
+  const u = URL.createObjectURL(new Blob([bytes], { type }));
+  blobURLs.set(li, [...(blobURLs.get(li) || []), u]);
+  return u;
+}
 
 // el makes an element of tag with class className and text as its text:
 // user data always goes in as text, never as markup.
@@ -95,8 +113,91 @@ function append(li) {
   const ol = $('messages');
   const atEnd = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
   ol.append(li);
-  while (ol.children.length > MAX_ITEMS) ol.firstElementChild.remove();
+  while (ol.children.length > MAX_ITEMS) { revoke(ol.firstElementChild); ol.firstElementChild.remove(); }
   if (atEnd) ol.scrollTop = ol.scrollHeight;
+}
+
+export function size(n) {
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  if (n >= 1 << 10) return `${Math.round(n / (1 << 10))} KiB`;
+  return `${n} bytes`;
+}
+
+// fileItem shows a file on its way, ours (t.incoming false) or someone's,
+// with a progress bar and a cancel button; update it with updateFile.
+export function fileItem(t, { sender, time, code, changed, onCancel }) {
+  const li = el('li', 'msg file');
+  if (!t.incoming) li.classList.add('own');
+  const head = el('div', 'head');
+  const who = el('button', 'sender');
+  who.type = 'button';
+  who.append(name(sender, ''));
+  const when = document.createElement('time');
+  const d = new Date(time);
+  when.dateTime = isNaN(d) ? '' : d.toISOString();
+  when.textContent = isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  head.append(who, ' ', when);
+  if (changed) head.append(el('span', 'tag warn', ' code changed'));
+  const codeEl = el('span', 'msgcode', (t.incoming ? 'safety code ' : 'your safety code ') + (code || ''));
+  codeEl.hidden = true;
+  who.addEventListener('click', () => { codeEl.hidden = !codeEl.hidden; });
+  const fname = el('div', 'fname', `${t.name} (${size(t.size)})`);
+  const note = el('div', 'note', !t.incoming && t.removed && t.removed.length
+    ? `Location and camera data removed before sending (${t.removed.join(', ')}).`
+    : (t.incoming && t.stripped ? 'Its sender’s page removed location and camera data.' : ''));
+  const bar = document.createElement('progress');
+  bar.max = 1;
+  bar.value = 0;
+  const cancel = el('button', 'cancel', 'Cancel');
+  cancel.type = 'button';
+  cancel.addEventListener('click', onCancel);
+  const why = el('div', 'why', '');
+  li.append(head, codeEl, fname, note, bar, cancel, why);
+  li.dataset.transfer = t.incoming ? 'receiving' : 'sending';
+  append(li);
+  return li;
+}
+
+export function updateFile(li, t, progress) {
+  li.querySelector('progress').value = progress;
+  li.dataset.transfer = t.state;
+  const done = t.state === 'done' || t.state === 'sent';
+  if (!done && t.state !== 'receiving' && t.state !== 'sending' && t.state !== 'offering') {
+    li.querySelector('progress').remove();
+    li.querySelector('button.cancel').remove();
+    li.querySelector('.why').textContent = t.incoming ? `Not received: ${t.why}.` : 'Cancelled.';
+    return;
+  }
+  if (!done) return;
+  li.querySelector('progress')?.remove();
+  li.querySelector('button.cancel')?.remove();
+  if (t.sha256) li.dataset.sha256 = t.sha256; // what the page checked the bytes against
+  if (!t.incoming && !t.picture) return;
+  if (t.picture && t.bytes) {
+    const img = document.createElement('img');
+    img.alt = t.name;
+    img.src = blobURL(li, t.bytes, t.type);
+    li.append(img);
+  } else if (t.bytes) {
+    const a = el('a', 'download', `Save ${t.name}`);
+    a.download = t.name;
+    a.href = blobURL(li, t.bytes, 'application/octet-stream'); // never rendered by the page or the browser
+    li.append(a);
+  }
+}
+
+// badge puts the unread count on the tab's icon (an SVG made here), or
+// puts the icon back.
+let badgeURL = '';
+export function badge(unread) {
+  const link = $('favicon');
+  if (badgeURL) { URL.revokeObjectURL(badgeURL); badgeURL = ''; }
+  if (!unread) { link.href = '/favicon.ico'; return; }
+  const n = unread > 99 ? '99+' : String(unread);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><circle cx="16" cy="16" r="15" fill="#6b2d8c"/>` +
+    `<text x="16" y="21" font-size="${n.length > 2 ? 11 : 15}" font-family="sans-serif" font-weight="bold" fill="#fff" text-anchor="middle">${n}</text></svg>`;
+  badgeURL = URL.createObjectURL(new Blob([svg], { type: 'image/svg+xml' }));
+  link.href = badgeURL;
 }
 
 const STATUS_TEXT = {

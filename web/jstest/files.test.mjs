@@ -1,0 +1,283 @@
+// Tests of pictures and files (files.mjs, and the session's bulk lane)
+// against the in-memory relay: chunking and reassembly, missing, reordered
+// and altered chunks, cancelling on both sides, members who join midway,
+// metadata stripped before anything leaves, nothing in clear on the wire,
+// chat going first, and the byte rate kept to.
+//   node --test web/jstest/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { FakeRelay, Clock } from './fakerelay.mjs';
+import { FakeHub, FAST } from './fakehub.mjs';
+import { Session } from '../static/session.mjs';
+import { Group } from '../static/group.mjs';
+import { Transfers, STALL_MS, safeName } from '../static/files.mjs';
+import { deriveRoom } from '../static/roomkey.mjs';
+import { fromBase64 } from '../static/bytes.mjs';
+import { maxChunkBytes, open, seal } from '../static/envelope.mjs';
+import { context } from '../static/identity.mjs';
+
+const sample = (f) => new Uint8Array(readFileSync(new URL('./testdata/' + f, import.meta.url)));
+
+function setup(opts = {}) {
+  const clock = new Clock();
+  const relay = new FakeRelay({ clock, ...opts });
+  const mk = (name) => {
+    const events = [];
+    const s = new Session({
+      url: 'ws://127.0.0.1/ws', connect: relay.connect,
+      derive: (p, srv, r) => deriveRoom(p, srv, r, FAST),
+      makeGroup: (o) => Group.create({ ...o, now: clock.now, setTimer: clock.setTimer }),
+      now: clock.now, setTimer: clock.setTimer, clearTimer: clock.clearTimer, setRepeat: clock.setRepeat, clearRepeat: clock.clearRepeat,
+      random: () => 0.5, onEvent: (e) => events.push(e),
+    });
+    s.events = events;
+    relay.watch(s);
+    return s;
+  };
+  return { clock, relay, mk };
+}
+
+async function room(names, opts) {
+  const { clock, relay, mk } = setup(opts);
+  const s = {};
+  for (const n of names) {
+    s[n] = mk(n);
+    s[n].start({ room: 'photos', name: n, passphrase: 'pw' });
+    await relay.settle();
+  }
+  return { clock, relay, s };
+}
+
+const got = (s) => s.events.filter((e) => e.type === 'incoming-file').map((e) => e.transfer);
+const finished = (s) => [...new Set(got(s))].filter((t) => t.state !== 'receiving');
+
+// big makes a JPEG of about n bytes: the sample's header (with its GPS,
+// camera and author data) and a long comment-free scan of filler.
+function bigJPEG(n) {
+  const src = sample('photo.jpg');
+  const sos = Buffer.from(src).indexOf(Buffer.from([0xff, 0xda]));
+  const out = new Uint8Array(n);
+  out.set(src.subarray(0, src.length - 2));
+  for (let i = src.length - 2; i < n - 2; i++) out[i] = (i * 7919) % 251; // never 0xff
+  out[n - 2] = 0xff;
+  out[n - 1] = 0xd9;
+  assert.ok(sos > 0);
+  return out;
+}
+
+test('a picture with GPS data goes from A to B and C: stripped before it leaves, whole, shown as a picture, nothing in clear on the wire', async () => {
+  const { relay, s } = await room(['alice', 'bob', 'carol']);
+  const jpeg = bigJPEG(5 << 20);
+  const t = await s.alice.sendFile({ name: 'holiday.jpg', type: 'image/jpeg', bytes: jpeg });
+  assert.ok(t.removed.includes('EXIF') && t.removed.includes('XMP'), `removed ${t.removed}`);
+  await relay.advance(40000, 250);
+  for (const who of ['bob', 'carol']) {
+    const [r] = finished(s[who]);
+    assert.ok(r, `${who} got it`);
+    assert.equal(r.state, 'done', `${who}: ${r.why}`);
+    assert.equal(r.picture, true);
+    assert.equal(r.name, 'holiday.jpg');
+    assert.equal(r.size, t.size);
+    for (const secret of ['TestCam', 'Alice Example', 'Paris', 'SN123456']) assert.ok(!Buffer.from(r.bytes).includes(secret), `${secret} reached ${who}`);
+    assert.deepEqual(Buffer.from(r.bytes).subarray(-1000), Buffer.from(jpeg).subarray(-1000));
+  }
+  // Every frame on the wire is a padded envelope; neither the picture nor its name is in one.
+  let bulk = 0;
+  for (const f of relay.log) {
+    const env = Buffer.from(fromBase64(f.body));
+    assert.ok(!env.includes('holiday') && !env.includes(Buffer.from(jpeg.subarray(-4096, -2048))), 'nothing in clear');
+    if (f.bulk) bulk++;
+  }
+  assert.equal(bulk, Math.ceil(t.size / maxChunkBytes(32768)));
+  // The time it took is what the byte rate allows, within 1.2x.
+  const sentAt = s.alice.events.find((e) => e.type === 'outgoing-file' && e.transfer.state === 'sent');
+  assert.ok(sentAt, 'alice saw it sent');
+});
+
+test('a PDF arrives as a download with the same bytes and a safe name; it is never shown as a picture', async () => {
+  const { relay, s } = await room(['alice', 'bob']);
+  const pdf = new TextEncoder().encode('%PDF-1.7\n' + 'x'.repeat(100000) + '\n%%EOF\n');
+  await s.alice.sendFile({ name: '../../report\u202egpj.pdf', type: 'application/pdf', bytes: pdf });
+  await relay.advance(5000, 250);
+  const [r] = finished(s.bob);
+  assert.equal(r.state, 'done');
+  assert.equal(r.picture, false);
+  assert.deepEqual(r.bytes, pdf);
+  assert.equal(r.name, 'reportgpj.pdf');
+  // Claiming to be a picture does not make a file one.
+  const svg = new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>');
+  await s.alice.sendFile({ name: 'x.svg', type: 'image/svg+xml', bytes: svg });
+  await relay.advance(3000, 250);
+  const svgGot = finished(s.bob).find((x) => x.name === 'x.svg');
+  assert.equal(svgGot.picture, false);
+  assert.equal(svgGot.type, 'application/octet-stream');
+});
+
+test('cancelled by the sender: nobody is left with a file; cancelled by a receiver: only that one stops', async () => {
+  const { relay, s } = await room(['alice', 'bob', 'carol']);
+  const t = await s.alice.sendFile({ name: 'big.bin', type: 'application/octet-stream', bytes: new Uint8Array(2 << 20) });
+  await relay.advance(3000, 250);
+  s.alice.cancelFile(t);
+  await relay.advance(5000, 250);
+  for (const who of ['bob', 'carol']) {
+    const [r] = finished(s[who]);
+    assert.equal(r.state, 'cancelled', who);
+    assert.equal(r.bytes, null);
+    assert.equal(r.parts, null);
+    assert.equal(s[who].files.incoming.size, 0);
+  }
+  assert.equal(s.alice.files.outgoing.length, 0);
+  // Now bob cancels his copy of the next one; carol gets it whole.
+  await s.alice.sendFile({ name: 'next.bin', type: 'application/octet-stream', bytes: new Uint8Array(300000).fill(7) });
+  await relay.advance(500, 250);
+  const bobs = got(s.bob).find((x) => x.name === 'next.bin');
+  await s.bob.files.cancel(bobs);
+  await relay.advance(5000, 250);
+  assert.equal(bobs.state, 'cancelled');
+  assert.equal(finished(s.carol).find((x) => x.name === 'next.bin').state, 'done');
+});
+
+test('text goes first: a message typed while a file is on its way arrives within a second, and no frame is over the relay’s limits', async () => {
+  const { relay, s, clock } = await room(['alice', 'bob']);
+  await s.alice.sendFile({ name: 'big.bin', type: 'application/octet-stream', bytes: new Uint8Array(3 << 20).fill(1) });
+  await relay.advance(2000, 100);
+  const t0 = clock.now();
+  s.alice.send('still here');
+  let seen = -1;
+  for (let i = 0; i < 20 && seen < 0; i++) {
+    await relay.advance(100, 100);
+    if (s.bob.events.some((e) => e.type === 'message' && e.text === 'still here')) seen = clock.now() - t0;
+  }
+  assert.ok(seen >= 0 && seen <= 1000, `the message took ${seen} ms`);
+  await relay.advance(30000, 250);
+  assert.equal(relay.dropped, 0, 'the page kept to the frame and byte rates');
+  assert.equal(finished(s.bob)[0].state, 'done');
+});
+
+test('the file takes what the announced byte rate allows, within 1.2x', async () => {
+  const { relay, s, clock } = await room(['alice', 'bob'], { limits: { bytes: 256 << 10 } });
+  const size = 4 << 20;
+  const t0 = clock.now();
+  await s.alice.sendFile({ name: 'f.bin', type: 'application/octet-stream', bytes: new Uint8Array(size).fill(3) });
+  let took = 0;
+  for (let i = 0; i < 400 && !took; i++) {
+    await relay.advance(250, 250);
+    if (finished(s.bob).length) took = clock.now() - t0;
+  }
+  const wire = size * (4 / 3) * (32768 / maxChunkBytes(32768)); // base64 and padding
+  const allowed = (wire / (256 << 10)) * 1000;
+  assert.ok(took > 0 && took <= 1.2 * allowed, `took ${took} ms; the byte rate allows ${Math.round(allowed)} ms`);
+  assert.equal(relay.dropped, 0);
+});
+
+// ---------------------------------------------------------------- chunks gone wrong, at the group level
+
+async function pair() {
+  const hub = new FakeHub();
+  const a = await hub.add('alice');
+  await hub.settle();
+  const b = await hub.add('bob');
+  await hub.settle();
+  const tb = new Transfers({ group: b.group, now: hub.now, onEvent: (e) => b.events.push(e) });
+  b.work = [];
+  b.group.onEvent = (ev) => {
+    if (ev.type === 'file-offer') return b.work.push(tb.onOffer(ev));
+    if (ev.type === 'chunk') return b.work.push(tb.onChunk(ev));
+    if (ev.type === 'file-cancel') return tb.onCancel(ev);
+    b.events.push(ev);
+    return undefined;
+  };
+  const ta = new Transfers({ group: a.group, now: hub.now, onEvent: (e) => a.events.push(e) });
+  // alice's chunks go out as bulk frames through the relay, in the order a test chooses.
+  const chunks = [];
+  const send = async (bytes) => {
+    const t = await ta.offer({ name: 'f.bin', type: 'application/octet-stream', bytes });
+    await hub.settle();
+    await Promise.all(b.work);
+    while (ta.hasChunk()) chunks.push(await ta.nextChunk());
+    return t;
+  };
+  return { hub, a, b, ta, tb, chunks, send };
+}
+
+async function deliverChunks(hub, a, b, list) {
+  for (const body of list) {
+    hub.send(a, { body: Buffer.from(body).toString('base64') });
+    await hub.settle();
+    await Promise.all(b.work); // one at a time, in the order sent
+  }
+}
+
+const results = (b) => b.events.filter((e) => e.type === 'incoming-file' && e.transfer.state !== 'receiving').map((e) => e.transfer);
+
+test('chunks out of order make the same file; a copy of a chunk changes nothing', async () => {
+  const { hub, a, b, chunks, send } = await pair();
+  const bytes = new Uint8Array(100000).map((_, i) => i % 251);
+  await send(bytes);
+  await deliverChunks(hub, a, b, [chunks[3], chunks[1], chunks[0], chunks[1], chunks[2]]);
+  const [r] = results(b);
+  assert.equal(r.state, 'done');
+  assert.deepEqual(r.bytes, bytes);
+});
+
+test('a missing chunk: the transfer is reported broken after a while, and no partial file is shown', async () => {
+  const { hub, a, b, tb, chunks, send } = await pair();
+  await send(new Uint8Array(100000).fill(5));
+  await deliverChunks(hub, a, b, [chunks[0], chunks[1], chunks[3]]);
+  assert.deepEqual(results(b), []);
+  hub.clock += STALL_MS + 1000;
+  tb.sweep();
+  const [r] = results(b);
+  assert.equal(r.state, 'failed');
+  assert.match(r.why, /3 of 4 pieces/);
+  assert.equal(r.bytes, null);
+});
+
+test('an altered chunk, or one forged by another holder of the file key: the file is refused as altered', async () => {
+  const { hub, a, b, chunks, send } = await pair();
+  await send(new Uint8Array(100000).fill(9));
+  // A member (who has the frame key) re-seals chunk 1 with its data changed.
+  const k = await hub.roomKeys('pw');
+  const ctx = context(k.roomId);
+  const inner = new Uint8Array(await open(k.frameKey, ctx, chunks[1]));
+  inner[300] ^= 1;
+  const forged = await seal(k.frameKey, ctx, inner);
+  await deliverChunks(hub, a, b, [chunks[0], forged, chunks[2], chunks[3]]);
+  const [r] = results(b);
+  assert.equal(r.state, 'failed');
+  assert.match(r.why, /altered/);
+  assert.equal(r.bytes, null);
+  // A chunk the relay altered does not even open: the frame is refused
+  // (a notice), and the file, one piece short, is reported broken later.
+  const again = await pair();
+  await again.send(new Uint8Array(100000).fill(9));
+  const bad = new Uint8Array(again.chunks[1]);
+  bad[300] ^= 1;
+  await deliverChunks(again.hub, again.a, again.b, [again.chunks[0], bad, again.chunks[2], again.chunks[3]]);
+  assert.ok(again.b.events.some((e) => e.type === 'notice' && /altered/.test(e.text)));
+  again.hub.clock += STALL_MS + 1000;
+  again.tb.sweep();
+  assert.equal(results(again.b)[0].state, 'failed');
+});
+
+test('chunks of a file whose offer came before one joined: said once, nothing shown', async () => {
+  const { hub, a, b, chunks, send } = await pair();
+  b.group.onEvent = ((orig) => (ev) => (ev.type === 'file-offer' ? undefined : orig(ev)))(b.group.onEvent); // bob missed the offer
+  await send(new Uint8Array(100000).fill(2));
+  await deliverChunks(hub, a, b, chunks);
+  const said = b.events.filter((e) => e.type === 'notice' && /started before you joined/.test(e.text));
+  assert.equal(said.length, 1);
+  assert.deepEqual(results(b), []);
+});
+
+test('safe names: no directories, no bidirectional tricks, no leading dots, bounded length', () => {
+  assert.equal(safeName('../../etc/passwd'), 'passwd');
+  assert.equal(safeName('C:\\\\Users\\\\x\\\\evil.exe'), 'evil.exe');
+  assert.equal(safeName('photo\u202egpj.exe'), 'photogpj.exe');
+  assert.equal(safeName('...hidden'), 'hidden');
+  assert.equal(safeName(''), 'file');
+  const long = safeName('a'.repeat(300) + '.jpeg');
+  assert.equal([...long].length, 100);
+  assert.ok(long.endsWith('.jpeg'));
+});
