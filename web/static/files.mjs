@@ -1,4 +1,4 @@
-// files.mjs: pictures and files in a room (docs/protocol.md §10.4), with
+// files.mjs: pictures and files in a room (docs/protocol.md §10.3), with
 // no DOM. A file goes as an offer, a normal message of the sender's chain
 // (so signed, forward-secret, read only by the members present) carrying a
 // fresh file key, the file's size, media type, name and SHA-256; then its
