@@ -193,7 +193,7 @@ func (c Conf) check() error {
 		}
 	}
 	if c.RuntimeDir != "" {
-		if err := checkSocketPath(c.RuntimeDir); err != nil {
+		if err := CheckSocketPath(c.RuntimeDir); err != nil {
 			return fmt.Errorf("onion: runtime directory: the path %w", err)
 		}
 	}

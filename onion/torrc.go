@@ -22,17 +22,27 @@ const (
 	FeatureOff  Feature = "off" // off
 )
 
-// ParseFeature maps "auto", "on" and "off" to a Feature.
+// ParseFeature maps "auto", "on" and "off" to a Feature; it is the one
+// reader of these words (the configuration's tor.sandbox and
+// tor.pow_defense).
 func ParseFeature(s string) (Feature, error) {
 	switch s {
-	case "", "auto":
+	case "auto":
 		return FeatureAuto, nil
 	case "on":
 		return FeatureOn, nil
 	case "off":
 		return FeatureOff, nil
 	}
-	return "", fmt.Errorf("want auto, on or off, not %q", s)
+	return "", fmt.Errorf(`want "auto", "on" or "off", not %q`, s)
+}
+
+// String returns the word ParseFeature reads as f: "auto", "on" or "off".
+func (f Feature) String() string {
+	if f == FeatureAuto {
+		return "auto"
+	}
+	return string(f)
 }
 
 // Defaults of Conf's zero values.
@@ -131,9 +141,10 @@ func CheckTorrcValue(v string) error {
 // structure or that have no place in a path: C0 controls and DEL.
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
-// checkSocketPath is CheckTorrcValue for the unix socket of
-// HiddenServicePort, whose value tor splits at white space.
-func checkSocketPath(p string) error {
+// CheckSocketPath is CheckTorrcValue for the unix socket of
+// HiddenServicePort, whose value tor splits at white space, and so for
+// Conf.RuntimeDir, which holds it.
+func CheckSocketPath(p string) error {
 	if err := CheckTorrcValue(p); err != nil {
 		return err
 	}
@@ -203,7 +214,7 @@ func (t torrc) render() (string, error) {
 			return "", fmt.Errorf("onion: torrc %s: the value %w", v.key, err)
 		}
 	}
-	if err := checkSocketPath(t.socket); err != nil {
+	if err := CheckSocketPath(t.socket); err != nil {
 		return "", fmt.Errorf("onion: torrc HiddenServicePort: the socket path %w", err)
 	}
 	if err := checkExtraTorrc(c.ExtraTorrc); err != nil {

@@ -152,3 +152,17 @@ func FuzzTorrc(f *testing.F) {
 		}
 	})
 }
+
+// ParseFeature reads back every Feature's word, and only those words.
+func TestFeatureWords(t *testing.T) {
+	for _, f := range []Feature{FeatureAuto, FeatureOn, FeatureOff} {
+		if got, err := ParseFeature(f.String()); err != nil || got != f {
+			t.Errorf("%q: got %q, %v", f.String(), got, err)
+		}
+	}
+	for _, s := range []string{"", "yes", "On", " auto"} {
+		if _, err := ParseFeature(s); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}
