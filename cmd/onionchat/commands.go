@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 
+	"github.com/onionchat/onionchat/internal/app"
 	"github.com/onionchat/onionchat/internal/bench"
 	"github.com/onionchat/onionchat/internal/config"
 	"github.com/onionchat/onionchat/internal/qrterm"
@@ -28,37 +30,64 @@ func flags(name string, stderr io.Writer) (*flag.FlagSet, func() (config.Config,
 	path := fs.String("config", "", "TOML configuration `file` (see config.example.toml); none: defaults")
 	dataDir := fs.String("data-dir", "", "`directory` for keys and certificate (overrides data_dir)")
 	return fs, func() (config.Config, error) {
-		cfg := config.Default()
-		if *path != "" {
-			c, err := config.Load(*path)
-			if err != nil {
-				return cfg, err
-			}
-			cfg = c
-		}
-		if *dataDir != "" {
-			abs, err := filepath.Abs(*dataDir)
-			if err != nil {
-				return cfg, err
-			}
-			// The data directory becomes values of tor's torrc.
-			if err := onion.CheckTorrcValue(abs); err != nil {
-				return cfg, fmt.Errorf("--data-dir: the path %q %w; it would be written into tor's configuration", abs, err)
-			}
-			cfg.DataDir = abs
-		}
-		if err := config.CheckEnv(cfg); err != nil {
+		cfg, err := app.Load(*path)
+		if err != nil || *dataDir == "" {
 			return cfg, err
 		}
-		if cfg.DataDir == "" {
-			d, err := config.DefaultDataDir()
-			if err != nil {
-				return cfg, err
-			}
-			cfg.DataDir = d
+		abs, err := filepath.Abs(*dataDir)
+		if err != nil {
+			return cfg, err
 		}
+		// The data directory becomes values of tor's torrc.
+		if err := onion.CheckTorrcValue(abs); err != nil {
+			return cfg, fmt.Errorf("--data-dir: the path %q %w; it would be written into tor's configuration", abs, err)
+		}
+		cfg.DataDir = abs
 		return cfg, nil
 	}
+}
+
+// serve is the command without a name: onionchat itself.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, load := flags("onionchat", stderr)
+	mode := fs.String("mode", "", "onion, lan, both or local (overrides mode)")
+	listen := fs.String("listen", "", "`address` of the LAN or local server (overrides lan.listen or local.listen)")
+	ephemeral := fs.Bool("ephemeral", false, "a new onion address for this run, no key kept on disk (overrides tor.ephemeral)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	if *mode != "" {
+		cfg.Mode = *mode
+	}
+	if *listen != "" && cfg.Mode == config.ModeLocal {
+		cfg.Local.Listen = *listen
+	} else if *listen != "" {
+		cfg.LAN.Listen = *listen
+	}
+	if *ephemeral {
+		cfg.Tor.Ephemeral = true
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return app.Run(ctx, cfg, stdout, log)
+}
+
+// loadDataDir parses args with the shared flags and returns the data
+// directory the configuration names, resolved as app.Run resolves it,
+// after the same checks.
+func loadDataDir(fs *flag.FlagSet, load func() (config.Config, error), args []string) (config.Config, string, error) {
+	if err := fs.Parse(args); err != nil {
+		return config.Config{}, "", err
+	}
+	cfg, err := load()
+	if err != nil {
+		return cfg, "", err
+	}
+	dir, err := app.Check(cfg)
+	return cfg, dir, err
 }
 
 func versionString() string {
@@ -73,32 +102,23 @@ func versionString() string {
 
 func checkConfig(args []string, stdout, stderr io.Writer) error {
 	fs, load := flags("check-config", stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := load()
+	cfg, dir, err := loadDataDir(fs, load, args)
 	if err != nil {
 		return err
 	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "configuration OK: mode %s, data directory %s\n", cfg.Mode, cfg.DataDir)
+	fmt.Fprintf(stdout, "configuration OK: mode %s, data directory %s\n", cfg.Mode, dir)
 	return nil
 }
 
 func address(args []string, stdout, stderr io.Writer) error {
 	fs, load := flags("address", stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := load()
+	_, dir, err := loadDataDir(fs, load, args)
 	if err != nil {
 		return err
 	}
-	addr, err := onion.LoadAddress(cfg.DataDir)
+	addr, err := onion.LoadAddress(dir)
 	if errors.Is(err, onion.ErrNoKey) {
-		return fmt.Errorf("no onion key in %s yet: start onionchat once in onion mode to create it", cfg.DataDir)
+		return fmt.Errorf("no onion key in %s yet: start onionchat once in onion mode to create it", dir)
 	}
 	if err != nil {
 		return err
@@ -132,16 +152,13 @@ func auth(args []string, stdout, stderr io.Writer) error {
 	if verb == "remove" {
 		fs.BoolVar(&open, "open", false, "with auth remove: allow removing the last key, which lets anyone with the address in")
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := load()
+	_, dir, err := loadDataDir(fs, load, args)
 	if err != nil {
 		return err
 	}
 	switch {
 	case verb == "list" && name == "":
-		names, err := onion.Clients(cfg.DataDir)
+		names, err := onion.Clients(dir)
 		if err != nil {
 			return err
 		}
@@ -153,11 +170,11 @@ func auth(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	case verb == "add" && name != "":
-		k, err := onion.AddClient(cfg.DataDir, name)
+		k, err := onion.AddClient(dir, name)
 		if err != nil {
 			return err
 		}
-		addr, _ := onion.LoadAddress(cfg.DataDir)
+		addr, _ := onion.LoadAddress(dir)
 		fmt.Fprintf(stdout, "Authorized %s. Only holders of a client key can reach http://%s/ now.\n\n", name, addr)
 		fmt.Fprintf(stdout, "Give %s this key, privately; Tor Browser asks for it when they open the address:\n\n  %s\n\n", name, k.Private)
 		if qr, err := qrterm.Render(k.Private); err == nil {
@@ -168,7 +185,7 @@ func auth(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, applyHint)
 		return nil
 	case verb == "remove" && name != "":
-		err := onion.RemoveClient(cfg.DataDir, name, open)
+		err := onion.RemoveClient(dir, name, open)
 		if errors.Is(err, onion.ErrLastClient) {
 			return fmt.Errorf("%w.\nTo turn client authorization off and let anyone with the address in, run: onionchat auth remove %s --open", err, name)
 		}
@@ -176,7 +193,7 @@ func auth(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "Removed %s.\n", name)
-		if names, _ := onion.Clients(cfg.DataDir); len(names) == 0 {
+		if names, _ := onion.Clients(dir); len(names) == 0 {
 			fmt.Fprintln(stdout, "Client authorization is off now: anyone who has the address can reach the service.")
 		}
 		fmt.Fprintln(stdout, applyHint)

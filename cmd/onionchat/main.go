@@ -9,12 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/onionchat/onionchat/internal/app"
 )
 
 // version is set at release build time (-ldflags "-X main.version=…").
@@ -66,31 +63,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("unknown command %q; see onionchat --help", args[0])
 	}
-	fs, load := flags("onionchat", stderr)
-	mode := fs.String("mode", "", "onion, lan, both or local (overrides mode)")
-	listen := fs.String("listen", "", "`address` of the LAN or local server (overrides lan.listen or local.listen)")
-	ephemeral := fs.Bool("ephemeral", false, "a new onion address for this run, no key kept on disk (overrides tor.ephemeral)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := load()
-	if err != nil {
-		return err
-	}
-	if *mode != "" {
-		cfg.Mode = *mode
-	}
-	if *listen != "" && cfg.Mode == "local" {
-		cfg.Local.Listen = *listen
-	} else if *listen != "" {
-		cfg.LAN.Listen = *listen
-	}
-	if *ephemeral {
-		cfg.Tor.Ephemeral = true
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	return app.Run(ctx, cfg, stdout, log)
+	return serve(ctx, args, stdout, stderr)
 }

@@ -1,41 +1,37 @@
-// Package app runs the appliance: it builds the hub and the web handler
-// from a configuration, opens the listeners each mode needs (a TLS listener
-// in LAN mode, tor's unix socket in onion mode), tells the owner where the
-// service is, and shuts everything down in order when its context ends.
+// Package app runs the appliance: it is the one place where a
+// configuration becomes each part's settings (settings.go: hub.Config,
+// web.Config, onion.Conf, the data directory), where each mode opens its
+// listener and says what the owner needs to know (modes.go), and where
+// the parts are started and, when the context ends, stopped in order.
 //
-// It owns the lifecycle and nothing else: limits live in hub, HTTP in web,
-// Tor in onion, the file format in internal/config.
+// It owns the wiring and the lifecycle and nothing else: limits live in
+// hub, HTTP in web, Tor in onion, the file format in internal/config.
+//
+// A new section of the file for a part that serves every mode (a
+// cluster, say) is added in four places: its struct and ranges in
+// internal/config, its defaults from the part's constants in Defaults, a
+// field of settings and a function that fills it in resolve, and, in
+// Run, its start and stop around the hub's.
 package app
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/onionchat/onionchat/hub"
 	"github.com/onionchat/onionchat/internal/config"
-	"github.com/onionchat/onionchat/internal/qrterm"
-	"github.com/onionchat/onionchat/internal/securefile"
-	"github.com/onionchat/onionchat/internal/tlscert"
-	"github.com/onionchat/onionchat/onion"
 	"github.com/onionchat/onionchat/web"
 )
 
@@ -44,7 +40,8 @@ const shutdownTimeout = 5 * time.Second
 
 // Run serves cfg until ctx ends, then closes every client with 1001 and
 // returns nil. Out receives what the owner needs to see (addresses,
-// fingerprints); log receives start, stop and errors.
+// fingerprints); log receives start, stop and errors. Nothing starts if
+// cfg is refused (see Check).
 func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger) error {
 	// A relay's memory is mostly idle connections, and on a 512 MB Pi
 	// memory is scarcer than CPU: collect at 50% heap growth rather than
@@ -53,117 +50,65 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
-	dataDir := cfg.DataDir
-	if dataDir == "" {
-		d, err := config.DefaultDataDir()
-		if err != nil {
-			return err
-		}
-		dataDir = d
+	s, err := resolve(cfg)
+	if err != nil {
+		return err
 	}
+	// SIGUSR1 is caught before the owner is told anything (a "Serving"
+	// line, the start): its default action would end the process. One
+	// sent before housekeeping runs waits in the channel.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	modes, err := startModes(ctx, cfg, s, out, log)
+	if err != nil {
+		return err
+	}
+	for _, m := range modes {
+		s.hub.ServerID = m.serverID // in both mode the onion address: one id for one hub
+		s.web.Hosts = append(s.web.Hosts, m.hosts...)
+	}
+	s.hub.Wire, s.hub.Logger = web.Wire{}, log
+	h := hub.New(s.hub)
+	s.web.Hub, s.web.Logger = h, log
+	handler := web.New(s.web)
+	defer housekeeping(usr1, h, handler, log)()
+	log.Info("onionchat started", "mode", cfg.Mode)
+	err = serve(ctx, h, handler, modes)
+	closeModes(modes)
+	if err != nil {
+		log.Error("onionchat stopped", "err", err)
+		return err
+	}
+	log.Info("onionchat stopped")
+	return nil
+}
 
-	var lanLn net.Listener
-	var lanTLS *tls.Config
-	var serverID string
-	var hosts []string // the Host header values every listener answers to
-	if cfg.Mode == config.ModeLAN || cfg.Mode == config.ModeBoth {
-		cert, err := loadCert(cfg, dataDir)
-		if err != nil {
-			return err
-		}
-		serverID = cert.ID()
-		ln, err := net.Listen("tcp", cfg.LAN.Listen)
-		if err != nil {
-			return fmt.Errorf("lan: listen on %s: %w (is another program using the port? set lan.listen or --listen)", cfg.LAN.Listen, err)
-		}
-		lanLn, lanTLS = ln, tlscert.Config(cert)
-		defer lanLn.Close()
-		hosts = append(hosts, hostNames(cert.Names, ln.Addr().(*net.TCPAddr).Port, 443)...)
-		if cert.Created {
-			fmt.Fprintf(out, "Created a self-signed certificate in %s\n", dataDir)
-		}
-		for _, u := range urls(ln.Addr().(*net.TCPAddr)) {
-			fmt.Fprintf(out, "Serving %s\n", u)
-		}
-		fmt.Fprintf(out, "Certificate SHA-256 fingerprint: %s\n", cert.Fingerprint)
-		fmt.Fprintf(out, "Friends should see this fingerprint in their browser's certificate details before they accept it.\n")
-	}
-	var localLn net.Listener
-	if cfg.Mode == config.ModeLocal {
-		ln, u, err := listenLocal(cfg.Local.Listen)
-		if err != nil {
-			return err
-		}
-		defer ln.Close()
-		localLn = ln
-		if serverID, err = localServerID(dataDir); err != nil {
-			return err
-		}
-		if a, ok := ln.Addr().(*net.TCPAddr); ok {
-			hosts = append(hosts, hostNames([]string{"127.0.0.1", "localhost", "::1"}, a.Port, 80)...)
-		}
-		hosts = append(hosts, cfg.Local.Hosts...)
-		fmt.Fprintf(out, "Serving %s\n", u)
-		fmt.Fprintln(out, "Plain HTTP on this machine only: open it here, or put your own tor or reverse proxy in front.")
-	}
-
-	var svc *onion.Service
-	torDone := make(<-chan struct{}) // never closed without tor
-	if cfg.Mode == config.ModeOnion || cfg.Mode == config.ModeBoth {
-		var err error
-		svc, err = startOnion(ctx, cfg, dataDir, out, log)
-		if err != nil {
-			return err
-		}
-		defer svc.Close()
-		serverID = svc.Addr // in both mode too: one id for one hub
-		torDone = svc.Done()
-		hosts = append(hosts, hostNames([]string{svc.Addr}, 80, 80)...)
-	}
-
-	hubCfg := cfg.HubConfig()
-	hubCfg.ServerID = serverID
-	hubCfg.Wire = web.Wire{}
-	hubCfg.Logger = log
-	h := hub.New(hubCfg)
-	handler := web.New(web.Config{Hub: h, Hosts: hosts, HandshakeTimeout: cfg.Hub.HandshakeTimeout.Duration, Logger: log})
-	if lanLn != nil {
-		lanLn = tls.NewListener(handler.Listener(lanLn), lanTLS)
-	}
-	if localLn != nil {
-		localLn = handler.Listener(localLn)
-	}
-	var onionLn net.Listener
-	if svc != nil {
-		onionLn = handler.Listener(svc.Listener)
-	}
-
+// serve runs the hub, and a web server on each mode's listener, until ctx
+// ends, a server fails or a mode stops by itself; it then stops the
+// servers and the hub, in that order, and returns why (nil: ctx ended).
+func serve(ctx context.Context, h *hub.Hub, handler *web.Handler, modes []mode) error {
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { h.Run(hubCtx); close(hubDone) }()
-	serveErr := make(chan error, 2)
+	failed := make(chan error, 2*len(modes))
 	var servers []*http.Server
-	for _, ln := range []net.Listener{lanLn, localLn, onionLn} {
-		if ln == nil {
-			continue
+	for _, m := range modes {
+		ln := handler.Listener(m.ln)
+		if m.tls != nil {
+			ln = tls.NewListener(ln, m.tls)
 		}
 		srv := handler.Server()
 		servers = append(servers, srv)
-		go func() { serveErr <- srv.Serve(ln) }()
+		go func() { failed <- fmt.Errorf("serve: %w", srv.Serve(ln)) }()
+		if m.done != nil {
+			go func() { <-m.done; failed <- m.err() }() // done is closed by m.close at the latest
+		}
 	}
-	// SIGUSR1 is answered before the start is announced: its default
-	// action would end the process.
-	stopHousekeeping := housekeeping(h, handler, log)
-	defer stopHousekeeping()
-	log.Info("onionchat started", "mode", cfg.Mode)
-
 	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-serveErr:
-		err = fmt.Errorf("serve: %w", err)
-	case <-torDone:
-		err = fmt.Errorf("%w; exiting so that the service manager restarts onionchat", svc.Err())
+	case err = <-failed:
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
@@ -172,37 +117,10 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	}
 	stopHub()
 	<-hubDone
-	if svc != nil {
-		svc.Close()
-	}
-	if err != nil {
-		log.Error("onionchat stopped", "err", err)
-	} else {
-		log.Info("onionchat stopped")
-	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
-}
-
-// listenLocal opens local mode's listener (config has checked that it is
-// loopback or a unix socket) and returns it with the URL to print.
-func listenLocal(addr string) (net.Listener, string, error) {
-	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		os.Remove(p)
-		ln, err := net.Listen("unix", p)
-		if err != nil {
-			return nil, "", fmt.Errorf("local: listen on %s: %w", addr, err)
-		}
-		os.Chmod(p, 0o660)
-		return ln, addr, nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("local: listen on %s: %w (is another program using the port? set local.listen or --listen)", addr, err)
-	}
-	return ln, "http://" + ln.Addr().String() + "/", nil
 }
 
 // memSamples are the runtime metrics the SIGUSR1 line reports.
@@ -211,13 +129,11 @@ var memSamples = []metrics.Sample{
 	{Name: "/memory/classes/heap/stacks:bytes"},
 }
 
-// housekeeping answers SIGUSR1 with a line of counts (never a name, a room
-// or an address), and gives memory back to the OS when many sessions have
-// ended or the last one has, so that a small machine recovers from a busy
-// hour.
-func housekeeping(h *hub.Hub, handler *web.Handler, log *slog.Logger) (stop func()) {
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
+// housekeeping answers SIGUSR1 (on usr1) with a line of counts (never a
+// name, a room or an address), and gives memory back to the OS when many
+// sessions have ended or the last one has, so that a small machine
+// recovers from a busy hour.
+func housekeeping(usr1 <-chan os.Signal, h *hub.Hub, handler *web.Handler, log *slog.Logger) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(2 * time.Second)
@@ -247,139 +163,5 @@ func housekeeping(h *hub.Hub, handler *web.Handler, log *slog.Logger) (stop func
 			}
 		}
 	}()
-	return func() { signal.Stop(usr1); close(done) }
-}
-
-// hostNames returns the Host header values for names on port: each name
-// with the port, and alone too when port is the scheme's default.
-func hostNames(names []string, port, defaultPort int) []string {
-	var out []string
-	p := strconv.Itoa(port)
-	for _, n := range names {
-		hp := net.JoinHostPort(n, p)
-		out = append(out, hp)
-		if port == defaultPort {
-			out = append(out, strings.TrimSuffix(hp, ":"+p))
-		}
-	}
-	return out
-}
-
-// LocalIDFile is the file in the data directory that holds local mode's
-// server id.
-const LocalIDFile = "local-id"
-
-// localServerID returns local mode's server id, "local:" and 16 random
-// bytes made once per install and kept in the data directory, so that no
-// two installs derive the same room keys from the same passphrase.
-func localServerID(dataDir string) (string, error) {
-	if err := securefile.EnsureDir(dataDir); err != nil {
-		return "", fmt.Errorf("local: data directory: %w", err)
-	}
-	p := filepath.Join(dataDir, LocalIDFile)
-	b, err := securefile.Read(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		var r [16]byte
-		rand.Read(r[:])
-		err = securefile.WriteNew(p, []byte(base64.RawURLEncoding.EncodeToString(r[:])+"\n"))
-		if err != nil && !errors.Is(err, fs.ErrExist) { // ErrExist: another start made it first
-			return "", fmt.Errorf("local: server id: %w", err)
-		}
-		b, err = securefile.Read(p)
-	}
-	if err != nil {
-		return "", fmt.Errorf("local: server id: %w", err)
-	}
-	id := strings.TrimSuffix(string(b), "\n")
-	if raw, err := base64.RawURLEncoding.DecodeString(id); err != nil || len(raw) != 16 {
-		return "", fmt.Errorf("local: %s does not hold a server id (22 characters of base64url); remove it and onionchat makes a new one (rooms then get new ids, so pages must rejoin)", p)
-	}
-	return "local:" + id, nil
-}
-
-// startOnion starts tor and prints the address once it is published.
-func startOnion(ctx context.Context, cfg config.Config, dataDir string, out io.Writer, log *slog.Logger) (*onion.Service, error) {
-	t := cfg.Tor
-	sandbox, _ := onion.ParseFeature(t.Sandbox)
-	pow, _ := onion.ParseFeature(t.PoWDefense)
-	runtimeDir := t.RuntimeDir
-	if runtimeDir == "" {
-		runtimeDir = os.Getenv("RUNTIME_DIRECTORY")
-		if err := onion.CheckTorrcValue(runtimeDir); runtimeDir != "" && err != nil {
-			return nil, fmt.Errorf("$RUNTIME_DIRECTORY: the path %q %w; it would be written into tor's configuration", runtimeDir, err)
-		}
-	}
-	fmt.Fprintln(out, "Starting tor…")
-	svc, err := onion.Start(ctx, onion.Conf{
-		TorPath:           t.Path,
-		DataDir:           dataDir,
-		RuntimeDir:        runtimeDir,
-		Ephemeral:         t.Ephemeral,
-		Sandbox:           sandbox,
-		PoW:               pow,
-		NoSafeLogging:     !t.SafeLogging,
-		NoAvoidDiskWrites: !t.AvoidDiskWrites,
-		NoIntroDoSDefense: !t.IntroDoSDefense,
-		MaxStreams:        t.MaxStreams,
-		MaxMemInQueues:    t.MaxMemInQueues,
-		PublishTimeout:    t.PublishTimeout.Duration,
-		ExtraTorrc:        t.ExtraTorrc,
-		Progress:          func(msg string) { fmt.Fprintln(out, msg) },
-		Logger:            log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(out, "Tor sandbox: %s; proof-of-work defence: %s\n", onOff(svc.Sandbox, svc.Support.Sandbox), onOff(svc.PoW, svc.Support.PoW))
-	switch {
-	case t.Ephemeral:
-		fmt.Fprintln(out, "Ephemeral address: it changes at every start; tor read its key through a pipe, so it never touched the disk")
-	case len(svc.Clients) > 0:
-		// A checked fact: tor loaded every key and its descriptor requires one.
-		fmt.Fprintf(out, "Client authorization: on (%d keys); only their holders can reach the service\n", len(svc.Clients))
-	default:
-		fmt.Fprintln(out, "Client authorization: off; anyone who has the address can reach the service (onionchat auth add NAME)")
-	}
-	fmt.Fprintf(out, "Onion service published in %v:\n", svc.Published.Round(100*time.Millisecond))
-	u := "http://" + svc.Addr + "/"
-	if qr, err := qrterm.Render(u); err == nil {
-		fmt.Fprint(out, qr)
-	}
-	fmt.Fprintf(out, "Serving %s\n", u)
-	fmt.Fprintln(out, "Open it in Tor Browser.")
-	return svc, nil
-}
-
-func onOff(on, supported bool) string {
-	switch {
-	case on:
-		return "on"
-	case supported:
-		return "off (by configuration)"
-	}
-	return "off (this tor does not support it)"
-}
-
-func loadCert(cfg config.Config, dataDir string) (*tlscert.Cert, error) {
-	if cfg.LAN.CertFile != "" {
-		return tlscert.Load(cfg.LAN.CertFile, cfg.LAN.KeyFile)
-	}
-	return tlscert.LoadOrCreate(dataDir, cfg.LAN.Names)
-}
-
-// urls lists the addresses friends can open: the listen address, or every
-// interface address when listening on all of them.
-func urls(a *net.TCPAddr) []string {
-	port := strconv.Itoa(a.Port)
-	if !a.IP.IsUnspecified() {
-		return []string{"https://" + net.JoinHostPort(a.IP.String(), port) + "/"}
-	}
-	var out []string
-	addrs, _ := net.InterfaceAddrs()
-	for _, ad := range addrs {
-		if ipn, ok := ad.(*net.IPNet); ok && !ipn.IP.IsLinkLocalUnicast() {
-			out = append(out, "https://"+net.JoinHostPort(ipn.IP.String(), port)+"/")
-		}
-	}
-	return out
+	return func() { close(done) }
 }

@@ -116,8 +116,9 @@ ping_interval = "1s"
 idle_timeout = "4s"
 join_timeout = "2s"
 write_timeout = "4s"
-handshake_timeout = "2s"
 resume_window = "5s"
+[web]
+handshake_timeout = "2s"
 `
 
 // soakMaxPending is the bound on connections before the upgrade at

@@ -1,10 +1,12 @@
 // Package config reads onionchat's TOML configuration. Decoding is strict:
 // an unknown key, a value of the wrong type or a value out of range is an
-// error that names the file, the line and the key. A missing file is not
-// needed: Default gives a working configuration.
+// error that names the file, the line and the key.
 //
-// The package owns the file format and its defaults; it does not start
-// anything.
+// The package owns the file format and its validation, and nothing else:
+// it imports no other package of onionchat. A part's defaults are the
+// part's own constants (hub.Default*, web.Default*, onion.Default*);
+// internal/app puts them into the base configuration that a file is read
+// over (app.Defaults), and turns a Config into each part's settings.
 package config
 
 import (
@@ -15,11 +17,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/onionchat/onionchat/hub"
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 )
@@ -32,15 +35,22 @@ const (
 	ModeLocal = "local" // plain HTTP on loopback or a unix socket, for this machine or a proxy in front
 )
 
-// Config is the whole configuration. The zero value is not useful; start
-// from Default.
+// Config is the whole configuration: one section a part. The zero value
+// is not valid; a file is read over a base that holds every default
+// (app.Defaults).
 type Config struct {
 	Mode    string `toml:"mode"`
-	DataDir string `toml:"data_dir"` // empty: DefaultDataDir()
+	DataDir string `toml:"data_dir"` // empty: the environment's (app.DataDir)
 	LAN     LAN    `toml:"lan"`
 	Local   Local  `toml:"local"`
 	Hub     Hub    `toml:"hub"`
+	Web     Web    `toml:"web"`
 	Tor     Tor    `toml:"tor"`
+
+	// lines maps each dotted key the file set to its line; file is the
+	// file's name. Both are empty for a Config built in code.
+	file  string
+	lines map[string]int
 }
 
 // LAN configures the HTTPS mode.
@@ -65,23 +75,27 @@ type Local struct {
 
 // Hub holds the relay's limits and its resume window.
 type Hub struct {
-	MaxFrameBytes    int      `toml:"max_frame_bytes"`
-	Rate             float64  `toml:"rate"`
-	Burst            int      `toml:"burst"`
-	MaxConns         int      `toml:"max_conns"`
-	MaxConnsPerPeer  int      `toml:"max_conns_per_peer"`
-	MaxRooms         int      `toml:"max_rooms"`
-	MaxMembers       int      `toml:"max_members"`
-	SendQueue        int      `toml:"send_queue"`
-	SendQueueBytes   int      `toml:"send_queue_bytes"`
-	PingInterval     Duration `toml:"ping_interval"`
-	IdleTimeout      Duration `toml:"idle_timeout"`
-	JoinTimeout      Duration `toml:"join_timeout"`
-	WriteTimeout     Duration `toml:"write_timeout"`
+	MaxFrameBytes   int      `toml:"max_frame_bytes"`
+	Rate            float64  `toml:"rate"`
+	Burst           int      `toml:"burst"`
+	MaxConns        int      `toml:"max_conns"`
+	MaxConnsPerPeer int      `toml:"max_conns_per_peer"`
+	MaxRooms        int      `toml:"max_rooms"`
+	MaxMembers      int      `toml:"max_members"`
+	SendQueue       int      `toml:"send_queue"`
+	SendQueueBytes  int      `toml:"send_queue_bytes"`
+	PingInterval    Duration `toml:"ping_interval"`
+	IdleTimeout     Duration `toml:"idle_timeout"`
+	JoinTimeout     Duration `toml:"join_timeout"`
+	WriteTimeout    Duration `toml:"write_timeout"`
+	ResumeWindow    Duration `toml:"resume_window"`
+	JoinRate        float64  `toml:"join_rate"`
+	JoinBurst       int      `toml:"join_burst"`
+}
+
+// Web holds the web server's settings.
+type Web struct {
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
-	ResumeWindow     Duration `toml:"resume_window"`
-	JoinRate         float64  `toml:"join_rate"`
-	JoinBurst        int      `toml:"join_burst"`
 }
 
 // Duration is a time.Duration written as a string such as "30s" or "1h".
@@ -106,32 +120,15 @@ func isDurationText(b []byte) bool {
 	return len(b) > 0 && (b[len(b)-1] < '0' || b[len(b)-1] > '9')
 }
 
-// Default returns the configuration used when no file sets a key.
+// Default returns the settings the format itself gives a key no file
+// sets: the mode, the listen addresses and empty lists. Every part's
+// setting is zero here; app.Defaults fills them from the parts.
 func Default() Config {
 	return Config{
 		Mode:  ModeOnion,
 		LAN:   LAN{Listen: "127.0.0.1:8443", Names: []string{}},
 		Local: Local{Listen: "127.0.0.1:8080", Hosts: []string{}},
-		Hub: Hub{
-			MaxFrameBytes:    hub.DefaultMaxFrameBytes,
-			Rate:             hub.DefaultRate,
-			Burst:            hub.DefaultBurst,
-			MaxConns:         hub.DefaultMaxConns,
-			MaxConnsPerPeer:  hub.DefaultMaxConnsPerPeer,
-			MaxRooms:         hub.DefaultMaxRooms,
-			MaxMembers:       hub.DefaultMaxMembers,
-			SendQueue:        hub.DefaultSendQueue,
-			SendQueueBytes:   hub.DefaultSendQueueBytes,
-			PingInterval:     Duration{hub.DefaultPingInterval},
-			IdleTimeout:      Duration{hub.DefaultIdleTimeout},
-			JoinTimeout:      Duration{hub.DefaultJoinTimeout},
-			WriteTimeout:     Duration{hub.DefaultWriteTimeout},
-			HandshakeTimeout: Duration{10 * time.Second},
-			ResumeWindow:     Duration{hub.DefaultResumeWindow},
-			JoinRate:         hub.DefaultJoinRate,
-			JoinBurst:        hub.DefaultJoinBurst,
-		},
-		Tor: defaultTor(),
+		Tor:   Tor{ExtraTorrc: []string{}},
 	}
 }
 
@@ -157,25 +154,27 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Load reads the file at path over Default.
-func Load(path string) (Config, error) {
+// Load reads the file at path over base.
+func Load(path string, base Config) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data)
+	return Parse(path, data, base)
 }
 
-// Parse decodes data, named name in errors, over Default and validates the
-// result.
-func Parse(name string, data []byte) (Config, error) {
-	c := Default()
+// Parse decodes data, named name in errors, over base and validates the
+// result. base holds the value of every key data does not set
+// (app.Defaults); it is not changed.
+func Parse(name string, data []byte, base Config) (Config, error) {
+	c := base
 	lines, _ := keyLines(data) // a syntax error is reported, with its line, by Decode
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return Config{}, decodeError(name, err)
 	}
+	c.file, c.lines = name, lines
 	if err := c.validate(); err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -198,6 +197,18 @@ func (c *Config) Validate() error {
 	return err
 }
 
+// Errorf returns an *Error about key, naming the file and line that set
+// it when c was read from a file. It is for the rules a part owns and
+// applies itself (such as onion's "auto", "on" or "off"), so that their
+// errors read like the format's.
+func (c *Config) Errorf(key, format string, args ...any) error {
+	file := c.file
+	if file == "" {
+		file = "config"
+	}
+	return &Error{File: file, Line: c.lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
 func decodeError(name string, err error) error {
 	var de *toml.DecodeError
 	var pe *unstable.ParserError
@@ -207,11 +218,11 @@ func decodeError(name string, err error) error {
 		key := strings.Join(de.Key(), ".")
 		msg := strings.TrimPrefix(de.Error(), "toml: ")
 		switch {
-		case msg == "unknown field" && removed[key] != "":
-			msg = removed[key]
+		case msg == "unknown field" && retired[key] != "":
+			msg = retired[key]
 		case msg == "unknown field":
 			msg = "unknown key"
-			if _, known := sections[strings.SplitN(key, ".", 2)[0]]; !known && strings.Contains(key, ".") {
+			if !isSection(strings.SplitN(key, ".", 2)[0]) && strings.Contains(key, ".") {
 				msg = "unknown key (no such section)"
 			}
 		case msg == "missing table":
@@ -227,13 +238,38 @@ func decodeError(name string, err error) error {
 	return &Error{File: name, Msg: err.Error()}
 }
 
-// removed names the keys of earlier versions and says what replaced them.
-var removed = map[string]string{
-	"hub.history_messages": "was removed: rooms keep recent frames for hub.resume_window",
-	"hub.history_ttl":      "was removed: rooms keep recent frames for hub.resume_window",
+// retired names the keys of earlier versions and says what replaced
+// them: a file that sets one is refused with its line and the new key.
+var retired = map[string]string{
+	"hub.history_messages":  "was removed: rooms keep recent frames for hub.resume_window",
+	"hub.history_ttl":       "was removed: rooms keep recent frames for hub.resume_window",
+	"hub.handshake_timeout": "has moved: set web.handshake_timeout in the [web] section",
 }
 
-var sections = map[string]struct{}{"lan": {}, "local": {}, "hub": {}, "tor": {}}
+// isSection says whether name is a section ([name]) of the file.
+func isSection(name string) bool {
+	t, ok := keyType(name)
+	return ok && t.Kind() == reflect.Struct && t != durationType
+}
+
+var durationType = reflect.TypeFor[Duration]()
+
+// keyType returns the Go type a dotted key decodes into, following the
+// toml tags from Config.
+func keyType(key string) (reflect.Type, bool) {
+	t := reflect.TypeFor[Config]()
+	for _, part := range strings.Split(key, ".") {
+		if t.Kind() != reflect.Struct || t == durationType {
+			return nil, false
+		}
+		i := slices.IndexFunc(reflect.VisibleFields(t), func(f reflect.StructField) bool { return f.Tag.Get("toml") == part })
+		if i < 0 {
+			return nil, false
+		}
+		t = reflect.VisibleFields(t)[i].Type
+	}
+	return t, true
+}
 
 // checkLocal accepts only addresses this machine alone can reach: local
 // mode serves plain HTTP, which must never reach a network.
@@ -286,21 +322,28 @@ func checkHost(h string) error {
 
 // want describes the type a key takes, for type-mismatch errors.
 func want(key string) string {
-	switch key {
-	case "mode", "data_dir", "lan.listen", "local.listen", "lan.cert_file", "lan.key_file", "tor.path":
-		return "a string"
-	case "lan.names", "local.hosts", "tor.extra_torrc":
-		return "a list of strings"
-	case "hub.rate", "hub.join_rate":
-		return "a number"
-	}
-	if strings.HasSuffix(key, "_interval") || strings.HasSuffix(key, "_timeout") || strings.HasSuffix(key, "_window") {
+	t, ok := keyType(key)
+	switch {
+	case !ok:
+		return "a value of the documented type"
+	case t == durationType:
 		return `a duration string such as "30s"`
 	}
-	if strings.HasPrefix(key, "tor.") {
-		return "a value of the documented type"
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Slice:
+		return "a list of strings"
+	case reflect.Float64:
+		return "a number"
+	case reflect.Int:
+		return "an integer"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Struct:
+		return "a section [" + key + "]"
 	}
-	return "an integer"
+	return "a value of the documented type"
 }
 
 // keyLines maps each dotted key of the document to the line it is set on.
@@ -408,8 +451,8 @@ func (c *Config) validate() error {
 		{"hub.idle_timeout", h.IdleTimeout.Duration},
 		{"hub.join_timeout", h.JoinTimeout.Duration},
 		{"hub.write_timeout", h.WriteTimeout.Duration},
-		{"hub.handshake_timeout", h.HandshakeTimeout.Duration},
 		{"hub.resume_window", h.ResumeWindow.Duration},
+		{"web.handshake_timeout", c.Web.HandshakeTimeout.Duration},
 	}
 	for _, d := range durs {
 		if d.v < 10*time.Millisecond || d.v > 30*24*time.Hour {
@@ -420,44 +463,4 @@ func (c *Config) validate() error {
 		return bad("hub.idle_timeout", "must be longer than hub.ping_interval (%v)", h.PingInterval.Duration)
 	}
 	return c.Tor.validate()
-}
-
-// HubConfig returns the hub's part of c.
-func (c *Config) HubConfig() hub.Config {
-	h := &c.Hub
-	return hub.Config{
-		MaxFrameBytes:   h.MaxFrameBytes,
-		Rate:            h.Rate,
-		Burst:           h.Burst,
-		MaxConns:        h.MaxConns,
-		MaxConnsPerPeer: h.MaxConnsPerPeer,
-		MaxRooms:        h.MaxRooms,
-		MaxMembers:      h.MaxMembers,
-		SendQueue:       h.SendQueue,
-		SendQueueBytes:  h.SendQueueBytes,
-		PingInterval:    h.PingInterval.Duration,
-		IdleTimeout:     h.IdleTimeout.Duration,
-		JoinTimeout:     h.JoinTimeout.Duration,
-		WriteTimeout:    h.WriteTimeout.Duration,
-		ResumeWindow:    h.ResumeWindow.Duration,
-		JoinRate:        h.JoinRate,
-		JoinBurst:       h.JoinBurst,
-	}
-}
-
-// DefaultDataDir is where keys and certificates live when data_dir is not
-// set: $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/onionchat, else
-// ~/.local/share/onionchat.
-func DefaultDataDir() (string, error) {
-	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
-		return strings.Split(d, ":")[0], nil
-	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "onionchat"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("config: no data directory: set data_dir or $HOME: %w", err)
-	}
-	return filepath.Join(home, ".local", "share", "onionchat"), nil
 }

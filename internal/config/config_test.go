@@ -11,32 +11,61 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
-func TestNoFileGivesDefaults(t *testing.T) {
-	c, err := Parse("empty.toml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(c, Default()) {
-		t.Fatalf("empty file: %+v, want defaults", c)
-	}
-	d := Default()
-	if err := d.Validate(); err != nil {
-		t.Fatalf("defaults invalid: %v", err)
-	}
-}
-
-// The example file documents every key with its default value.
-func TestExampleIsDefaultsAndComplete(t *testing.T) {
+// exampleBase is config.example.toml read over nothing: every key at the
+// value the example documents. (internal/app's tests hold those values to
+// the parts' constants; here they are a valid base to read files over.)
+func exampleBase(t testing.TB) Config {
 	data, err := os.ReadFile("../../config.example.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Parse("config.example.toml", data)
+	c, err := Parse("config.example.toml", data, Config{})
+	if err != nil {
+		t.Fatalf("config.example.toml: %v", err)
+	}
+	c.file, c.lines = "", nil
+	return c
+}
+
+func TestNoFileGivesBase(t *testing.T) {
+	base := exampleBase(t)
+	c, err := Parse("empty.toml", nil, base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(c, Default()) {
-		t.Fatalf("config.example.toml differs from Default():\n%+v\n%+v", c, Default())
+	c.file, c.lines = "", nil
+	if !reflect.DeepEqual(c, base) {
+		t.Fatalf("empty file: %+v, want the base %+v", c, base)
+	}
+	if err := base.Validate(); err != nil {
+		t.Fatalf("base invalid: %v", err)
+	}
+}
+
+// A file read over a base changes only what it sets, and not the base.
+func TestParseLeavesBase(t *testing.T) {
+	base := exampleBase(t)
+	base.LAN.Names = []string{"a.lan"}
+	c, err := Parse("c.toml", []byte("[lan]\nnames = [\"b.lan\", \"c.lan\"]\n[hub]\nburst = 7\n"), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base.LAN.Names[0] != "a.lan" || base.Hub.Burst == 7 || c.Hub.Burst != 7 || len(c.LAN.Names) != 2 || c.Hub.Rate != base.Hub.Rate {
+		t.Fatalf("base %+v, parsed %+v", base, c)
+	}
+}
+
+// The example file documents every key, and the format's own defaults.
+func TestExampleIsComplete(t *testing.T) {
+	data, err := os.ReadFile("../../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := exampleBase(t)
+	d := Default()
+	if c.Mode != d.Mode || c.DataDir != d.DataDir || c.LAN.Listen != d.LAN.Listen || c.Local.Listen != d.Local.Listen {
+		t.Errorf("config.example.toml says mode %q, data_dir %q, lan.listen %q, local.listen %q; Default() says %q, %q, %q, %q",
+			c.Mode, c.DataDir, c.LAN.Listen, c.Local.Listen, d.Mode, d.DataDir, d.LAN.Listen, d.Local.Listen)
 	}
 	lines, _ := keyLines(data)
 	var all map[string]any
@@ -58,6 +87,7 @@ func TestExampleIsDefaultsAndComplete(t *testing.T) {
 }
 
 func TestErrorsNameKeyAndLine(t *testing.T) {
+	base := exampleBase(t)
 	for _, tc := range []struct{ doc, want string }{
 		{"mode = \"lan\"\n\n[hub]\nmax_connz = 5\n", "c.toml:4: hub.max_connz: unknown key"},
 		{"colour = \"red\"\n", "c.toml:1: colour: unknown key"},
@@ -75,7 +105,12 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		{"[lan]\ncert_file = \"/x.pem\"\n", "c.toml:2: lan.cert_file: set both"},
 		{"data_dir = \"relative\"\n", "c.toml:1: data_dir: want an absolute path"},
 		{"[tor]\nextra_torrc = [\"SocksPort 9050\"]\n", `c.toml:2: tor.extra_torrc: is for private test networks only`},
-		{"[tor]\nsandbox = \"yes\"\n", `c.toml:2: tor.sandbox: want "auto", "on" or "off"`},
+		{"[tor]\nephemeral = \"yes\"\n", `c.toml:2: tor.ephemeral: want true or false, not a TOML string`},
+		{"hub = 5\n", `c.toml:1: hub: want a section [hub], not a TOML integer`},
+		{"[hub]\nhandshake_timeout = \"10s\"\n", "c.toml:2: hub.handshake_timeout: has moved: set web.handshake_timeout in the [web] section"},
+		{"[web]\nhandshake_timeout = \"1ms\"\n", "c.toml:2: web.handshake_timeout: want 10ms to 720h"},
+		{"[web]\nhandshake = \"1s\"\n", "c.toml:2: web.handshake: unknown key"},
+		{"[webb]\nhandshake_timeout = \"1s\"\n", "c.toml:1: webb: unknown section"},
 		{"mode = \"lan\n", "c.toml:1: basic strings cannot have new lines"},
 		{"[hub]\nrate = 5.0\nhistory_messages = 50\n", "c.toml:3: hub.history_messages: was removed: rooms keep recent frames for hub.resume_window"},
 		{"[hub]\nhistory_ttl = \"1h\"\n", "c.toml:2: hub.history_ttl: was removed: rooms keep recent frames for hub.resume_window"},
@@ -89,7 +124,7 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		{"[local]\nhosts = [\"[1.2.3.4]\"]\n", `c.toml:2: local.hosts: "[1.2.3.4]" is not a bracketed IPv6`},
 		{"mode = \"local\"\n[local]\nlisten = \"unix:/run/oc.sock\"\n", `c.toml: local.hosts: on a unix socket, list the Host names`},
 	} {
-		_, err := Parse("c.toml", []byte(tc.doc))
+		_, err := Parse("c.toml", []byte(tc.doc), base)
 		var e *Error
 		if !errors.As(err, &e) {
 			t.Errorf("%q: error %v is not a *config.Error", tc.doc, err)
@@ -102,6 +137,7 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 }
 
 func TestValues(t *testing.T) {
+	base := exampleBase(t)
 	c, err := Parse("c.toml", []byte(`
 mode = "both"
 data_dir = "/var/lib/onionchat"
@@ -116,17 +152,31 @@ join_burst = 3
 [tor]
 ephemeral = true
 extra_torrc = ["TestingTorNetwork 1", "DirAuthority a 127.0.0.1:1 0000"]
-`))
+[web]
+handshake_timeout = "4s"
+`), base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Mode != ModeBoth || c.LAN.Listen != "0.0.0.0:9443" || len(c.LAN.Names) != 2 || c.Hub.Rate != 2.5 ||
-		c.Hub.ResumeWindow.Duration != 5*time.Minute || c.Hub.JoinRate != 0.5 || c.Hub.JoinBurst != 3 || !c.Tor.Ephemeral || len(c.Tor.ExtraTorrc) != 2 {
+		c.Hub.ResumeWindow.Duration != 5*time.Minute || c.Hub.JoinRate != 0.5 || c.Hub.JoinBurst != 3 || !c.Tor.Ephemeral || len(c.Tor.ExtraTorrc) != 2 ||
+		c.Web.HandshakeTimeout.Duration != 4*time.Second || c.Hub.MaxConns != base.Hub.MaxConns {
 		t.Fatalf("got %+v", c)
 	}
-	h := c.HubConfig()
-	if h.ResumeWindow != 5*time.Minute || h.JoinRate != 0.5 || h.JoinBurst != 3 || h.Rate != 2.5 || h.MaxConns != Default().Hub.MaxConns {
-		t.Fatalf("HubConfig %+v", h)
+}
+
+// Errorf locates a key of a part's own rule like the format's errors.
+func TestErrorfNamesLine(t *testing.T) {
+	c, err := Parse("c.toml", []byte("mode = \"onion\"\n[tor]\n\nsandbox = \"yes\"\n"), exampleBase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Errorf("tor.sandbox", "want %q", "on").Error(), `c.toml:4: tor.sandbox: want "on"`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	d := Default()
+	if got, want := d.Errorf("tor.sandbox", "bad").Error(), "config: tor.sandbox: bad"; got != want {
+		t.Errorf("built in code: got %q, want %q", got, want)
 	}
 }
 
@@ -136,7 +186,7 @@ func TestLocalHosts(t *testing.T) {
 [local]
 listen = "unix:/run/onionchat/http.sock"
 hosts = ["abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion", "chat.example.org:8443", "[::1]:80"]
-`))
+`), exampleBase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,11 +200,12 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	for _, s := range []string{"", "mode = \"lan\"", "[hub]\nrate = 1e400", "[hub]\nx=1", "a.b.c = 1", "[[hub]]", "[lan]\nnames = [1]",
-		"[hub]\nhistory_messages = 5\nhistory_ttl = \"1h\"", "[hub]\nresume_window = \"3m\"\njoin_rate = 1e400\njoin_burst = 5"} {
+		"[hub]\nhistory_messages = 5\nhistory_ttl = \"1h\"", "[hub]\nhandshake_timeout = \"1s\"\n[web]\nhandshake_timeout = \"2s\"", "[hub]\nresume_window = \"3m\"\njoin_rate = 1e400\njoin_burst = 5"} {
 		f.Add([]byte(s))
 	}
+	base := exampleBase(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := Parse("f.toml", b)
+		c, err := Parse("f.toml", b, base)
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) || e.File != "f.toml" || e.Msg == "" {

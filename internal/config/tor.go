@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -11,14 +10,17 @@ import (
 )
 
 // Tor configures the tor that onion mode starts. Every hardening option is
-// on by default; config.example.toml says what each one does.
+// on by default (onion.Conf's zero values); config.example.toml says what
+// each one does.
 type Tor struct {
 	Path       string `toml:"path"`        // tor binary; empty: "tor" on $PATH
 	RuntimeDir string `toml:"runtime_dir"` // the torrc, tor's control cookie and the socket; empty: $RUNTIME_DIRECTORY or a new temporary directory
 	Ephemeral  bool   `toml:"ephemeral"`   // a fresh address every start, its key never on disk
 
-	Sandbox         string `toml:"sandbox"`     // "auto", "on" or "off"
-	PoWDefense      string `toml:"pow_defense"` // "auto", "on" or "off"
+	// Sandbox and PoWDefense are "auto", "on" or "off": onion.ParseFeature
+	// reads them (internal/app reports its error with the line).
+	Sandbox         string `toml:"sandbox"`
+	PoWDefense      string `toml:"pow_defense"`
 	SafeLogging     bool   `toml:"safe_logging"`
 	AvoidDiskWrites bool   `toml:"avoid_disk_writes"`
 	IntroDoSDefense bool   `toml:"intro_dos_defense"`
@@ -33,30 +35,9 @@ type Tor struct {
 	ExtraTorrc []string `toml:"extra_torrc"`
 }
 
-func defaultTor() Tor {
-	return Tor{
-		Sandbox:         "auto",
-		PoWDefense:      "auto",
-		SafeLogging:     true,
-		AvoidDiskWrites: true,
-		IntroDoSDefense: true,
-		MaxStreams:      32,
-		MaxMemInQueues:  "64 MB",
-		PublishTimeout:  Duration{3 * time.Minute},
-		ExtraTorrc:      []string{},
-	}
-}
-
 var memRe = regexp.MustCompile(`^[0-9]{1,6} ?(KB|MB|GB|KBytes|MBytes|GBytes)$`)
 
 func (t *Tor) validate() error {
-	for _, o := range []struct{ key, v string }{{"tor.sandbox", t.Sandbox}, {"tor.pow_defense", t.PoWDefense}} {
-		switch o.v {
-		case "auto", "on", "off":
-		default:
-			return bad(o.key, `want "auto", "on" or "off", not %q`, o.v)
-		}
-	}
 	if t.MaxStreams < 1 || t.MaxStreams > 65535 {
 		return bad("tor.max_streams", "want 1 to 65535, not %d", t.MaxStreams)
 	}
@@ -135,33 +116,4 @@ func checkDataDir(p string) error {
 		return nil
 	}
 	return checkTorPath(p, false)
-}
-
-// CheckEnv checks the directories onionchat would take from the
-// environment for c: $STATE_DIRECTORY, else $XDG_DATA_HOME, when c sets
-// no data_dir (as DefaultDataDir reads them), and $RUNTIME_DIRECTORY when
-// it sets no tor.runtime_dir. They reach tor's torrc as the keys they
-// stand in for do, so the same rule holds; the error names the variable.
-func CheckEnv(c Config) error {
-	check := func(name, dir string, socket bool) error {
-		if err := checkTorPath(dir, socket); err != nil {
-			return &Error{File: "environment", Key: "$" + name, Msg: err.Error()}
-		}
-		return nil
-	}
-	if c.DataDir == "" {
-		if d := os.Getenv("STATE_DIRECTORY"); d != "" {
-			if err := check("STATE_DIRECTORY", strings.Split(d, ":")[0], false); err != nil {
-				return err
-			}
-		} else if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
-			if err := check("XDG_DATA_HOME", d, false); err != nil {
-				return err
-			}
-		}
-	}
-	if d := os.Getenv("RUNTIME_DIRECTORY"); d != "" && c.Tor.RuntimeDir == "" {
-		return check("RUNTIME_DIRECTORY", d, true)
-	}
-	return nil
 }

@@ -14,6 +14,7 @@ import (
 // hold the copy at least as strict as the rule.
 
 func TestTorPathsInjection(t *testing.T) {
+	base := config.ExampleBase(t)
 	for _, c := range []struct{ file, key string }{
 		{"data_dir = \"/var/lib/oc\\nSocksPort 0.0.0.0:9050\\n#\"\n", "data_dir"},
 		{"data_dir = \"/var/lib/oc\\rSocksPort 9050\"\n", "data_dir"},
@@ -27,38 +28,14 @@ func TestTorPathsInjection(t *testing.T) {
 		{"[tor]\nextra_torrc = [\"TestingTorNetwork 1\", \"Log notice stdout\\u000bSocksPort 9050\"]\n", "tor.extra_torrc"},
 		{"[tor]\nextra_torrc = [\"TestingTorNetwork 1\", \"Log notice stdout \\\\\"]\n", "tor.extra_torrc"},
 	} {
-		_, err := config.Parse("t.toml", []byte(c.file))
+		_, err := config.Parse("t.toml", []byte(c.file), base)
 		var e *config.Error
 		if !errors.As(err, &e) || e.Key != c.key || e.Line == 0 {
 			t.Errorf("%q: got %v, want an error on %s with its line", c.file, err, c.key)
 		}
 	}
-	if _, err := config.Parse("t.toml", []byte("data_dir = \"/var/lib/onion chat\"\n[tor]\nruntime_dir = \"/run/onionchat\"\n")); err != nil {
+	if _, err := config.Parse("t.toml", []byte("data_dir = \"/var/lib/onion chat\"\n[tor]\nruntime_dir = \"/run/onionchat\"\n"), base); err != nil {
 		t.Errorf("a clean file: %v", err)
-	}
-}
-
-func TestCheckEnv(t *testing.T) {
-	for _, c := range []struct{ env, val string }{
-		{"STATE_DIRECTORY", "/var/lib/oc\nSocksPort 0.0.0.0:9050\n#"},
-		{"XDG_DATA_HOME", "/home/x/share\nSocksPort 9050"},
-		{"RUNTIME_DIRECTORY", "/run/onionchat\nSocksPort 9050"},
-		{"RUNTIME_DIRECTORY", "/run/onion chat"},
-	} {
-		t.Setenv("STATE_DIRECTORY", "")
-		t.Setenv("XDG_DATA_HOME", "")
-		t.Setenv("RUNTIME_DIRECTORY", "")
-		t.Setenv(c.env, c.val)
-		err := config.CheckEnv(config.Default())
-		if err == nil || !strings.Contains(err.Error(), "$"+c.env) {
-			t.Errorf("$%s=%q: got %v, want an error naming the variable", c.env, c.val, err)
-		}
-		// Set in the configuration, the variable is not read, so not checked.
-		cfg := config.Default()
-		cfg.DataDir, cfg.Tor.RuntimeDir = "/var/lib/onionchat", "/run/onionchat"
-		if err := config.CheckEnv(cfg); err != nil {
-			t.Errorf("$%s unused: %v", c.env, err)
-		}
 	}
 }
 
@@ -68,18 +45,19 @@ func FuzzTorPathAgreesWithOnion(f *testing.F) {
 	for _, s := range []string{"/var/lib/onionchat", "/var/lib/oc\nSocksPort 9050\n#", "/a b", "/a#b", `/a\`, "/a\u0085", "/a\u2028b", " /a"} {
 		f.Add(s)
 	}
+	base := config.ExampleBase(f)
 	f.Fuzz(func(t *testing.T, dir string) {
 		if dir == "" {
 			return // the default: no directory written
 		}
-		c := config.Default()
+		c := base
 		c.DataDir = dir
 		if c.Validate() == nil {
 			if err := onion.CheckTorrcValue(dir); err != nil {
 				t.Fatalf("data_dir %q accepted by config, refused by onion: %v", dir, err)
 			}
 		}
-		c = config.Default()
+		c = base
 		c.Tor.RuntimeDir = dir
 		if c.Validate() == nil {
 			if err := onion.CheckTorrcValue(dir); err != nil || strings.ContainsAny(dir, " \t") {

@@ -1,0 +1,4 @@
+package config
+
+// ExampleBase is exampleBase for the tests of package config_test.
+var ExampleBase = exampleBase
