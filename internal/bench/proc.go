@@ -4,29 +4,17 @@ import (
 	"os"
 	"strconv"
 	"strings"
-)
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times; it is 100 on
-// every Linux that Go runs on.
-const clockTicks = 100
+	"github.com/onionchat/onionchat/internal/procfs"
+)
 
 // procCPU returns the CPU seconds (user + system) a process has used.
 func procCPU(pid int) float64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return 0
 	}
-	// Fields after the parenthesised command name; utime and stime are
-	// fields 14 and 15 of the whole line.
-	s := string(b)
-	s = s[strings.LastIndexByte(s, ')')+2:]
-	f := strings.Fields(s)
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (u + st) / clockTicks
+	return st.CPUSeconds()
 }
 
 // procRSS returns a process's resident and peak resident set sizes, KiB.

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/cretz/bine/control"
 	"github.com/gorilla/websocket"
+	"github.com/onionchat/onionchat/internal/procfs"
 	"github.com/onionchat/onionchat/internal/tortest"
 	"github.com/onionchat/onionchat/internal/wstest"
 )
@@ -123,21 +123,9 @@ func appTor(t *testing.T, data string) *control.Conn {
 // childTor returns the PID of onionchat's tor child.
 func childTor(t *testing.T, parent int) int {
 	t.Helper()
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		comm := s[strings.IndexByte(s, '(')+1 : strings.LastIndexByte(s, ')')]
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if ppid, _ := strconv.Atoi(f[1]); ppid == parent && comm == "tor" {
-			return pid
+	for _, st := range procfs.All() {
+		if st.PPID == parent && st.Comm == "tor" {
+			return st.PID
 		}
 	}
 	t.Fatalf("onionchat (pid %d) has no tor child", parent)
