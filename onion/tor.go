@@ -411,15 +411,21 @@ func afterLevel(l string) string {
 	return l
 }
 
+// tail returns tor's last log lines, for an error: "nothing" if none.
 func (s *Service) tail() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var keep []string
-	for _, l := range s.lastLines {
-		keep = append(keep, afterLevel(l))
-	}
-	if len(keep) == 0 {
+	return s.tailLocked()
+}
+
+// tailLocked is tail for a caller that holds s.mu.
+func (s *Service) tailLocked() string {
+	if len(s.lastLines) == 0 {
 		return "nothing"
+	}
+	keep := make([]string, len(s.lastLines))
+	for i, l := range s.lastLines {
+		keep[i] = afterLevel(l)
 	}
 	return strings.Join(keep, " / ")
 }
@@ -473,14 +479,6 @@ func (s *Service) Err() error {
 		return fmt.Errorf("onion: tor exited (%v); its last words: %s", s.waitErr, s.tailLocked())
 	}
 	return fmt.Errorf("onion: tor exited; its last words: %s", s.tailLocked())
-}
-
-func (s *Service) tailLocked() string {
-	var keep []string
-	for _, l := range s.lastLines {
-		keep = append(keep, afterLevel(l))
-	}
-	return strings.Join(keep, " / ")
 }
 
 // PID is tor's process id.
