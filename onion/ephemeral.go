@@ -50,7 +50,7 @@ func (s *Service) prepareEphemeral() error {
 	if err := syscall.Mkfifo(filepath.Join(s.hsDir, SecretKeyFile), 0o600); err != nil {
 		return fmt.Errorf("onion: make the pipe for the key: %w", err)
 	}
-	s.ephemeralKey = append(slices.Clone(secretHeader), expand(priv)...)
+	s.ephemeralKey = secretKey(priv)
 	clear(priv)
 	s.Addr = Address(pub)
 	return nil

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha3"
-	"crypto/sha512"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -88,7 +87,7 @@ func EnsureKey(dataDir string) (dir, addr string, err error) {
 	// A public key file left alone by an interrupted first start is
 	// replaced; without its secret key it is worth nothing.
 	os.Remove(filepath.Join(dir, PublicKeyFile))
-	if err := securefile.WriteNew(filepath.Join(dir, SecretKeyFile), append(slices.Clone(secretHeader), expand(priv)...)); err != nil {
+	if err := securefile.WriteNew(filepath.Join(dir, SecretKeyFile), secretKey(priv)); err != nil {
 		return "", "", fmt.Errorf("onion: %w", err)
 	}
 	if err := securefile.WriteNew(filepath.Join(dir, PublicKeyFile), append(slices.Clone(publicHeader), pub...)); err != nil {
@@ -97,14 +96,11 @@ func EnsureKey(dataDir string) (dir, addr string, err error) {
 	return dir, Address(pub), nil
 }
 
-// expand turns an ed25519 private key into the 64-byte expanded form tor
-// stores: the clamped scalar, then the nonce prefix (RFC 8032 5.1.5).
-func expand(priv ed25519.PrivateKey) []byte {
-	h := sha512.Sum512(priv.Seed())
-	h[0] &= 248
-	h[31] &= 127
-	h[31] |= 64
-	return h[:]
+// secretKey returns the contents of tor's secret key file for priv: the
+// header, then the 64-byte expanded key tor stores (the clamped scalar
+// and the nonce prefix, RFC 8032 5.1.5), which bine computes.
+func secretKey(priv ed25519.PrivateKey) []byte {
+	return append(slices.Clone(secretHeader), torkey.FromCryptoPrivateKey(priv).PrivateKey()...)
 }
 
 // LoadAddress returns the address of the key stored in dataDir, checking

@@ -57,6 +57,22 @@ func TestKeyCreatedOnceAndReadable(t *testing.T) {
 	}
 }
 
+// The secret key file holds tor's expanded form of the key: a known
+// answer, computed once from RFC 8032 5.1.5 (SHA-512 of the seed, the
+// scalar clamped).
+func TestSecretKeyExpanded(t *testing.T) {
+	seed := make([]byte, ed25519.SeedSize)
+	for i := range seed {
+		seed[i] = byte(i)
+	}
+	got := secretKey(ed25519.NewKeyFromSeed(seed))
+	const want = "3894eea49c580aef816935762be049559d6d1440dede12e6a125f1841fff8e6f" +
+		"a9d71862a3e5746b571be3d187b0041046f52ebd850c7cbd5fde8ee38473b649"
+	if len(got) != 96 || string(got[:32]) != string(secretHeader) || hex.EncodeToString(got[32:]) != want {
+		t.Fatalf("secret key file %x", got)
+	}
+}
+
 func TestLoadAddressWithoutKey(t *testing.T) {
 	if _, err := LoadAddress(t.TempDir()); err != ErrNoKey {
 		t.Fatalf("got %v, want ErrNoKey", err)
