@@ -2,13 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +12,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/onionchat/onionchat/internal/need"
+	"github.com/onionchat/onionchat/internal/tlscert"
 )
 
 // Chromium starts Debian's chromium headless with a fresh profile, kept
@@ -92,33 +87,10 @@ func SameBrowserTab(t testing.TB, tab context.Context) context.Context {
 	return ctx
 }
 
-// selfSigned makes a throw-away certificate for 127.0.0.1.
-func selfSigned() (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	// A serial of its own: Firefox refuses two certificates with the same
-	// issuer and serial, and each recorder makes one.
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 63))
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "recorder"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
+// selfSigned makes a throw-away certificate for 127.0.0.1, with a serial
+// of its own (tlscert.New): Firefox refuses two certificates with the
+// same issuer and serial, and each recorder makes one.
+func selfSigned() (tls.Certificate, error) { return tlscert.New([]string{"127.0.0.1"}) }
 
 // Artifacts returns the directory where tests leave screenshots for people
 // to look at: $ONIONCHAT_ARTIFACTS, or internal/e2e/artifacts.

@@ -166,6 +166,19 @@ func Names(extra []string) []string {
 	return slices.Compact(names)
 }
 
+// New returns a fresh self-signed certificate for names (DNS names or IP
+// addresses), made as LoadOrCreate makes LAN mode's but kept in memory
+// only: for a server that keeps none, such as a test's TLS proxy. Its
+// serial is random, as every generated one's: browsers (Firefox) refuse a
+// second certificate with the same issuer and serial.
+func New(names []string) (tls.Certificate, error) {
+	certPEM, keyPEM, err := generate(names, time.Now())
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
+}
+
 func generate(names []string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -150,3 +150,25 @@ func TestUnwritableDirLeavesNothing(t *testing.T) {
 		t.Fatalf("left %d files behind", len(entries))
 	}
 }
+
+// New's certificates are for the names given, and no two share a serial
+// (Firefox refuses a second certificate with the same issuer and serial).
+func TestNewInMemory(t *testing.T) {
+	a, err := New([]string{"127.0.0.1", "chat.lan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Leaf.VerifyHostname("127.0.0.1"); err != nil {
+		t.Error(err)
+	}
+	if err := a.Leaf.VerifyHostname("chat.lan"); err != nil {
+		t.Error(err)
+	}
+	if a.Leaf.SerialNumber.Cmp(b.Leaf.SerialNumber) == 0 {
+		t.Errorf("two certificates with serial %v", a.Leaf.SerialNumber)
+	}
+}
