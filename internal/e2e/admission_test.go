@@ -144,9 +144,7 @@ func TestFriendJoinsUnderAttack(t *testing.T) {
 		return wstest.New(t, ws)
 	}
 	alice, bob := dialAs("127.0.0.150"), dialAs("127.0.0.151")
-	alice.JoinOK("friends", "alice")
-	bob.JoinOK("friends", "bob")
-	alice.Expect("join")
+	wstest.Pair(alice, bob, "friends")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

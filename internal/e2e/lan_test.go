@@ -39,17 +39,9 @@ func TestLANBinaryChatAndSIGTERM(t *testing.T) {
 
 	a := wstest.Dial(t, p.URL)
 	b := wstest.Dial(t, p.URL)
-	a.JoinOK("e2e", "alice")
-	b.JoinOK("e2e", "bob")
-	a.Expect("join")
-	a.Msg("hello bob")
-	if f := b.Expect("msg"); f.Str("from") != "alice" || wstest.Body(f) != "hello bob" {
-		t.Fatalf("bob got %v", f)
-	}
-	b.Msg("hello alice")
-	if f := a.Expect("msg"); f.Str("from") != "bob" || wstest.Body(f) != "hello alice" {
-		t.Fatalf("alice got %v", f)
-	}
+	wstest.Pair(a, b, "e2e")
+	a.Says(b, "alice", "hello bob")
+	b.Says(a, "bob", "hello alice")
 
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

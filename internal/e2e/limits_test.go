@@ -119,13 +119,8 @@ func TestIdleConnectionsBounded(t *testing.T) {
 	joined := time.Now()
 	a := wstest.Dial(t, p.URL)
 	b := wstest.Dial(t, p.URL)
-	a.JoinOK("friends", "alice")
-	b.JoinOK("friends", "bob")
-	a.Expect("join")
-	a.Msg("still here")
-	if f := b.Expect("msg"); wstest.Body(f) != "still here" {
-		t.Fatalf("bob got %v", f)
-	}
+	wstest.Pair(a, b, "friends")
+	a.Says(b, "alice", "still here")
 	t.Logf("friends joined and chatted in %v beside them", time.Since(joined).Round(time.Millisecond))
 	sessions, _, g := stats(t, p)
 	if sessions != 2 || g > base+total+16 {

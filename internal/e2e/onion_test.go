@@ -165,13 +165,8 @@ func TestOnionMode(t *testing.T) {
 	t.Run("chat through tor", func(t *testing.T) {
 		a := dialOnion(t, socksDialer(net.SOCKSAddr(), "alice"), addr)
 		b := dialOnion(t, socksDialer(net.SOCKSAddr(), "bob"), addr)
-		a.JoinOK("tor room", "alice")
-		b.JoinOK("tor room", "bob")
-		a.Expect("join")
-		a.Msg("over tor")
-		if f := b.Expect("msg"); wstest.Body(f) != "over tor" || f.Str("from") != "alice" {
-			t.Fatalf("bob got %v", f)
-		}
+		wstest.Pair(a, b, "tor room")
+		a.Says(b, "alice", "over tor")
 	})
 
 	t.Run("hardened tor config", func(t *testing.T) {

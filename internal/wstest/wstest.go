@@ -173,6 +173,25 @@ func (c *Client) JoinOK(room, name string) Frame {
 	return c.Expect("welcome")
 }
 
+// Pair joins a as alice and b as bob to room and waits until alice is
+// told that bob joined: two friends ready to chat.
+func Pair(a, b *Client, room string) {
+	a.t.Helper()
+	a.JoinOK(room, "alice")
+	b.JoinOK(room, "bob")
+	a.Expect("join")
+}
+
+// Says sends body to the room and fails the test unless to's next frame
+// is that message, from the member called from (c's name).
+func (c *Client) Says(to *Client, from, body string) {
+	c.t.Helper()
+	c.Msg(body)
+	if f := to.Expect("msg"); Body(f) != body || f.Str("from") != from {
+		c.t.Fatalf("got %v, want %q from %s", f, body, from)
+	}
+}
+
 // Resume sends a join that takes back the session of an earlier welcome,
 // which had everything up to seq since.
 func (c *Client) Resume(room string, welcome Frame, since int64) {
