@@ -46,6 +46,7 @@ func Defaults() config.Config {
 		ResumeWindow:    dur(hub.DefaultResumeWindow),
 		JoinRate:        hub.DefaultJoinRate,
 		JoinBurst:       hub.DefaultJoinBurst,
+		ByteRate:        hub.DefaultByteRate,
 	}
 	c.Web = config.Web{HandshakeTimeout: dur(web.DefaultHandshakeTimeout)}
 	var o onion.Conf // every zero value is onion's default
@@ -161,6 +162,7 @@ func hubConfig(h config.Hub) hub.Config {
 		ResumeWindow:    h.ResumeWindow.Duration,
 		JoinRate:        h.JoinRate,
 		JoinBurst:       h.JoinBurst,
+		ByteRate:        h.ByteRate,
 	}
 }
 

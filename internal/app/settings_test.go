@@ -80,6 +80,7 @@ func TestFileReachesParts(t *testing.T) {
 rate = 2.5
 resume_window = "5m"
 join_burst = 3
+byte_rate = 65536
 [web]
 handshake_timeout = "4s"
 [tor]
@@ -96,7 +97,7 @@ runtime_dir = "/run/oc"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.dataDir != "/srv/oc" || s.hub.Rate != 2.5 || s.hub.ResumeWindow != 5*time.Minute || s.hub.JoinBurst != 3 ||
+	if s.dataDir != "/srv/oc" || s.hub.Rate != 2.5 || s.hub.ResumeWindow != 5*time.Minute || s.hub.JoinBurst != 3 || s.hub.ByteRate != 65536 ||
 		s.hub.MaxConns != hub.DefaultMaxConns || s.web.HandshakeTimeout != 4*time.Second {
 		t.Errorf("settings %+v", s)
 	}

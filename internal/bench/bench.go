@@ -209,6 +209,7 @@ join_rate = 100000.0
 join_burst = 100000
 send_queue = 16384
 send_queue_bytes = 16777216
+byte_rate = 1073741824
 max_rooms = 1000
 max_members = 1000
 `

@@ -91,6 +91,7 @@ type Hub struct {
 	ResumeWindow    Duration `toml:"resume_window"`
 	JoinRate        float64  `toml:"join_rate"`
 	JoinBurst       int      `toml:"join_burst"`
+	ByteRate        int      `toml:"byte_rate"`
 }
 
 // Web holds the web server's settings.
@@ -431,6 +432,7 @@ func (c *Config) validate() error {
 		{"hub.send_queue", h.SendQueue, 1, 1 << 20},
 		{"hub.send_queue_bytes", h.SendQueueBytes, h.MaxFrameBytes, 1 << 30},
 		{"hub.join_burst", h.JoinBurst, 1, 1 << 20},
+		{"hub.byte_rate", h.ByteRate, 1 << 10, 1 << 30},
 	}
 	for _, i := range ints {
 		if i.v < i.min || i.v > i.max {

@@ -117,6 +117,7 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		{"[hub]\njoin_rate = 0.0\n", "c.toml:2: hub.join_rate: want joins per second above 0"},
 		{"[hub]\njoin_rate = \"fast\"\n", "c.toml:2: hub.join_rate: want a number, not a TOML string"},
 		{"[hub]\njoin_burst = 0\n", "c.toml:2: hub.join_burst: want 1 to"},
+		{"[hub]\nbyte_rate = 100\n", "c.toml:2: hub.byte_rate: want 1024 to 1073741824, not 100"},
 		{"[hub]\nresume_window = 180\n", `c.toml:2: hub.resume_window: want a duration such as "30s"`},
 		{"[hub]\nresume_window = \"1ms\"\n", "c.toml:2: hub.resume_window: want 10ms to 720h"},
 		{"[local]\nhosts = [\"a b\"]\n", `c.toml:2: local.hosts: "a b": a host name has only`},
