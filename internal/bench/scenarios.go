@@ -47,6 +47,17 @@ func startReaders(cs []*client, want int64, deadline time.Time, latencies bool) 
 	return checkers, readers
 }
 
+// tally counts what every reader of a scenario got, each of the others
+// having sent perSender messages, want of them for each reader.
+func tally(checkers []*checker, perSender int, want int64) Counts {
+	var c Counts
+	for i, ck := range checkers {
+		ck.finish(i, perSender)
+		c.add(ck.counts, want)
+	}
+	return c
+}
+
 func burst(ctx context.Context, url string, srv *server, n, k, body int) (Burst, error) {
 	r := Burst{N: n, K: k, Clients: n, PerSender: k, BodyBytes: body, FrameBytes: wsFrameBytes(frameSize(body))}
 	cs, err := dialMany(ctx, url, fmt.Sprintf("burst-%d-%d-%d", n, body, runID), n, n)
@@ -66,23 +77,20 @@ func burst(ctx context.Context, url string, srv *server, n, k, body int) (Burst,
 	start := time.Now()
 	var senders sync.WaitGroup
 	for i, c := range cs {
-		senders.Add(1)
-		go func() {
-			defer senders.Done()
+		senders.Go(func() {
 			for _, f := range frames[i] {
 				if c.send(f) != nil {
 					return
 				}
 			}
-		}()
+		})
 	}
 	senders.Wait()
 	readers.Wait()
 	r.Server, r.Load = m.stop()
+	r.Counts = tally(checkers, k, want)
 	var last time.Time
-	for i, ck := range checkers {
-		ck.finish(i, k)
-		r.Counts.add(ck.counts, want)
+	for _, ck := range checkers {
 		if ck.last.After(last) {
 			last = ck.last
 		}
@@ -140,9 +148,7 @@ func paced(ctx context.Context, url string, srv *server, n, rate int, dur time.D
 	start := time.Now()
 	var senders sync.WaitGroup
 	for i, c := range cs {
-		senders.Add(1)
-		go func() {
-			defer senders.Done()
+		senders.Go(func() {
 			offset := time.Duration(i) * interval / time.Duration(n)
 			for s := range perClient {
 				at := start.Add(offset + time.Duration(s)*interval)
@@ -151,15 +157,14 @@ func paced(ctx context.Context, url string, srv *server, n, rate int, dur time.D
 					return
 				}
 			}
-		}()
+		})
 	}
 	senders.Wait()
 	readers.Wait()
 	r.Server, r.Load = m.stop()
+	r.Counts = tally(checkers, perClient, want)
 	var lat []time.Duration
-	for i, ck := range checkers {
-		ck.finish(i, perClient)
-		r.Counts.add(ck.counts, want)
+	for _, ck := range checkers {
 		lat = append(lat, ck.latencies...)
 	}
 	r.P50Ms, r.P99Ms, r.MaxMs = percentiles(lat)
@@ -181,25 +186,39 @@ type idleCase struct{ n, rooms int }
 // idle measures the case on a fresh server.
 func idle(ctx context.Context, bin string, ic idleCase) (Idle, error) {
 	r := Idle{Conns: ic.n, Rooms: ic.rooms}
-	srv, err := freshServer(ctx, bin)
+	var err error
+	r.RSSBefore, r.RSSAfter, r.Load, err = memory(ctx, bin, "idle", ic.n, (ic.n+ic.rooms-1)/ic.rooms, func([]*client) {})
 	if err != nil {
 		return r, err
+	}
+	r.KiBPerConn = float64(r.RSSAfter-r.RSSBefore) / float64(ic.n)
+	return r, nil
+}
+
+// memory measures what clients cost a server of its own (freshServer):
+// it connects n clients to rooms of perRoom members, has use drive them,
+// lets the garbage be collected and freed pages go back, and returns the
+// server's resident memory before and after, KiB, and the machine's load
+// meanwhile. The clients stay connected until then.
+func memory(ctx context.Context, bin, name string, n, perRoom int, use func(cs []*client)) (before, after int64, load Load, err error) {
+	srv, err := freshServer(ctx, bin)
+	if err != nil {
+		return 0, 0, load, err
 	}
 	defer srv.stop()
 	pid := srv.cmd.Process.Pid
-	r.RSSBefore, _ = procRSS(pid)
+	before, _ = procRSS(pid)
 	m := startMeter(srv)
-	cs, err := dialMany(ctx, srv.url, fmt.Sprintf("idle-%d", runID), ic.n, (ic.n+ic.rooms-1)/ic.rooms)
+	cs, err := dialMany(ctx, srv.url, fmt.Sprintf("%s-%d", name, runID), n, perRoom)
 	if err != nil {
-		return r, err
+		return before, 0, load, err
 	}
 	defer closeAll(cs)
-	// Let the joins' garbage be collected and freed pages go back.
+	use(cs)
 	time.Sleep(5 * time.Second)
-	r.RSSAfter, _ = procRSS(pid)
-	_, r.Load = m.stop()
-	r.KiBPerConn = float64(r.RSSAfter-r.RSSBefore) / float64(ic.n)
-	return r, nil
+	after, _ = procRSS(pid)
+	_, load = m.stop()
+	return before, after, load, nil
 }
 
 // freshServer starts a server of its own for a memory scenario, so that
@@ -257,12 +276,10 @@ func rawRun(n, size, perReader, batch int) Raw {
 		if err != nil {
 			return r
 		}
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
+		readers.Go(func() {
 			io.CopyN(io.Discard, c, int64(perReader*size))
 			c.Close()
-		}()
+		})
 		s, err := ln.Accept()
 		if err != nil {
 			return r
@@ -308,40 +325,32 @@ type Window struct {
 func window(ctx context.Context, bin string, rooms int) (Window, error) {
 	per := hub.MaxRoomBytes/frameSize(paddedBytes)*3/2 + 1
 	r := Window{Rooms: rooms, SentPerRoom: per, BodyBytes: paddedBytes, CapBytes: hub.MaxRoomBytes, WindowSeconds: hub.DefaultResumeWindow.Seconds()}
-	srv, err := freshServer(ctx, bin)
-	if err != nil {
-		return r, err
-	}
-	defer srv.stop()
-	pid := srv.cmd.Process.Pid
-	r.RSSBefore, _ = procRSS(pid)
-	cs, err := dialMany(ctx, srv.url, fmt.Sprintf("window-%d", runID), 2*rooms, 2)
-	if err != nil {
-		return r, err
-	}
-	defer closeAll(cs)
-	var readers []*client
-	for i := 1; i < len(cs); i += 2 {
-		readers = append(readers, cs[i])
-	}
-	checkers, wait := startReaders(readers, int64(per), time.Now().Add(scenarioTimeout), false)
-	var senders sync.WaitGroup
-	for i := 0; i < len(cs); i += 2 {
-		senders.Go(func() {
-			for s := range per {
-				if cs[i].send(msgFrameN(0, s, paddedBytes, 0)) != nil {
-					return
+	var err error
+	r.RSSBefore, r.RSSAfter, _, err = memory(ctx, bin, "window", 2*rooms, 2, func(cs []*client) {
+		var readers []*client
+		for i := 1; i < len(cs); i += 2 {
+			readers = append(readers, cs[i])
+		}
+		checkers, wait := startReaders(readers, int64(per), time.Now().Add(scenarioTimeout), false)
+		var senders sync.WaitGroup
+		for i := 0; i < len(cs); i += 2 {
+			senders.Go(func() {
+				for s := range per {
+					if cs[i].send(msgFrameN(0, s, paddedBytes, 0)) != nil {
+						return
+					}
 				}
-			}
-		})
+			})
+		}
+		senders.Wait()
+		wait.Wait()
+		for _, k := range checkers {
+			r.Counts.add(k.counts, int64(per))
+		}
+	})
+	if err != nil {
+		return r, err
 	}
-	senders.Wait()
-	wait.Wait()
-	for _, k := range checkers {
-		r.Counts.add(k.counts, int64(per))
-	}
-	time.Sleep(5 * time.Second) // let garbage be collected and freed pages go back
-	r.RSSAfter, _ = procRSS(pid)
 	r.KiBPerRoom = float64(r.RSSAfter-r.RSSBefore) / float64(rooms)
 	return r, nil
 }

@@ -473,9 +473,7 @@ func talk(ctx context.Context, ms []*member, roomSize int, d time.Duration) Phas
 	start := time.Now()
 	var senders sync.WaitGroup
 	for _, m := range ms {
-		senders.Add(1)
-		go func() {
-			defer senders.Done()
+		senders.Go(func() {
 			offset := time.Duration(rand.Int64N(int64(every)))
 			for s := range perSender {
 				time.Sleep(time.Until(start.Add(offset + time.Duration(s)*every)))
@@ -483,7 +481,7 @@ func talk(ctx context.Context, ms []*member, roomSize int, d time.Duration) Phas
 					return
 				}
 			}
-		}()
+		})
 	}
 	senders.Wait()
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -582,28 +580,27 @@ func startAbuse(ctx context.Context, wg *sync.WaitGroup, url, rooms string, n in
 	// never read, oversize and garbage senders, taken-name joiners, and
 	// the rest churn.
 	lurkers := min(500, n/4)
-	go1 := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 	for i := range lurkers {
-		go1(func() { lurk(ctx, url, i, ac) })
+		wg.Go(func() { lurk(ctx, url, i, ac) })
 	}
-	go1(func() { flood(ctx, url, rooms, 0, ac) })
+	wg.Go(func() { flood(ctx, url, rooms, 0, ac) })
 	for i := range 20 {
-		go1(func() { deaf(ctx, url, rooms, i, ac) })
+		wg.Go(func() { deaf(ctx, url, rooms, i, ac) })
 	}
 	for i := range oversizers {
-		go1(func() { oversize(ctx, url, i, ac) })
-		go1(func() { garbage(ctx, url, i, ac) })
+		wg.Go(func() { oversize(ctx, url, i, ac) })
+		wg.Go(func() { garbage(ctx, url, i, ac) })
 	}
 	for i := range 100 {
-		go1(func() { takenNames(ctx, url, rooms, i, ac) })
+		wg.Go(func() { takenNames(ctx, url, rooms, i, ac) })
 	}
-	go1(func() { pingFlood(ctx, url, ac) })
+	wg.Go(func() { pingFlood(ctx, url, ac) })
 	tcpIdlers := min(200, n/10)
 	for range tcpIdlers {
-		go1(func() { tcpIdle(ctx, url, ac) })
+		wg.Go(func() { tcpIdle(ctx, url, ac) })
 	}
 	for i := range max(n-lurkers-142-tcpIdlers, 0) {
-		go1(func() { churn(ctx, url, i, ac) })
+		wg.Go(func() { churn(ctx, url, i, ac) })
 	}
 }
 
