@@ -100,21 +100,13 @@ func (v RemoteValue) Go() (any, error) {
 		for _, p := range pairs {
 			var key string
 			if err := json.Unmarshal(p[0], &key); err != nil {
-				var kv RemoteValue
-				if err := json.Unmarshal(p[0], &kv); err != nil {
-					return nil, err
-				}
-				k, err := kv.Go()
+				k, err := decodeGo(p[0])
 				if err != nil {
 					return nil, err
 				}
 				key = fmt.Sprint(k)
 			}
-			var val RemoteValue
-			if err := json.Unmarshal(p[1], &val); err != nil {
-				return nil, err
-			}
-			x, err := val.Go()
+			x, err := decodeGo(p[1])
 			if err != nil {
 				return nil, err
 			}
@@ -250,4 +242,13 @@ func parseLogEntry(params json.RawMessage) (LogEntry, error) {
 		l.Text = *p.Text
 	}
 	return l, nil
+}
+
+// decodeGo decodes one serialized remote value and converts it with Go.
+func decodeGo(raw json.RawMessage) (any, error) {
+	var v RemoteValue
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	return v.Go()
 }

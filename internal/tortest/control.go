@@ -60,11 +60,10 @@ func (c *control) do(cmd string) ([]string, error) {
 	}
 	var lines []string
 	for {
-		l, err := c.r.ReadString('\n')
+		l, err := c.line()
 		if err != nil {
 			return nil, err
 		}
-		l = strings.TrimRight(l, "\r\n")
 		if len(l) < 4 {
 			return nil, fmt.Errorf("bad control reply line %q", l)
 		}
@@ -75,11 +74,10 @@ func (c *control) do(cmd string) ([]string, error) {
 		if sep == '+' {
 			var data []string
 			for {
-				d, err := c.r.ReadString('\n')
+				d, err := c.line()
 				if err != nil {
 					return nil, err
 				}
-				d = strings.TrimRight(d, "\r\n")
 				if d == "." {
 					break
 				}
@@ -92,6 +90,12 @@ func (c *control) do(cmd string) ([]string, error) {
 			return lines, nil
 		}
 	}
+}
+
+// line reads one line of the reply, without its CRLF.
+func (c *control) line() (string, error) {
+	l, err := c.r.ReadString('\n')
+	return strings.TrimRight(l, "\r\n"), err
 }
 
 func (c *control) close() error { return c.conn.Close() }
