@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -20,12 +19,7 @@ import (
 // binary wraps it, with the handler's own http.Server.
 func serve(t *testing.T, hcfg hub.Config, wcfg web.Config) (addr string, h *web.Handler) {
 	t.Helper()
-	hcfg.Wire = web.Wire{}
-	hb := hub.New(hcfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { hb.Run(ctx); close(done) }()
-	wcfg.Hub = hb
+	wcfg.Hub = runHub(t, hcfg)
 	h = web.New(wcfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -37,8 +31,6 @@ func serve(t *testing.T, hcfg hub.Config, wcfg web.Config) (addr string, h *web.
 	t.Cleanup(func() {
 		srv.Close()
 		<-served
-		cancel()
-		<-done
 	})
 	return ln.Addr().String(), h
 }

@@ -24,18 +24,24 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // start serves a real hub and handler on a loopback port for the test.
 func start(t *testing.T, cfg hub.Config) (string, *hub.Hub) {
 	t.Helper()
+	h := runHub(t, cfg)
+	srv := httptest.NewServer(web.New(web.Config{Hub: h}))
+	t.Cleanup(srv.Close)
+	return srv.URL, h
+}
+
+// runHub runs a hub with web's wire until the test ends.
+func runHub(t *testing.T, cfg hub.Config) *hub.Hub {
 	cfg.Wire = web.Wire{}
 	h := hub.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()
-	srv := httptest.NewServer(web.New(web.Config{Hub: h}))
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		srv.Close()
 	})
-	return srv.URL, h
+	return h
 }
 
 // waitFor polls cond until it holds, failing the test after a bound.
@@ -82,17 +88,14 @@ func TestJoinLeaveAndMemberList(t *testing.T) {
 // that drops without one leaves its session away for the resume window.
 func TestCloseFrameLeavesDropGoesAway(t *testing.T) {
 	url, h := start(t, hub.Config{})
-	a := wstest.Dial(t, url)
-	a.JoinOK("r", "alice")
-	b := wstest.Dial(t, url)
-	b.JoinOK("r", "bob")
+	a := wstest.DialJoin(t, url, "r", "alice")
+	b := wstest.DialJoin(t, url, "r", "bob")
 	a.Expect("join")
 	b.Close() // TCP close, no close frame: the transport failed
 	if f := a.Expect("away"); f.Str("name") != "bob" {
 		t.Fatalf("alice got %v, want bob away", f)
 	}
-	c := wstest.Dial(t, url)
-	c.JoinOK("r", "carol")
+	c := wstest.DialJoin(t, url, "r", "carol")
 	a.Expect("join")
 	c.Leave()
 	if f := a.Expect("leave"); f.Str("name") != "carol" {
@@ -176,12 +179,9 @@ func msgFrame(body string) []byte {
 func TestSlowReaderDroppedOthersKeepFlowing(t *testing.T) {
 	const n, size = 600, 30 << 10 // 18 MB in all: more than loopback socket buffers hold
 	url, h := start(t, hub.Config{Rate: 1e6, Burst: 1e6, ByteRate: 1 << 30, SendQueue: 64, SendQueueBytes: 256 << 10})
-	stalled := wstest.Dial(t, url)
-	stalled.JoinOK("r", "stalled")
-	fast := wstest.Dial(t, url)
-	fast.JoinOK("r", "fast")
-	sender := wstest.Dial(t, url)
-	sender.JoinOK("r", "sender")
+	stalled := wstest.DialJoin(t, url, "r", "stalled")
+	fast := wstest.DialJoin(t, url, "r", "fast")
+	sender := wstest.DialJoin(t, url, "r", "sender")
 	fast.Expect("join")
 	// stalled now reads nothing: its socket buffers fill, then its queue.
 
@@ -245,8 +245,7 @@ func TestSlowReaderDroppedOthersKeepFlowing(t *testing.T) {
 
 func TestOversizedFrameClosed1009(t *testing.T) {
 	url, h := start(t, hub.Config{})
-	c := wstest.Dial(t, url)
-	c.JoinOK("r", "big")
+	c := wstest.DialJoin(t, url, "r", "big")
 	c.SendRaw(make([]byte, hub.DefaultMaxFrameBytes+1))
 	if code := c.ExpectClose(); code != websocket.CloseMessageTooBig {
 		t.Fatalf("close code %d, want 1009", code)
@@ -263,10 +262,8 @@ func TestOversizedFrameClosed1009(t *testing.T) {
 // are answered; a flood of them closes the connection with 1008.
 func TestPingFloodClosed1008(t *testing.T) {
 	url, h := start(t, hub.Config{Rate: 5, Burst: 10})
-	victim := wstest.Dial(t, url)
-	victim.JoinOK("r", "victim")
-	c := wstest.Dial(t, url)
-	c.JoinOK("r", "pinger")
+	victim := wstest.DialJoin(t, url, "r", "victim")
+	c := wstest.DialJoin(t, url, "r", "pinger")
 	victim.Expect("join")
 	pongs := make(chan string, 100)
 	c.SetPongHandler(func(d string) error { pongs <- d; return nil })
@@ -342,8 +339,7 @@ func TestBadEncodingAndBinaryClosed(t *testing.T) {
 	if code := d.ExpectClose(); code != websocket.CloseUnsupportedData {
 		t.Errorf("close %d, want 1003", code)
 	}
-	e := wstest.Dial(t, url)
-	e.JoinOK("r", "e")
+	wstest.DialJoin(t, url, "r", "e") // the server still serves
 }
 
 func TestForeignOriginRefused403(t *testing.T) {
@@ -425,8 +421,7 @@ func TestTimeoutsCloseSilentConnections(t *testing.T) {
 		t.Fatal("a client that answers no pings got a frame instead of being dropped")
 	}
 	// A client that answers pings stays.
-	alive := wstest.Dial(t, url)
-	alive.JoinOK("r", "alive")
+	alive := wstest.DialJoin(t, url, "r", "alive")
 	go func() {
 		for {
 			if _, err := alive.Read(time.Minute); err != nil {
@@ -448,8 +443,7 @@ func TestShutdownSends1001(t *testing.T) {
 	go func() { h.Run(ctx); close(done) }()
 	srv := httptest.NewServer(web.New(web.Config{Hub: h}))
 	defer srv.Close()
-	a := wstest.Dial(t, srv.URL)
-	a.JoinOK("r", "a")
+	a := wstest.DialJoin(t, srv.URL, "r", "a")
 	cancel()
 	a.ExpectError(hub.CodeShuttingDown)
 	if code := a.ExpectClose(); code != websocket.CloseGoingAway {

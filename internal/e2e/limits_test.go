@@ -145,10 +145,8 @@ func TestIdleConnectionsBounded(t *testing.T) {
 // with 1008; a member beside it chats on.
 func TestPingFloodClosed(t *testing.T) {
 	p := Start(t, "--mode", "lan", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
-	member := wstest.Dial(t, p.URL)
-	member.JoinOK("r", "member")
-	c := wstest.Dial(t, p.URL)
-	c.JoinOK("r", "pinger")
+	member := wstest.DialJoin(t, p.URL, "r", "member")
+	c := wstest.DialJoin(t, p.URL, "r", "pinger")
 	member.Expect("join")
 	var pongs atomic.Int64
 	c.SetPongHandler(func(string) error { pongs.Add(1); return nil })
@@ -170,8 +168,7 @@ func TestPingFloodClosed(t *testing.T) {
 	if f := member.Expect("leave"); f.Str("name") != "pinger" {
 		t.Fatalf("member got %v", f)
 	}
-	m2 := wstest.Dial(t, p.URL)
-	m2.JoinOK("r", "friend")
+	m2 := wstest.DialJoin(t, p.URL, "r", "friend")
 	member.Expect("join")
 	m2.Msg("hi")
 	if f := member.Expect("msg"); wstest.Body(f) != "hi" {

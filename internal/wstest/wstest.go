@@ -89,6 +89,15 @@ func Dial(t testing.TB, url string) *Client {
 	return c
 }
 
+// DialJoin dials url and joins room as name, failing the test unless a
+// welcome comes back.
+func DialJoin(t testing.TB, url, room, name string) *Client {
+	t.Helper()
+	c := Dial(t, url)
+	c.JoinOK(room, name)
+	return c
+}
+
 // New wraps a connection dialed some other way (through a proxy, say) and
 // reads the server frame. The connection is closed when the test ends.
 func New(t testing.TB, ws *websocket.Conn) *Client {
