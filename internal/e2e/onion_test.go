@@ -132,6 +132,26 @@ func childTor(t *testing.T, parent int) int {
 	return 0
 }
 
+// torChromium starts Chromium through the tor at socks, treating the
+// onion service's plain-HTTP origin as secure, as Tor Browser does.
+func torChromium(t *testing.T, socks, origin string) context.Context {
+	return Chromium(t, chromedp.ProxyServer("socks5://"+socks), chromedp.Flag("unsafely-treat-insecure-origin-as-secure", origin))
+}
+
+// joinOnion opens u in alice's and bob's tabs, allowing for the circuits
+// a first visit to an onion service builds, and joins them with pass.
+func joinOnion(t *testing.T, u, pass string, alice, bob cdpTab) {
+	t.Helper()
+	for _, tab := range []cdpTab{alice, bob} {
+		ctx, cancel := context.WithTimeout(tab.ctx, 90*time.Second)
+		err := chromedp.Do(ctx, chromedp.Navigate(u))
+		cancel()
+		must(t, err)
+	}
+	join(t, alice, "", "alice", pass)
+	join(t, bob, "", "bob", pass)
+}
+
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
 // TestOnionMode runs the real binary in onion mode on a private Tor
@@ -311,23 +331,12 @@ func TestOnionMode(t *testing.T) {
 	})
 
 	t.Run("chromium through tor", func(t *testing.T) {
-		browser := Chromium(t,
-			chromedp.ProxyServer("socks5://"+net.SOCKSAddr()),
-			chromedp.Flag("unsafely-treat-insecure-origin-as-secure", addr),
-		)
+		browser := torChromium(t, net.SOCKSAddr(), addr)
 		// Two tabs of one browser, as two tabs of one Tor Browser: one
 		// connection pool, over one circuit to the site.
 		a := cdpTab{Tab(t, browser)}
 		b := cdpTab{SameBrowserTab(t, a.ctx)}
-		for _, tab := range []cdpTab{a, b} {
-			ctx, cancel := context.WithTimeout(tab.ctx, 90*time.Second)
-			err := chromedp.Do(ctx, chromedp.Navigate(addr+"/#room=onion"))
-			cancel()
-			must(t, err)
-		}
-		const pass = "lichen-marmot-signal-7"
-		join(t, a, "", "alice", pass)
-		join(t, b, "", "bob", pass)
+		joinOnion(t, addr+"/#room=onion", "lichen-marmot-signal-7", a, b)
 		send(t, a, "hello through tor")
 		waitMessage(t, b, "bob", "alice", "hello through tor")
 		send(t, b, "and back")
@@ -342,18 +351,9 @@ func TestOnionMode(t *testing.T) {
 		// and shows everything, in order, once; bob's page sees it delivered.
 		bobTor := net.StartTor(t)
 		must(t, bobTor.WaitBootstrapped(90*time.Second))
-		aliceBrowser := Chromium(t, chromedp.ProxyServer("socks5://"+net.SOCKSAddr()), chromedp.Flag("unsafely-treat-insecure-origin-as-secure", addr))
-		bobBrowser := Chromium(t, chromedp.ProxyServer("socks5://"+bobTor.SOCKSAddr()), chromedp.Flag("unsafely-treat-insecure-origin-as-secure", addr))
-		alice, bob := cdpTab{Tab(t, aliceBrowser)}, cdpTab{Tab(t, bobBrowser)}
-		for _, tab := range []cdpTab{alice, bob} {
-			ctx, cancel := context.WithTimeout(tab.ctx, 90*time.Second)
-			err := chromedp.Do(ctx, chromedp.Navigate(addr+"/#room=circuits"))
-			cancel()
-			must(t, err)
-		}
-		const pass = "quill-harbour-static-3"
-		join(t, alice, "", "alice", pass)
-		join(t, bob, "", "bob", pass)
+		alice := cdpTab{Tab(t, torChromium(t, net.SOCKSAddr(), addr))}
+		bob := cdpTab{Tab(t, torChromium(t, bobTor.SOCKSAddr(), addr))}
+		joinOnion(t, addr+"/#room=circuits", "quill-harbour-static-3", alice, bob)
 		send(t, bob, "before the cut")
 		waitMessage(t, alice, "alice", "bob", "before the cut")
 
