@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/onionchat/onionchat/hub"
 	"github.com/onionchat/onionchat/internal/wstest"
 	"github.com/onionchat/onionchat/web"
 )
@@ -84,7 +85,7 @@ func TestIdleConnectionsBounded(t *testing.T) {
 	p := Start(t, "--mode", "lan", "--listen", "127.0.0.1:0", "--data-dir", data)
 	u, _ := url.Parse(p.URL)
 	_, _, base := stats(t, p)
-	_, total := web.PendingLimits(1000, 4) // the defaults' bound: max(256, max_conns/4)
+	_, total := web.PendingLimits(hub.DefaultMaxConns, hub.DefaultMaxConnsPerPeer) // the defaults' bound: max(256, max_conns/4)
 
 	hello := clientHello(t)
 	var conns []net.Conn
