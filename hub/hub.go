@@ -105,6 +105,12 @@ type Config struct {
 	// passphrase give different keys on different servers.
 	ServerID string
 
+	// Cluster links this hub to other instances serving the same rooms
+	// (nil: this instance alone), and Instance is this instance's name
+	// among them, unique for each start.
+	Cluster  Cluster
+	Instance string
+
 	Wire   Wire
 	Logger *slog.Logger
 }
@@ -223,6 +229,7 @@ type Hub struct {
 	waiting  list.List             // of *Session: counted connections that have not joined, oldest first
 	alone    list.List             // of *room: rooms with one session, alone the longest first
 	away     list.List             // of *member: away sessions, away the longest first
+	pending  []*pendingJoin        // joins asking the other instances (Cluster)
 	closed   bool
 	drained  chan struct{} // closed when closed and sessions is empty
 
@@ -499,9 +506,9 @@ func (h *Hub) uncount(s *Session) {
 // held, and r.mu.
 func (h *Hub) noteAlone(r *room) {
 	switch {
-	case len(r.members) == 1 && r.alone == nil:
+	case len(r.members) == 1 && r.alone == nil && r.members[0].inst == "":
 		r.alone = h.alone.PushBack(r)
-	case len(r.members) != 1 && r.alone != nil:
+	case (len(r.members) != 1 || r.members[0].inst != "") && r.alone != nil:
 		h.alone.Remove(r.alone)
 		r.alone = nil
 	}

@@ -116,6 +116,25 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		return
 	}
 	keys := keysOf(name)
+	if h.cfg.Cluster != nil && !h.localResume(f.Room, keys.key, f.Resume) {
+		code, done := s.claim(f.Room, keys, f.Resume)
+		defer done()
+		switch code {
+		case "":
+		case CodeJoinRate:
+			s.sendError(code, "the server's other instances did not answer in time; try again in a moment", f.ID)
+			return
+		case CodeRoomFull:
+			s.sendError(code, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
+			return
+		case CodeNameConfusable:
+			s.sendError(code, "that name looks like the name of someone in this room; choose another", f.ID)
+			return
+		default:
+			s.sendError(CodeNameTaken, "someone in this room uses that name", f.ID)
+			return
+		}
+	}
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -127,12 +146,18 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if old := r.byKey[keys.key]; old != nil {
-			if !sameToken(f.Resume, old.resume) {
+			switch {
+			case old.inst != "" && old.matches(tokenHash(f.Resume)):
+				// A session of another instance moves here: it ended
+				// there (Vet), and starts anew here under its name.
+				h.removeMember(r, old)
+			case !sameToken(f.Resume, old.resume):
 				s.sendError(CodeNameTaken, "someone in this room uses that name", f.ID)
 				return
+			default:
+				s.resume(r, old, f.Since, now)
+				return
 			}
-			s.resume(r, old, f.Since, now)
-			return
 		}
 		for _, m := range r.members {
 			if keys.confusable(m.keys) {
@@ -162,6 +187,9 @@ func (s *Session) join(f *ClientFrame, now int64) {
 	s.push(h.welcomeFrame(r, m, false, int64(r.n), 0))
 	r.catchUp(h, s, 0, now)
 	r.event(h, "join", m)
+	if h.cfg.Cluster != nil {
+		h.publish(&Event{Kind: EventJoin, Room: r.id, SID: m.sid, Name: m.name, Token: tokenHash(m.resume)})
+	}
 }
 
 // resume hands member m, found by its name and resume token, to s: a
@@ -193,6 +221,9 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 	m.pending = nil
 	if wasAway {
 		r.event(h, "back", m)
+		if h.cfg.Cluster != nil {
+			h.publish(&Event{Kind: EventBack, Room: r.id, SID: m.sid})
+		}
 	}
 }
 
@@ -228,6 +259,8 @@ func (s *Session) message(f *ClientFrame, now int64) {
 			s.sendError(CodeNoSuchMember, "nobody of that name is in the room", f.ID)
 		case to.conn != nil: // an away recipient gets nothing
 			to.conn.push(h.directFrame(m, to, f.Body))
+		case to.inst != "" && !to.away:
+			h.publish(&Event{Kind: EventDirect, Room: r.id, SID: m.sid, To: to.sid, Body: f.Body})
 		}
 		r.mu.Unlock()
 		return
@@ -269,7 +302,18 @@ func (s *Session) message(f *ClientFrame, now int64) {
 			id = 0
 		}
 	}
-	r.keep(h, m, f.Body, id, to, now)
+	if len(r.remote) == 0 {
+		r.keep(h, m, f.Body, id, to, now)
+	} else {
+		// Members of other instances are confirmed by their instance.
+		r.keep(h, m, f.Body, id, to-len(r.remote), now)
+		if id != 0 {
+			r.entry(r.seq).wait = r.waits(m)
+		}
+	}
+	if h.cfg.Cluster != nil {
+		h.publish(&Event{Kind: EventMsg, Room: r.id, SID: m.sid, Seq: r.seq, Body: f.Body, Receipt: id != 0})
+	}
 	r.mu.Unlock()
 	h.trimKept()
 }

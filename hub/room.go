@@ -19,6 +19,7 @@ type room struct {
 	id      string
 	members []*member          // in order of joining, away ones included
 	byKey   map[string]*member // by PRECIS comparison key
+	remote  map[string]*member // other instances' sessions by session id (Cluster); nil alone
 	seq     int64              // seq of the latest broadcast frame
 
 	// Kept broadcast frames, a ring of n entries from head, with the
@@ -71,6 +72,12 @@ type member struct {
 	gone    bool
 	pending []receipt // delivered receipts that came while away
 	cached  int       // kept frames whose catch-up frame carries this name
+
+	// inst is the instance that holds the session, "" for this one; a
+	// session of another instance has no conn, no place in h.away and
+	// no acked, and token is the SHA-256 of its resume token.
+	inst  string
+	token []byte
 }
 
 // receipt is a delivered frame waiting for its sender to come back.
@@ -91,6 +98,12 @@ type kept struct {
 	id     int64 // the sender's id; 0: no receipt
 	left   int   // recipients that have neither acknowledged nor left
 	missed int   // recipients that left without acknowledging
+
+	// Cluster only: the seq the frame has on its sender's instance, and
+	// for a frame of this instance's sender, the other instances whose
+	// members have not all confirmed it.
+	oseq int64
+	wait []instWait
 }
 
 func newSID() string {
@@ -156,9 +169,12 @@ func (r *room) resize(size int) {
 // acknowledged it by now missed it: its sender gets its receipt.
 func (r *room) dropOldest(h *Hub) {
 	e := &r.buf[r.head]
-	if e.left > 0 {
+	if e.left > 0 || len(e.wait) > 0 {
 		e.missed += e.left
-		e.left = 0
+		for _, w := range e.wait {
+			e.missed += w.n
+		}
+		e.left, e.wait = 0, nil
 		h.deliver(e)
 	}
 	r.dropOld(e)
@@ -219,7 +235,7 @@ func (r *room) settle(h *Hub, m *member, seq int64, missed bool) {
 		if missed {
 			e.missed++
 		}
-		if e.left == 0 {
+		if e.left == 0 && len(e.wait) == 0 {
 			h.deliver(e)
 		}
 	}
@@ -231,6 +247,8 @@ func (h *Hub) deliver(e *kept) {
 	m := e.from
 	switch {
 	case e.id == 0 || m.gone:
+	case m.inst != "":
+		h.publish(&Event{Kind: EventDelivered, Room: m.room.id, SID: m.sid, Seq: e.oseq, To: m.inst, Missed: int64(e.missed)})
 	case m.conn != nil:
 		m.conn.push(h.deliveredFrame(e.seq, int64(e.missed)))
 	default:
@@ -295,11 +313,12 @@ func (r *room) catchUp(h *Hub, s *Session, after int64, now int64) {
 // left empty is wiped and forgotten. The caller deals with m.conn. h.mu
 // and r.mu are held.
 func (h *Hub) removeMember(r *room, m *member) {
-	if m.away {
+	if m.awayElem != nil {
 		h.away.Remove(m.awayElem)
-		m.away, m.awayElem = false, nil
+		m.awayElem = nil
 		h.counted--
 	}
+	m.away = false
 	m.conn = nil
 	m.gone = true
 	delete(r.byKey, m.keys.key)
@@ -316,7 +335,14 @@ func (h *Hub) removeMember(r *room, m *member) {
 	} else {
 		r.event(h, "leave", m)
 	}
-	r.settle(h, m, r.seq, true)
+	if m.inst == "" {
+		r.settle(h, m, r.seq, true)
+		if h.cfg.Cluster != nil {
+			h.publish(&Event{Kind: EventLeave, Room: r.id, SID: m.sid})
+		}
+	} else {
+		delete(r.remote, m.sid)
+	}
 	if m.cached > 0 {
 		// Catch-up frames made while m was here carry its name: make them
 		// again without it when needed.

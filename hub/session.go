@@ -322,6 +322,9 @@ func (s *Session) End() {
 				m.awayElem = h.away.PushBack(m)
 				h.counted++
 				r.event(h, "away", m)
+				if h.cfg.Cluster != nil {
+					h.publish(&Event{Kind: EventAway, Room: r.id, SID: m.sid})
+				}
 			}
 		}
 		r.mu.Unlock()

@@ -1,0 +1,462 @@
+package hub
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"slices"
+)
+
+// Cluster is the hub's link to the other instances that serve the same
+// rooms under one address (docs/protocol.md §15). internal/cluster
+// implements it over NATS; the hub knows nothing of NATS. A nil
+// Config.Cluster is a single instance, and no code below runs.
+//
+// Every instance keeps, for every room of the cluster, the members of the
+// others (names, session ids, away or not) beside its own, and relays and
+// keeps the room's broadcast frames from all of them, numbering them in
+// the order it receives them: seq is per room and per instance. An
+// instance is the only authority over its own sessions; a join asks the
+// others first (Claim), so that names stay unique and limits hold across
+// the cluster.
+type Cluster interface {
+	// Claim asks every other live instance whether a join may take a
+	// name in a room, and returns "" if all agree, else the error code
+	// to give the client (CodeNameTaken, CodeNameConfusable,
+	// CodeRoomFull, or CodeJoinRate when an instance did not answer in
+	// time). The hub calls it from the joining connection's reader
+	// without holding a lock; it blocks until every live instance has
+	// answered, or its timeout. The other instances answer with
+	// Hub.Vet.
+	Claim(c *Claim) string
+	// Publish sends an event about one of this instance's sessions or
+	// frames to the other instances, which apply it with Hub.Remote in
+	// the order Publish was called. The hub calls it with the room's
+	// lock held: it must copy what it needs, not block, and not call the
+	// hub.
+	Publish(e *Event)
+}
+
+// Claim is a join that asks the other instances for a name.
+type Claim struct {
+	Room string
+	// Key, Skel and SkelLower are the name's PRECIS comparison key and
+	// its UTS #39 skeletons (as written and lower-cased).
+	Key, Skel, SkelLower string
+	// Token is the SHA-256 of the resume token the join carries, if
+	// any: the instance whose session has the name and this token ends
+	// that session and lets the join take the name (a member moving to
+	// another instance).
+	Token []byte
+}
+
+// EventKind says what an Event is about.
+type EventKind uint8
+
+// Event kinds.
+const (
+	EventJoin      EventKind = iota + 1 // a session joined (or, in a sync, exists): SID, Name, Token, Away
+	EventAway                           // a session's connection dropped: SID
+	EventBack                           // an away session came back: SID
+	EventLeave                          // a session ended: SID
+	EventMsg                            // a broadcast frame: SID, Seq (the origin's), Body, Receipt
+	EventDirect                         // a frame for one member: SID, To (its session id), Body
+	EventDelivered                      // the origin's frame Seq reached the members of this instance: To (the origin instance), Missed
+)
+
+// Event is something one instance tells the others about a room. Body is
+// only valid during the call that hands it over.
+type Event struct {
+	Kind     EventKind
+	Instance string // the instance it comes from; set by the Cluster on receipt
+	Room     string
+	SID      string // the session it is about (EventDelivered: the sender's)
+	Name     string
+	Token    []byte // EventJoin: SHA-256 of the session's resume token
+	Away     bool   // EventJoin in a sync: the session is away
+	Seq      int64
+	Body     []byte
+	Receipt  bool   // EventMsg: the sender asked for receipts
+	To       string // EventDirect: the recipient's session id; EventDelivered: the origin instance
+	Missed   int64  // EventDelivered: members of this instance that never acknowledged it
+}
+
+// instWait is a frame's receipt waiting for another instance: n of its
+// members were counted in the frame's "to".
+type instWait struct {
+	inst string
+	n    int
+}
+
+func tokenHash(token string) []byte {
+	if token == "" {
+		return nil
+	}
+	s := sha256.Sum256([]byte(token))
+	return s[:]
+}
+
+// matches reports whether the SHA-256 of a member's resume token is h.
+func (m *member) matches(h []byte) bool {
+	if len(h) == 0 {
+		return false
+	}
+	if m.inst == "" {
+		return m.resume != "" && subtle.ConstantTimeCompare(tokenHash(m.resume), h) == 1
+	}
+	return len(m.token) > 0 && subtle.ConstantTimeCompare(m.token, h) == 1
+}
+
+// pendingJoin is a local join waiting for the other instances' answer.
+type pendingJoin struct {
+	room string
+	keys nameKeys
+}
+
+// claim asks the other instances for a new session's name in room. The
+// join is pending meanwhile: Vet counts it, so that two instances never
+// both give out a name or the last place in a room.
+func (s *Session) claim(room string, keys nameKeys, resume string) (code string, done func()) {
+	h := s.h
+	p := &pendingJoin{room: room, keys: keys}
+	h.mu.Lock()
+	h.pending = append(h.pending, p)
+	h.mu.Unlock()
+	done = func() {
+		h.mu.Lock()
+		if i := slices.Index(h.pending, p); i >= 0 {
+			h.pending = slices.Delete(h.pending, i, i+1)
+		}
+		h.mu.Unlock()
+	}
+	code = h.cfg.Cluster.Claim(&Claim{Room: room, Key: keys.key, Skel: keys.skel, SkelLower: keys.skelLower, Token: tokenHash(resume)})
+	return code, done
+}
+
+// localResume reports whether a join's name and token are those of a
+// session of this instance: that is a resume, which asks nobody.
+func (h *Hub) localResume(room, key, resume string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[room]
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.byKey[key]
+	return m != nil && m.inst == "" && sameToken(resume, m.resume)
+}
+
+// Vet answers another instance's Claim: "" if this instance has no
+// session and no pending join with that name or one that looks like it in
+// the room, and the room is not full; else the error code. A session of
+// this instance with the name whose resume token matches the claim's ends
+// here (its connection gets CodeReplaced), and the name goes to the claim.
+func (h *Hub) Vet(c *Claim) string {
+	keys := nameKeys{key: c.Key, skel: c.Skel, skelLower: c.SkelLower}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ""
+	}
+	pending := 0
+	for _, p := range h.pending {
+		if p.room != c.Room {
+			continue
+		}
+		pending++
+		switch {
+		case p.keys.key == keys.key:
+			return CodeNameTaken
+		case p.keys.confusable(keys):
+			return CodeNameConfusable
+		}
+	}
+	r := h.rooms[c.Room]
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old := r.byKey[keys.key]; old != nil {
+		if !old.matches(c.Token) {
+			return CodeNameTaken
+		}
+		if old.inst == "" {
+			if conn := old.conn; conn != nil {
+				h.uncount(conn)
+				conn.fail(CloseReplaced, CodeReplaced, "this session continues on a newer connection", 0)
+			}
+			h.removeMember(r, old)
+		}
+	}
+	for _, m := range r.members {
+		if m.keys.key != keys.key && keys.confusable(m.keys) {
+			return CodeNameConfusable
+		}
+	}
+	others := len(r.members)
+	if old := r.byKey[keys.key]; old != nil {
+		others-- // a remote session the claim takes over
+	}
+	if others+pending >= h.cfg.MaxMembers {
+		return CodeRoomFull
+	}
+	return ""
+}
+
+// publish hands e to the cluster. r.mu is held.
+func (h *Hub) publish(e *Event) {
+	if h.cfg.Cluster != nil {
+		h.cfg.Cluster.Publish(e)
+	}
+}
+
+// Remote applies an event from another instance: its members join, go
+// away, come back and leave in this instance's rooms, its broadcast
+// frames are relayed to this instance's members, numbered and kept here,
+// its direct frames reach their recipient, and receipts come back for
+// frames of this instance's sessions. The Cluster calls it in the order
+// each instance published.
+func (h *Hub) Remote(e *Event) {
+	if e.Instance == "" || e.Room == "" {
+		return
+	}
+	now := h.now()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	r := h.rooms[e.Room]
+	if r == nil {
+		if e.Kind != EventJoin || !validRoomID(e.Room) {
+			h.mu.Unlock()
+			return
+		}
+		r = newRoom(e.Room)
+		h.rooms[e.Room] = r
+	}
+	r.mu.Lock()
+	if e.Kind == EventJoin {
+		h.remoteJoin(r, e)
+		r.mu.Unlock()
+		h.mu.Unlock()
+		return
+	}
+	m := r.remote[e.SID]
+	if e.Kind == EventLeave {
+		if m != nil && m.inst == e.Instance {
+			h.removeMember(r, m)
+		}
+		r.mu.Unlock()
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	trim := r.remoteEvent(h, e, m, now)
+	r.mu.Unlock()
+	if trim {
+		h.trimKept()
+	}
+}
+
+// remoteEvent applies an event about member m (nil if unknown) of
+// another instance, and reports whether a frame was kept. r.mu is held.
+func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
+	switch e.Kind {
+	case EventDelivered:
+		if e.To == h.cfg.Instance {
+			r.remoteDelivered(h, e)
+		}
+		return false
+	case EventDirect:
+		if m != nil && m.inst == e.Instance && len(e.Body) > 0 && validBase64(e.Body) {
+			for _, o := range r.members {
+				if o.sid == e.To && o.inst == "" && o.conn != nil {
+					o.conn.push(h.directFrame(m, o, e.Body))
+				}
+			}
+		}
+		return false
+	}
+	if m == nil || m.inst != e.Instance {
+		return false
+	}
+	switch e.Kind {
+	case EventAway:
+		if !m.away {
+			m.away = true
+			r.event(h, "away", m)
+		}
+	case EventBack:
+		if m.away {
+			m.away = false
+			r.event(h, "back", m)
+		}
+	case EventMsg:
+		if len(e.Body) == 0 || !validBase64(e.Body) {
+			return false
+		}
+		r.seq++
+		frame := h.msgFrame(r.seq, m, e.Body)
+		local := 0
+		for _, o := range r.members {
+			if o.inst == "" {
+				local++
+				if o.conn != nil {
+					o.conn.push(frame)
+				}
+			}
+		}
+		var id int64
+		if e.Receipt {
+			id = 1 // the receipt is the origin's: this instance reports on its members
+		}
+		r.keep(h, m, e.Body, id, local, now)
+		k := r.entry(r.seq)
+		k.oseq = e.Seq
+		if id != 0 && local == 0 {
+			h.deliver(k)
+			k.id = 0
+		}
+		return true
+	}
+	return false
+}
+
+// remoteJoin adds another instance's session to r, or updates it (a
+// sync after the instance was first seen). h.mu and r.mu are held.
+func (h *Hub) remoteJoin(r *room, e *Event) {
+	if m := r.remote[e.SID]; m != nil {
+		if m.inst == e.Instance && m.away != e.Away {
+			m.away = e.Away
+			r.event(h, map[bool]string{true: "away", false: "back"}[e.Away], m)
+		}
+		return
+	}
+	name, err := PrepareName(e.Name)
+	if err != nil || name != e.Name || e.SID == "" {
+		return
+	}
+	m := &member{room: r, sid: e.SID, name: name, keys: keysOf(name), inst: e.Instance, token: slices.Clone(e.Token), away: e.Away}
+	if r.remote == nil {
+		r.remote = make(map[string]*member)
+	}
+	r.remote[m.sid] = m
+	r.members = append(r.members, m)
+	if old := r.byKey[m.keys.key]; old == nil || old.inst != "" {
+		r.byKey[m.keys.key] = m
+	}
+	h.noteAlone(r)
+	r.event(h, "join", m)
+}
+
+// remoteDelivered counts another instance's report on a frame of this
+// instance. r.mu is held.
+func (r *room) remoteDelivered(h *Hub, e *Event) {
+	if e.Seq < r.first() || e.Seq > r.seq {
+		return // gone already: its sender had the receipt then
+	}
+	k := r.entry(e.Seq)
+	i := slices.IndexFunc(k.wait, func(w instWait) bool { return w.inst == e.Instance })
+	if i < 0 || k.from.inst != "" || k.from.sid != e.SID {
+		return
+	}
+	k.missed += int(min(max(e.Missed, 0), int64(k.wait[i].n)))
+	k.wait = slices.Delete(k.wait, i, i+1)
+	if k.left == 0 && len(k.wait) == 0 {
+		h.deliver(k)
+	}
+}
+
+// PeerGone forgets an instance that left or stopped answering: its
+// sessions leave every room (this instance's members are told), and its
+// members count as having missed the frames they had not confirmed.
+func (h *Hub) PeerGone(inst string) {
+	h.mu.Lock()
+	rooms := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	for _, r := range rooms {
+		r.mu.Lock()
+		for q := r.first(); q <= r.seq && r.n > 0; q++ {
+			k := r.entry(q)
+			if i := slices.IndexFunc(k.wait, func(w instWait) bool { return w.inst == inst }); i >= 0 {
+				k.missed += k.wait[i].n
+				k.wait = slices.Delete(k.wait, i, i+1)
+				if k.left == 0 && len(k.wait) == 0 {
+					h.deliver(k)
+				}
+			}
+		}
+		for _, m := range slices.Clone(r.members) {
+			if m.inst == inst {
+				h.removeMember(r, m)
+			}
+		}
+		r.mu.Unlock()
+	}
+	h.mu.Unlock()
+}
+
+// Members returns an EventJoin for every session of this instance, away
+// ones included, for an instance that has just appeared.
+func (h *Hub) Members() []Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Event
+	for _, r := range h.rooms {
+		r.mu.Lock()
+		for _, m := range r.members {
+			if m.inst == "" {
+				out = append(out, Event{Kind: EventJoin, Room: r.id, SID: m.sid, Name: m.name, Token: tokenHash(m.resume), Away: m.away})
+			}
+		}
+		r.mu.Unlock()
+	}
+	return out
+}
+
+// waits lists, for a frame of this instance, the other instances whose
+// members it was relayed to and how many. r.mu is held.
+func (r *room) waits(from *member) []instWait {
+	var w []instWait
+	for _, o := range r.members {
+		if o.inst == "" || o == from {
+			continue
+		}
+		if i := slices.IndexFunc(w, func(x instWait) bool { return x.inst == o.inst }); i >= 0 {
+			w[i].n++
+		} else {
+			w = append(w, instWait{o.inst, 1})
+		}
+	}
+	return w
+}
+
+// Sync makes this instance's copy of another instance's sessions what
+// that instance says it holds (its Members): sessions it no longer has
+// leave, new ones join, and away flags are set. The Cluster calls it when
+// it first hears of an instance, and when it missed some of its events.
+func (h *Hub) Sync(inst string, members []Event) {
+	have := make(map[string]bool, len(members))
+	for i := range members {
+		e := members[i]
+		e.Kind, e.Instance = EventJoin, inst
+		have[e.Room+"\x00"+e.SID] = true
+		h.Remote(&e)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.rooms {
+		r.mu.Lock()
+		for _, m := range slices.Clone(r.members) {
+			if m.inst == inst && !have[r.id+"\x00"+m.sid] {
+				h.removeMember(r, m)
+			}
+		}
+		r.mu.Unlock()
+	}
+}
