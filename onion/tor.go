@@ -49,6 +49,16 @@ type Conf struct {
 	// upload; zero means DefaultPublishTimeout.
 	PublishTimeout time.Duration
 
+	// OnionbalanceFront is the address ("….onion") of an Onionbalance
+	// front that publishes this service's introduction points under its
+	// own address; "" means none. Set, tor gets
+	// HiddenServiceOnionbalanceInstance 1 and the service directory an
+	// ob_config file naming the front (0600). It needs the kept address
+	// (not Ephemeral) and no client-authorization keys: Onionbalance
+	// 0.2.2 publishes the front's descriptor without client
+	// authorization, so anyone with the front address would get in.
+	OnionbalanceFront string
+
 	// ExtraTorrc lines are appended to the torrc (tests on a private
 	// network use it); they override earlier lines.
 	ExtraTorrc []string
@@ -197,6 +207,9 @@ func (c Conf) check() error {
 			return fmt.Errorf("onion: runtime directory: the path %w", err)
 		}
 	}
+	if err := checkFront(c); err != nil {
+		return err
+	}
 	return checkExtraTorrc(c.ExtraTorrc)
 }
 
@@ -252,7 +265,7 @@ func (s *Service) prepareDirs() error {
 	if s.Clients, err = CheckClients(c.DataDir); err != nil {
 		return err
 	}
-	return nil
+	return writeOBConfig(dir, c.OnionbalanceFront, len(s.Clients))
 }
 
 // TorDir is the subdirectory of the data directory that is tor's own

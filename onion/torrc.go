@@ -245,6 +245,12 @@ func (t torrc) render() (string, error) {
 	line("HiddenServicePoWDefensesEnabled", b01(t.pow))
 	line("HiddenServiceMaxStreams", orInt(c.MaxStreams, DefaultMaxStreams))
 	line("HiddenServiceMaxStreamsCloseCircuit", 1)
+	if c.OnionbalanceFront != "" {
+		if err := checkFront(c); err != nil {
+			return "", err
+		}
+		line("HiddenServiceOnionbalanceInstance", 1)
+	}
 	for _, l := range c.ExtraTorrc {
 		line(l)
 	}

@@ -79,6 +79,9 @@ func renderFuzzed(dataDir, runtime, maxMem string, extra []string, maxStreams in
 			NoSafeLogging: flags&4 != 0, NoAvoidDiskWrites: flags&8 != 0, NoIntroDoSDefense: flags&16 != 0,
 		},
 	}
+	if flags&64 != 0 {
+		rc.conf.OnionbalanceFront = Address(make([]byte, 32))
+	}
 	text, err := rc.render()
 	return rc, text, err
 }
@@ -90,6 +93,7 @@ func renderFuzzed(dataDir, runtime, maxMem string, extra []string, maxStreams in
 // a continuation or a comment. Anything else is refused.
 func FuzzTorrc(f *testing.F) {
 	f.Add("/var/lib/onionchat", "/run/onionchat", "64 MB", "", 32, uint8(3))
+	f.Add("/var/lib/onionchat", "/run/onionchat", "64 MB", "", 32, uint8(67))
 	f.Add(injection, "/run/onionchat", "", "", 0, uint8(0))
 	f.Add("/var/lib/oc", "/run/oc\nSocksPort 9050", "64 MB", "", 1, uint8(31))
 	f.Add("/var/lib/oc", "/run/oc", "64 MB\r\nSocksPort 9050", "", 7, uint8(1))
@@ -116,14 +120,18 @@ func FuzzTorrc(f *testing.F) {
 			t.Fatalf("torrc without its header or final line break:\n%q", text)
 		}
 		lines = lines[1:]
-		if len(lines) != len(torrcKeywords)+len(extra) {
-			t.Fatalf("%d lines, want %d options and %d extra lines:\n%s", len(lines), len(torrcKeywords), len(extra), text)
+		keywords := torrcKeywords
+		if rc.conf.OnionbalanceFront != "" {
+			keywords = append(slices.Clone(keywords), "HiddenServiceOnionbalanceInstance")
+		}
+		if len(lines) != len(keywords)+len(extra) {
+			t.Fatalf("%d lines, want %d options and %d extra lines:\n%s", len(lines), len(keywords), len(extra), text)
 		}
 		values := map[string]string{
 			"DataDirectory": rc.dataDir, "CookieAuthFile": rc.cookieFile, "HiddenServiceDir": rc.serviceDir,
 			"HiddenServicePort": "80 unix:" + rc.socket, "MaxMemInQueues": or(maxMem, DefaultMaxMemInQueues),
 		}
-		for i, kw := range torrcKeywords {
+		for i, kw := range keywords {
 			l := lines[i]
 			if strings.ContainsFunc(l, isControl) || strings.ContainsAny(l, "#\"\\") || strings.TrimSpace(l) != l {
 				t.Fatalf("line %q of option %s has what tor reads as structure", l, kw)
@@ -136,7 +144,7 @@ func FuzzTorrc(f *testing.F) {
 				t.Fatalf("%s = %q, want %q", kw, val, want)
 			}
 		}
-		got := lines[len(torrcKeywords):]
+		got := lines[len(keywords):]
 		if !slices.Equal(got, extra) {
 			t.Fatalf("extra lines %q, want %q", got, extra)
 		}
