@@ -17,6 +17,7 @@ var debPackage = map[string]string{
 	"firefox-esr":     "firefox-esr",
 	"systemd-analyze": "systemd",
 	"node":            "nodejs",
+	"onionbalance":    "onionbalance", // the front of a cluster (issue 16); its tor is ours, its service never started
 }
 
 // ensure installs, from Debian's archive, the packages of the commands
@@ -67,6 +68,13 @@ func ensure(ctx context.Context, commands ...string) error {
 	}
 	if seen["tor"] {
 		disableDistroTor(ctx, sudo)
+	}
+	if seen["onionbalance"] {
+		// Its service would start at boot with Debian's config; tests
+		// start their own onionbalance by PID.
+		if _, err := exec.LookPath("systemctl"); err == nil {
+			sh(ctx, sudo, "systemctl", "disable", "onionbalance.service")
+		}
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ const fuzzTime = 10 * time.Second
 func steps() []step {
 	return []step{
 		{"tools", "install tor, chromium, firefox-esr, systemd tools and node if missing", func(ctx context.Context) error {
-			return ensure(ctx, "tor", "tor-gencert", "chromium", "firefox-esr", "systemd-analyze", "node")
+			return ensure(ctx, "tor", "tor-gencert", "chromium", "firefox-esr", "systemd-analyze", "node", "onionbalance")
 		}},
 		{"gofmt", "gofmt -l finds nothing", checkGofmt},
 		{"vet", "go vet ./...", func(ctx context.Context) error { return run(ctx, "go", "vet", "./...") }},

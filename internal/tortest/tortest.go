@@ -51,14 +51,31 @@ const (
 // launch, once the relays' descriptors are in: at tor's own schedule it
 // often comes first and yields a consensus without them, and the next one
 // is 10 s later.
-var authorityTiming = []string{
-	"TestingV3AuthInitialVotingInterval 10",
-	"TestingV3AuthInitialVoteDelay 2",
-	"TestingV3AuthInitialDistDelay 2",
-	"V3AuthVotingInterval 10",
-	"V3AuthVoteDelay 2",
-	"V3AuthDistDelay 2",
-	"V3AuthNIntervalsValid 2",
+func authorityTiming(interval int) []string {
+	return []string{
+		"TestingV3AuthInitialVotingInterval " + strconv.Itoa(interval),
+		"TestingV3AuthInitialVoteDelay 2",
+		"TestingV3AuthInitialDistDelay 2",
+		"V3AuthVotingInterval " + strconv.Itoa(interval),
+		"V3AuthVoteDelay 2",
+		"V3AuthDistDelay 2",
+		"V3AuthNIntervalsValid 2",
+	}
+}
+
+// DefaultVotingInterval is the authorities' voting interval in seconds
+// unless Options say otherwise: the shortest tor accepts on a testing
+// network.
+const DefaultVotingInterval = 10
+
+// Options change how Start builds a network; the zero value is the
+// default network.
+type Options struct {
+	// VotingInterval is the authorities' voting interval in seconds
+	// (V3AuthVotingInterval and TestingV3AuthInitialVotingInterval); 0
+	// means DefaultVotingInterval. Onionbalance's --is-testnet assumes
+	// chutney's 20 s: with 10 its descriptor uploads fail NOT_FOUND.
+	VotingInterval int
 }
 
 // votingOffset returns the TestingV3AuthVotingStartOffset that makes the
@@ -67,8 +84,8 @@ var authorityTiming = []string{
 // the relays (up in a second or two) have uploaded their descriptors.
 // Intervals of 10 s start at multiples of 10 s since midnight UTC plus the
 // offset.
-func votingOffset(launch time.Time) int {
-	return int((launch.Unix() + 9) % 10)
+func votingOffset(launch time.Time, interval int) int {
+	return int((launch.Unix() + 9) % int64(interval))
 }
 
 // Network is a running private Tor network. Its tors are stopped when the
@@ -77,6 +94,7 @@ type Network struct {
 	torPath string
 	dir     string
 	started time.Time
+	voting  int      // the authorities' voting interval, seconds
 	auths   []string // DirAuthority lines
 	lines   []string // TorrcLines
 
@@ -106,9 +124,18 @@ func (n *Network) phase(what string) {
 // tors); tests that can share one should.
 func Start(t testing.TB) *Network {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with Options.
+func StartWith(t testing.TB, o Options) *Network {
+	t.Helper()
+	if o.VotingInterval == 0 {
+		o.VotingInterval = DefaultVotingInterval
+	}
 	torPath := need.Tool(t, "tor")
 	gencert := need.Tool(t, "tor-gencert")
-	n := &Network{torPath: torPath, dir: t.TempDir(), started: time.Now()}
+	n := &Network{torPath: torPath, dir: t.TempDir(), started: time.Now(), voting: o.VotingInterval}
 	t.Cleanup(func() {
 		if t.Failed() {
 			n.logTails(t)
@@ -160,7 +187,7 @@ func (n *Network) start(gencert string) error {
 	}
 	n.lines = append([]string{"TestingTorNetwork 1", "UseDefaultFallbackDirs 0", "VanguardsLiteEnabled 0"}, n.auths...)
 
-	offset := votingOffset(time.Now())
+	offset := votingOffset(time.Now(), n.voting)
 	for i := range numAuthorities {
 		tor, err := n.launch(authName(i),
 			"TestingV3AuthVotingStartOffset "+strconv.Itoa(offset),
@@ -316,7 +343,7 @@ func (n *Network) launch(name string, role ...string) (*Tor, error) {
 			"ServerDNSDetectHijacking 0",
 		)
 		if strings.HasPrefix(name, "auth") {
-			lines = append(lines, authorityTiming...)
+			lines = append(lines, authorityTiming(n.voting)...)
 		}
 	}
 	lines = append(lines, role...)
