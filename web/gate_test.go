@@ -69,10 +69,16 @@ func getFrom(t *testing.T, src, addr string) int {
 	return resp.StatusCode
 }
 
+// heldPending is the handshake timeout of the tests that count pending
+// connections: longer than any of them takes on a loaded machine, so that
+// none is closed for its idleness while they count (the default, 10 s,
+// was passed under the whole test suite's load).
+const heldPending = 5 * time.Minute
+
 // A peer holding its share of connections that never send has its newest
 // closed at once; another peer is served meanwhile.
 func TestPendingPerPeer(t *testing.T) {
-	addr, h := serve(t, hub.Config{MaxConnsPerPeer: 4}, web.Config{})
+	addr, h := serve(t, hub.Config{MaxConnsPerPeer: 4}, web.Config{HandshakeTimeout: heldPending})
 	perPeer, _ := web.PendingLimits(hub.DefaultMaxConns, 4)
 	var cs []net.Conn
 	for range perPeer + 12 {
@@ -94,7 +100,7 @@ func TestPendingPerPeer(t *testing.T) {
 // the oldest of the peer holding the most: 40 peers hold all they may,
 // and a friend's one connection, the oldest of all, keeps its place.
 func TestPendingTotalEvictsFromTheBiggest(t *testing.T) {
-	addr, h := serve(t, hub.Config{MaxConnsPerPeer: 4}, web.Config{})
+	addr, h := serve(t, hub.Config{MaxConnsPerPeer: 4}, web.Config{HandshakeTimeout: heldPending})
 	perPeer, total := web.PendingLimits(hub.DefaultMaxConns, 4)
 	friend := dialFrom(t, "127.0.0.4", addr)
 	waitFor(t, "the friend's connection to be counted", func() bool { return h.Pending() == 1 })
