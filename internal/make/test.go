@@ -6,9 +6,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -154,12 +156,13 @@ func checkGofmt(ctx context.Context) error {
 
 // runFuzz runs every fuzz target of every package for fuzzTime.
 func runFuzz(ctx context.Context) error {
-	out, err := exec.CommandContext(ctx, "go", "list", "-f", "{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}", "./...").Output()
+	out, err := exec.CommandContext(ctx, "go", "list", "-f", "{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}}\n{{end}}", "./...").Output()
 	if err != nil {
 		return fmt.Errorf("go list: %w", err)
 	}
 	n := 0
-	for _, pkg := range strings.Fields(string(out)) {
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, dir, _ := strings.Cut(l, " ")
 		lo, err := exec.CommandContext(ctx, "go", "test", "-list", "^Fuzz", pkg).Output()
 		if err != nil {
 			return fmt.Errorf("go test -list %s: %w", pkg, err)
@@ -171,7 +174,7 @@ func runFuzz(ctx context.Context) error {
 				continue
 			}
 			n++
-			if err := run(ctx, "go", "test", "-run", "^$", "-fuzz", "^"+name+"$", "-fuzztime", fuzzTime.String(), pkg); err != nil {
+			if err := fuzzOne(ctx, pkg, dir, name); err != nil {
 				return err
 			}
 		}
@@ -181,4 +184,32 @@ func runFuzz(ctx context.Context) error {
 	}
 	fmt.Printf("%d fuzz targets ran for %v each\n", n, fuzzTime)
 	return nil
+}
+
+// fuzzOne fuzzes one target for fuzzTime. Go 1.26's fuzz coordinator
+// can report its own -fuzztime deadline as the target's failure, as
+// "context deadline exceeded", when a worker is still busy as the time
+// runs out, which a loaded machine makes likely (go.dev/issue/75804,
+// fixed in Go 1.27). Every real failure of a target writes the failing
+// input under testdata/fuzz; a run that fails with that message alone
+// and writes nothing is counted as passed, and says so.
+func fuzzOne(ctx context.Context, pkg, dir, name string) error {
+	corpus := filepath.Join(dir, "testdata", "fuzz", name)
+	before, _ := os.ReadDir(corpus)
+	var log bytes.Buffer
+	w := io.MultiWriter(os.Stdout, &log) // one writer for both: exec then writes from one goroutine
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-fuzz", "^"+name+"$", "-fuzztime", fuzzTime.String(), pkg)
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.WaitDelay = 10 * time.Second
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	after, _ := os.ReadDir(corpus)
+	coordinatorRace := regexp.MustCompile(`--- FAIL: ` + name + ` \([0-9.]+s\)\n\s+context deadline exceeded\n`)
+	if ctx.Err() == nil && len(after) == len(before) && coordinatorRace.Match(log.Bytes()) {
+		fmt.Printf("fuzz: %s wrote no failing input; its \"context deadline exceeded\" is Go's fuzz coordinator racing -fuzztime (go.dev/issue/75804): counted as passed\n", name)
+		return nil
+	}
+	return fmt.Errorf("go test -fuzz %s %s: %w", name, pkg, err)
 }
