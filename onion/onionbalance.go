@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/onionchat/onionchat/internal/securefile"
 )
@@ -55,4 +56,28 @@ func writeOBConfig(dir, front string, clients int) error {
 		return fmt.Errorf("onion: write %s: %w", p, err)
 	}
 	return nil
+}
+
+// FrontConfig returns the Onionbalance 0.2.2 configuration (YAML) of a
+// front that publishes, under the address of the key in keyFile (tor's
+// hs_ed25519_secret_key format, which Onionbalance reads as it is), the
+// introduction points of the backends, given by their addresses. keyFile
+// must be an absolute path, and every address a v3 onion address.
+func FrontConfig(keyFile string, backends []string) ([]byte, error) {
+	if !filepath.IsAbs(keyFile) || CheckTorrcValue(keyFile) != nil || strings.ContainsAny(keyFile, ":'{}[]\n") {
+		return nil, fmt.Errorf("onion: Onionbalance front key: want an absolute path without quotes, colons or brackets, not %q", keyFile)
+	}
+	if len(backends) == 0 {
+		return nil, errors.New("onion: an Onionbalance front needs at least one backend address")
+	}
+	var b strings.Builder
+	b.WriteString("# Onionbalance front for onionchat, written by onionchat cluster.\nservices:\n")
+	fmt.Fprintf(&b, "- key: %s\n  instances:\n", keyFile)
+	for i, a := range backends {
+		if _, err := addressKey(a); err != nil {
+			return nil, fmt.Errorf("onion: backend %d: %w", i+1, err)
+		}
+		fmt.Fprintf(&b, "  - address: %s\n    name: backend%d\n", strings.TrimSuffix(a, ".onion"), i+1)
+	}
+	return []byte(b.String()), nil
 }
