@@ -61,6 +61,7 @@ const (
 	EventMsg                            // a broadcast frame: SID, Seq (the origin's), Body, Receipt
 	EventDirect                         // a frame for one member: SID, To (its session id), Body
 	EventDelivered                      // the origin's frame Seq reached the members of this instance: To (the origin instance), Missed
+	EventBulk                           // a file's chunk for everyone present (not kept, no seq): SID, Body
 )
 
 // Event is something one instance tells the others about a room. Body is
@@ -293,6 +294,15 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		if m.away {
 			m.away = false
 			r.event(h, "back", m)
+		}
+	case EventBulk:
+		if len(e.Body) > 0 && validBase64(e.Body) {
+			frame := h.bulkFrame(m, e.Body)
+			for _, o := range r.members {
+				if o.conn != nil {
+					o.conn.push(frame)
+				}
+			}
 		}
 	case EventMsg:
 		if len(e.Body) == 0 || !validBase64(e.Body) {

@@ -279,6 +279,9 @@ func (s *Session) message(f *ClientFrame, now int64) {
 				o.conn.push(frame)
 			}
 		}
+		if len(r.remote) > 0 {
+			h.publish(&Event{Kind: EventBulk, Room: r.id, SID: m.sid, Body: f.Body})
+		}
 		r.mu.Unlock()
 		return
 	}

@@ -257,6 +257,13 @@ func TestChatAcrossInstances(t *testing.T) {
 	if f := cs[1].Expect("msg"); wstest.Body(f) != "for bob only" || f.Str("to") != "bob" || f.Str("from") != "alice" {
 		t.Fatalf("bob got %v", f)
 	}
+	// And a file's chunks (bulk: no seq, not kept).
+	cs[2].SendRaw([]byte(`{"v":2,"type":"msg","body":"Y2h1bms=","bulk":true}`))
+	for _, c := range cs[:2] {
+		if f := c.Expect("msg"); wstest.Body(f) != "chunk" || f["bulk"] != true || f.Int("seq") != -1 || f.Str("from") != "carol" {
+			t.Fatalf("got %v", f)
+		}
+	}
 }
 
 // TestNamesAcrossInstances: a name taken on A, or one that looks like it,
