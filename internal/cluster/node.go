@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -184,10 +185,19 @@ func embedded(o Options, id, clientPassword string) (*server.Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cluster: TLS: %w", err)
 		}
+		// The same config dials the other instances: it must trust the
+		// owner's CA as a client too (NATS's own config parser does this).
+		tc.RootCAs = tc.ClientCAs
 		so.Cluster.TLSConfig = tc
 		so.Cluster.TLSTimeout = 5
 	}
+	if os.Getenv("ONIONCHAT_NATS_LOG") != "" { // for debugging links, never in normal use
+		so.NoLog, so.Debug = false, true
+	}
 	srv, err := server.NewServer(so)
+	if err == nil && !so.NoLog {
+		srv.ConfigureLogger()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: NATS server: %w", err)
 	}
@@ -213,14 +223,6 @@ func (n *Node) RouteAddr() string {
 		return a.String()
 	}
 	return ""
-}
-
-// Routes is how many other NATS servers the embedded one is linked to.
-func (n *Node) Routes() int {
-	if n.srv == nil {
-		return 0
-	}
-	return n.srv.NumRoutes()
 }
 
 // Peers is how many other instances this one counts as alive.

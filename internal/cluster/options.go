@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -74,46 +73,53 @@ func (o Options) TLS() bool { return o.CertFile != "" || o.KeyFile != "" || o.CA
 // a VPN and carry every room's ciphertext, names and session ids: a
 // listen or peer address that is not loopback needs TLS (all three
 // files). It fails closed: nothing starts on an error.
+//
+// Its errors are *OptionError, naming the option as the configuration's
+// [cluster] section spells it.
 func (o Options) Check() error {
 	if o.URL != "" {
 		if o.Listen != "" || len(o.Peers) > 0 {
-			return errors.New("an external NATS server (url) and an embedded one (listen, peers) exclude each other")
+			return optErr("url", "an external NATS server (url) and an embedded one (listen, peers) exclude each other")
 		}
 	} else if o.Listen == "" {
-		return errors.New("no listen address: set this instance's route address, e.g. 127.0.0.1:6222")
+		return optErr("listen", "no listen address: set this instance's route address, e.g. 127.0.0.1:6222")
 	}
 	if o.TLS() && (o.CertFile == "" || o.KeyFile == "" || o.CAFile == "") {
-		return errors.New("TLS needs tls_cert, tls_key and tls_ca together")
+		return optErr("tls_cert", "TLS needs tls_cert, tls_key and tls_ca together")
 	}
 	if (o.User == "") != (o.Password == "") {
-		return errors.New("user and password go together")
+		return optErr("user", "user and password go together")
 	}
 	if o.Heartbeat > 0 && o.DeadAfter > 0 && o.DeadAfter < 2*o.Heartbeat {
-		return fmt.Errorf("dead_after (%v) must be at least twice the heartbeat (%v)", o.DeadAfter, o.Heartbeat)
+		return optErr("dead_after", fmt.Sprintf("%v must be at least twice the heartbeat (%v)", o.DeadAfter, o.Heartbeat))
 	}
-	addrs := append([]string{}, o.Peers...)
+	type addr struct{ key, a string }
+	var addrs []addr
 	if o.Listen != "" {
-		addrs = append(addrs, o.Listen)
+		addrs = append(addrs, addr{"listen", o.Listen})
+	}
+	for _, p := range o.Peers {
+		addrs = append(addrs, addr{"peers", p})
 	}
 	for _, a := range addrs {
-		host, port, err := net.SplitHostPort(a)
+		host, port, err := net.SplitHostPort(a.a)
 		if err != nil {
-			return fmt.Errorf("%q is not host:port: %w", a, err)
+			return optErr(a.key, fmt.Sprintf("%q is not host:port", a.a))
 		}
 		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-			return fmt.Errorf("%q: bad port", a)
+			return optErr(a.key, fmt.Sprintf("%q: bad port", a.a))
 		}
 		if !o.TLS() && !loopback(host) {
-			return fmt.Errorf("%s is not a loopback address, and the links between instances carry every room's traffic: set tls_cert, tls_key and tls_ca (mutual TLS), or use 127.0.0.1 on one machine", a)
+			return optErr(a.key, fmt.Sprintf("%s is not a loopback address, and the links between instances carry every room's traffic: set tls_cert, tls_key and tls_ca (mutual TLS), or use 127.0.0.1 on one machine", a.a))
 		}
 	}
 	if o.URL != "" {
 		u, err := url.Parse(o.URL)
 		if err != nil || u.Host == "" || (u.Scheme != "nats" && u.Scheme != "tls") {
-			return fmt.Errorf("url %q: want nats://host:port or tls://host:port", o.URL)
+			return optErr("url", fmt.Sprintf("%q: want nats://host:port or tls://host:port", o.URL))
 		}
 		if !o.TLS() && !loopback(u.Hostname()) {
-			return fmt.Errorf("url %s: an external NATS server that is not on loopback needs tls_cert, tls_key and tls_ca", o.URL)
+			return optErr("url", fmt.Sprintf("%s: an external NATS server that is not on loopback needs tls_cert, tls_key and tls_ca", o.URL))
 		}
 	}
 	return nil
@@ -126,3 +132,10 @@ func loopback(host string) bool {
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
 }
+
+// OptionError is an option Check refuses: Key as [cluster] spells it.
+type OptionError struct{ Key, Msg string }
+
+func (e *OptionError) Error() string { return e.Key + ": " + e.Msg }
+
+func optErr(key, msg string) error { return &OptionError{Key: key, Msg: msg} }

@@ -1,0 +1,132 @@
+package cluster
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writePEM writes a PEM block to dir/name, 0600.
+func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testCA makes a certificate authority in dir and returns a function that
+// issues it a certificate for 127.0.0.1 (server and client use), written
+// as name.crt and name.key.
+func testCA(t *testing.T, dir, caName string) (caFile string, issue func(name string) (cert, key string)) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: caName},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	caFile = writePEM(t, dir, caName+".crt", "CERTIFICATE", caDER)
+	serial := int64(2)
+	return caFile, func(name string) (string, string) {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		serial++
+		tm := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+			KeyUsage:    x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+		der, err := x509.CreateCertificate(rand.Reader, tm, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kd, _ := x509.MarshalECPrivateKey(k)
+		return writePEM(t, dir, name+".crt", "CERTIFICATE", der), writePEM(t, dir, name+".key", "EC PRIVATE KEY", kd)
+	}
+}
+
+// TestTLSLinks: instances whose certificates come from the owner's CA
+// link over mutual TLS (with a password too); an instance with a
+// certificate from another CA, or without the password, is never linked.
+func TestTLSLinks(t *testing.T) {
+	dir := t.TempDir()
+	ca, issue := testCA(t, dir, "owner-ca")
+	_, strangerIssue := testCA(t, dir, "stranger-ca")
+	ports := []int{freePort(t), freePort(t), freePort(t), freePort(t)}
+	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
+	opts := func(i int, cert, key string, pw string, peers ...int) Options {
+		o := Options{Listen: addr(i), CertFile: cert, KeyFile: key, CAFile: ca, User: "onionchat", Password: pw,
+			Heartbeat: testBeat, DeadAfter: testDead}
+		for _, p := range peers {
+			o.Peers = append(o.Peers, addr(p))
+		}
+		return o
+	}
+	c0, k0 := issue("a")
+	c1, k1 := issue("b")
+	a := startInstance(t, "A", opts(0, c0, k0, "s3cret", 1, 2, 3), testHub())
+	b := startInstance(t, "B", opts(1, c1, k1, "s3cret", 0), testHub())
+	sc, sk := strangerIssue("c")
+	stranger := startInstance(t, "C", opts(2, sc, sk, "s3cret", 0), testHub())
+	c3, k3 := issue("d")
+	noPassword := startInstance(t, "D", opts(3, c3, k3, "wrong", 0), testHub())
+	waitFor(t, "A and B to link over TLS", 20*time.Second, func() bool { return a.n.Peers() == 1 && b.n.Peers() == 1 })
+	time.Sleep(2 * testDead) // time enough for the others to be heard, were they linked
+	if a.n.Peers() != 1 || stranger.n.Peers() != 0 || noPassword.n.Peers() != 0 {
+		t.Fatalf("peers: A %d, stranger %d, wrong password %d", a.n.Peers(), stranger.n.Peers(), noPassword.n.Peers())
+	}
+}
+
+// TestCheckFailsClosed: links that would leave the machine in clear are
+// refused before anything starts, naming the option.
+func TestCheckFailsClosed(t *testing.T) {
+	for _, tc := range []struct {
+		o   Options
+		key string
+	}{
+		{Options{Listen: "192.168.1.5:6222"}, "listen"},
+		{Options{Listen: "0.0.0.0:6222"}, "listen"},
+		{Options{Listen: "127.0.0.1:6222", Peers: []string{"10.0.0.2:6222"}}, "peers"},
+		{Options{Listen: "127.0.0.1:6222", Peers: []string{"pi2.local:6222"}}, "peers"},
+		{Options{Listen: "192.168.1.5:6222", CertFile: "c", KeyFile: "k"}, "tls_cert"},
+		{Options{Listen: "127.0.0.1:6222", User: "u"}, "user"},
+		{Options{}, "listen"},
+		{Options{URL: "nats://10.0.0.2:4222"}, "url"},
+		{Options{URL: "nats://127.0.0.1:4222", Listen: "127.0.0.1:6222"}, "url"},
+	} {
+		err := tc.o.Check()
+		var oe *OptionError
+		if !errors.As(err, &oe) || oe.Key != tc.key {
+			t.Errorf("%+v: %v, want an error about %s", tc.o, err, tc.key)
+			continue
+		}
+		if _, err := Start(tc.o, nil); err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%+v: Start: %v", tc.o, err)
+		}
+	}
+	for _, o := range []Options{
+		{Listen: "127.0.0.1:6222", Peers: []string{"[::1]:6223", "localhost:6224"}},
+		{Listen: "192.168.1.5:6222", Peers: []string{"192.168.1.6:6222"}, CertFile: "c", KeyFile: "k", CAFile: "ca"},
+		{URL: "nats://127.0.0.1:4222"},
+	} {
+		if err := o.Check(); err != nil {
+			t.Errorf("%+v: %v", o, err)
+		}
+	}
+}
