@@ -404,3 +404,51 @@ func TestMoveToAnotherInstance(t *testing.T) {
 	back.Resume("move", w, 2)
 	back.ExpectError(hub.CodeNameTaken)
 }
+
+// TestReceiptsAcrossInstances: a sender's delivered counts as missed a
+// member of another instance who leaves without acknowledging, and the
+// members of an instance that dies; and a member of the dead instance
+// takes her name back on another with her resume token, with the room's
+// kept frames.
+func TestReceiptsAcrossInstances(t *testing.T) {
+	ins := startCluster(t, 3, testHub())
+	a, b, c := ins[0], ins[1], ins[2]
+	alice := wstest.Dial(t, a.url)
+	alice.JoinOK("receipts", "alice")
+	bob := wstest.Dial(t, b.url)
+	bob.JoinOK("receipts", "bob")
+	carol := wstest.Dial(t, c.url)
+	carol.JoinOK("receipts", "carol")
+	waitFor(t, "alice to see both", 5*time.Second, func() bool { return a.h.Stats().Names == 3 })
+
+	alice.MsgID("one", 1)
+	if f := expectSkipping(t, alice, "sent"); f.Int("to") != 2 {
+		t.Fatalf("sent: %v", f)
+	}
+	f := expectSkipping(t, bob, "msg")
+	bob.Ack(f.Int("seq"))
+	expectSkipping(t, carol, "msg")
+	carol.Leave() // without acknowledging
+	if f := expectSkipping(t, alice, "delivered"); f.Int("missed") != 1 {
+		t.Fatalf("delivered after carol left: %v", f)
+	}
+
+	carol2 := wstest.Dial(t, c.url)
+	w2 := carol2.JoinOK("receipts", "carol")
+	waitFor(t, "alice to see carol again", 5*time.Second, func() bool { return a.h.Stats().Names == 3 })
+	alice.MsgID("two", 2)
+	expectSkipping(t, alice, "sent")
+	f = expectSkipping(t, bob, "msg")
+	bob.Ack(f.Int("seq"))
+	expectSkipping(t, carol2, "msg")
+	c.n.kill()
+	go c.stop()
+	if f := expectSkipping(t, alice, "delivered"); f.Int("missed") != 1 {
+		t.Fatalf("delivered after C died: %v", f)
+	}
+	moved := wstest.Dial(t, b.url)
+	moved.Resume("receipts", w2, 0)
+	if f := expectSkipping(t, moved, "welcome"); f.Str("you") != "carol" || f.Int("catchup") < 2 {
+		t.Fatalf("carol on B: %v", f)
+	}
+}

@@ -332,8 +332,19 @@ func (n *Node) Claim(c *hub.Claim) string {
 		return hub.CodeJoinRate
 	}
 	deadline := time.Now().Add(n.o.ClaimTimeout)
-	for len(want) > 0 {
-		m, err := sub.NextMsg(time.Until(deadline))
+	for len(want) > 0 && time.Now().Before(deadline) {
+		m, err := sub.NextMsg(min(time.Until(deadline), n.o.Heartbeat))
+		if errors.Is(err, nats.ErrTimeout) {
+			// An instance that died meanwhile has no say.
+			n.mu.Lock()
+			for id := range want {
+				if n.peers[id] == nil {
+					delete(want, id)
+				}
+			}
+			n.mu.Unlock()
+			continue
+		}
 		if err != nil {
 			break
 		}
