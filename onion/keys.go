@@ -107,8 +107,15 @@ func secretKey(priv ed25519.PrivateKey) []byte {
 // that the secret key file is private and well formed. It does not start
 // tor. ErrNoKey means there is none.
 func LoadAddress(dataDir string) (string, error) {
-	dir := filepath.Join(dataDir, ServiceDir)
-	sec, err := securefile.Read(filepath.Join(dir, SecretKeyFile))
+	return KeyFileAddress(filepath.Join(dataDir, ServiceDir, SecretKeyFile))
+}
+
+// KeyFileAddress returns the address of a secret key file in tor's
+// format (hs_ed25519_secret_key, or an Onionbalance front's key moved
+// out of a data directory), checking that it is private and well formed.
+// ErrNoKey means there is none.
+func KeyFileAddress(path string) (string, error) {
+	sec, err := securefile.Read(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", ErrNoKey
 	}
@@ -116,7 +123,7 @@ func LoadAddress(dataDir string) (string, error) {
 		return "", fmt.Errorf("onion: %w", err)
 	}
 	if len(sec) != 96 || !bytes.Equal(sec[:32], secretHeader) {
-		return "", fmt.Errorf("onion: %s is not a tor v3 secret key (move it away to make a new address)", filepath.Join(dir, SecretKeyFile))
+		return "", fmt.Errorf("onion: %s is not a tor v3 secret key (move it away to make a new address)", path)
 	}
 	pub := torkey.PrivateKey(sec[32:]).PublicKey()
 	return Address(ed25519.PublicKey(pub)), nil

@@ -61,23 +61,32 @@ func writeOBConfig(dir, front string, clients int) error {
 // FrontConfig returns the Onionbalance 0.2.2 configuration (YAML) of a
 // front that publishes, under the address of the key in keyFile (tor's
 // hs_ed25519_secret_key format, which Onionbalance reads as it is), the
-// introduction points of the backends, given by their addresses. keyFile
-// must be an absolute path, and every address a v3 onion address.
-func FrontConfig(keyFile string, backends []string) ([]byte, error) {
-	if !filepath.IsAbs(keyFile) || CheckTorrcValue(keyFile) != nil || strings.ContainsAny(keyFile, ":'{}[]\n") {
-		return nil, fmt.Errorf("onion: Onionbalance front key: want an absolute path without quotes, colons or brackets, not %q", keyFile)
+// introduction points of the backends, given by their addresses, and the
+// front's address. keyFile must be an absolute path to a private, well
+// formed key, and every backend a v3 onion address other than the
+// front's.
+func FrontConfig(keyFile string, backends []string) (config []byte, front string, err error) {
+	if !filepath.IsAbs(keyFile) || CheckTorrcValue(keyFile) != nil || strings.ContainsAny(keyFile, ":'{}[]#&*!|>%@`") {
+		return nil, "", fmt.Errorf("onion: Onionbalance front key: want an absolute path without quotes, colons, brackets or YAML marks, not %q", keyFile)
+	}
+	if front, err = KeyFileAddress(keyFile); err != nil {
+		return nil, "", err
 	}
 	if len(backends) == 0 {
-		return nil, errors.New("onion: an Onionbalance front needs at least one backend address")
+		return nil, "", errors.New("onion: an Onionbalance front needs at least one backend address")
 	}
 	var b strings.Builder
-	b.WriteString("# Onionbalance front for onionchat, written by onionchat cluster.\nservices:\n")
+	b.WriteString("# Onionbalance front for onionchat, written by onionchat cluster.\n")
+	fmt.Fprintf(&b, "# Front address: %s\nservices:\n", front)
 	fmt.Fprintf(&b, "- key: %s\n  instances:\n", keyFile)
 	for i, a := range backends {
 		if _, err := addressKey(a); err != nil {
-			return nil, fmt.Errorf("onion: backend %d: %w", i+1, err)
+			return nil, "", fmt.Errorf("onion: backend %d: %w", i+1, err)
+		}
+		if a == front {
+			return nil, "", fmt.Errorf("onion: backend %d is the front's own address; each backend needs an address of its own", i+1)
 		}
 		fmt.Fprintf(&b, "  - address: %s\n    name: backend%d\n", strings.TrimSuffix(a, ".onion"), i+1)
 	}
-	return []byte(b.String()), nil
+	return []byte(b.String()), front, nil
 }

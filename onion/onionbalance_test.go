@@ -54,3 +54,40 @@ func TestOnionbalanceBackend(t *testing.T) {
 		t.Fatalf("torrc: %v\n%s", err, text)
 	}
 }
+
+// FrontConfig names the front's key and every backend, and refuses what
+// Onionbalance would misread or what cannot work.
+func TestFrontConfig(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	dir, front, err := EnsureKey(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, SecretKeyFile)
+	b1 := Address(ed25519.PublicKey(make([]byte, 32)))
+	b2 := Address(ed25519.PublicKey(append(make([]byte, 31), 1)))
+	cfg, got, err := FrontConfig(key, []string{b1, b2})
+	if err != nil || got != front {
+		t.Fatalf("%s %v", got, err)
+	}
+	want := "- key: " + key + "\n  instances:\n  - address: " + strings.TrimSuffix(b1, ".onion") + "\n    name: backend1\n  - address: " +
+		strings.TrimSuffix(b2, ".onion") + "\n    name: backend2\n"
+	if !strings.HasSuffix(string(cfg), want) {
+		t.Fatalf("config:\n%s", cfg)
+	}
+	for name, c := range map[string]struct {
+		key      string
+		backends []string
+	}{
+		"relative key":     {"front.key", []string{b1}},
+		"yaml in the path": {filepath.Join(data, "a: b"), []string{b1}},
+		"no key":           {filepath.Join(data, "none"), []string{b1}},
+		"no backend":       {key, nil},
+		"bad backend":      {key, []string{"abc.onion"}},
+		"front as backend": {key, []string{front}},
+	} {
+		if _, _, err := FrontConfig(c.key, c.backends); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -119,9 +119,9 @@ func TestOnionbalanceFront(t *testing.T) {
 	}
 	t.Logf("network and two backends published in %v", time.Since(start).Round(time.Second))
 
-	cfg, err := onion.FrontConfig(filepath.Join(frontDir, "hs_ed25519_secret_key"), []string{backends[0].svc.Addr, backends[1].svc.Addr})
-	if err != nil {
-		t.Fatal(err)
+	cfg, addr, err := onion.FrontConfig(filepath.Join(frontDir, onion.SecretKeyFile), []string{backends[0].svc.Addr, backends[1].svc.Addr})
+	if err != nil || addr != front {
+		t.Fatalf("front config for %s: %v", addr, err)
 	}
 	obDir := t.TempDir()
 	cfgPath := filepath.Join(obDir, "config.yaml")
