@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -168,17 +169,12 @@ func embedded(o Options, id, clientPassword string) (*server.Server, error) {
 			Password: o.Password,
 		},
 	}
-	scheme := "nats-route://"
-	cred := ""
-	if o.User != "" {
-		cred = o.User + ":" + o.Password + "@"
-	}
-	var routes []string
 	for _, a := range o.Peers {
-		routes = append(routes, scheme+cred+a)
-	}
-	if len(routes) > 0 {
-		so.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		u := &url.URL{Scheme: "nats-route", Host: a}
+		if o.User != "" {
+			u.User = url.UserPassword(o.User, o.Password)
+		}
+		so.Routes = append(so.Routes, u)
 	}
 	if o.TLS() {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: o.CertFile, KeyFile: o.KeyFile, CaFile: o.CAFile, Verify: true})

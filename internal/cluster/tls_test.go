@@ -80,10 +80,10 @@ func TestTLSLinks(t *testing.T) {
 	}
 	c0, k0 := issue("a")
 	c1, k1 := issue("b")
-	a := startInstance(t, "A", opts(0, c0, k0, "s3cret", 1, 2, 3), testHub())
-	b := startInstance(t, "B", opts(1, c1, k1, "s3cret", 0), testHub())
+	a := startInstance(t, "A", opts(0, c0, k0, "s3/cr@t:", 1, 2, 3), testHub())
+	b := startInstance(t, "B", opts(1, c1, k1, "s3/cr@t:", 0), testHub())
 	sc, sk := strangerIssue("c")
-	stranger := startInstance(t, "C", opts(2, sc, sk, "s3cret", 0), testHub())
+	stranger := startInstance(t, "C", opts(2, sc, sk, "s3/cr@t:", 0), testHub())
 	c3, k3 := issue("d")
 	noPassword := startInstance(t, "D", opts(3, c3, k3, "wrong", 0), testHub())
 	waitFor(t, "A and B to link over TLS", 20*time.Second, func() bool { return a.n.Peers() == 1 && b.n.Peers() == 1 })
