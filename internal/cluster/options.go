@@ -17,9 +17,6 @@ const (
 	// others forget it and its sessions: its names are free again within
 	// DeadAfter + Heartbeat of its death.
 	DefaultDeadAfter = 5 * time.Second
-	// DefaultClaimTimeout bounds how long a join waits for the other
-	// instances' answers.
-	DefaultClaimTimeout = 2 * time.Second
 	// DefaultName is the cluster's name on the NATS routes.
 	DefaultName = "onionchat"
 )
@@ -43,10 +40,14 @@ type Options struct {
 	// User and Password authenticate the links (both or neither).
 	User, Password string
 
-	Name         string        // cluster name; "": DefaultName
-	Heartbeat    time.Duration // 0: DefaultHeartbeat
-	DeadAfter    time.Duration // 0: DefaultDeadAfter
-	ClaimTimeout time.Duration // 0: DefaultClaimTimeout
+	Name      string        // cluster name; "": DefaultName
+	Heartbeat time.Duration // 0: DefaultHeartbeat
+	DeadAfter time.Duration // 0: DefaultDeadAfter
+	// ClaimTimeout bounds how long a join waits for the other instances'
+	// answers; 0 means DeadAfter + Heartbeat, so that a join asked while
+	// an instance has just died waits until it is forgotten rather than
+	// failing (live instances answer in milliseconds).
+	ClaimTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -60,7 +61,7 @@ func (o Options) withDefaults() Options {
 		o.DeadAfter = DefaultDeadAfter
 	}
 	if o.ClaimTimeout <= 0 {
-		o.ClaimTimeout = DefaultClaimTimeout
+		o.ClaimTimeout = o.DeadAfter + o.Heartbeat
 	}
 	return o
 }
