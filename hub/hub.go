@@ -12,7 +12,7 @@ import (
 )
 
 // Defaults for the zero values of Config. config.example.toml documents the
-// same numbers; internal/config takes them from here.
+// same numbers; internal/app fills a configuration's defaults from here.
 const (
 	DefaultMaxFrameBytes = 64 << 10
 	DefaultRate          = 10 // frames per second, sustained

@@ -47,6 +47,7 @@ func Defaults() config.Config {
 		JoinRate:        hub.DefaultJoinRate,
 		JoinBurst:       hub.DefaultJoinBurst,
 		ByteRate:        hub.DefaultByteRate,
+		MaxFileBytes:    hub.DefaultMaxFileBytes,
 	}
 	c.Web = config.Web{HandshakeTimeout: dur(web.DefaultHandshakeTimeout)}
 	var o onion.Conf // every zero value is onion's default
@@ -163,6 +164,7 @@ func hubConfig(h config.Hub) hub.Config {
 		JoinRate:        h.JoinRate,
 		JoinBurst:       h.JoinBurst,
 		ByteRate:        h.ByteRate,
+		MaxFileBytes:    h.MaxFileBytes,
 	}
 }
 

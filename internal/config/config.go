@@ -92,6 +92,7 @@ type Hub struct {
 	JoinRate        float64  `toml:"join_rate"`
 	JoinBurst       int      `toml:"join_burst"`
 	ByteRate        int      `toml:"byte_rate"`
+	MaxFileBytes    int      `toml:"max_file_bytes"`
 }
 
 // Web holds the web server's settings.
@@ -433,6 +434,7 @@ func (c *Config) validate() error {
 		{"hub.send_queue_bytes", h.SendQueueBytes, h.MaxFrameBytes, 1 << 30},
 		{"hub.join_burst", h.JoinBurst, 1, 1 << 20},
 		{"hub.byte_rate", h.ByteRate, 1 << 10, 1 << 30},
+		{"hub.max_file_bytes", h.MaxFileBytes, 1 << 10, 64 << 20}, // a receiving page holds a whole file in memory
 	}
 	for _, i := range ints {
 		if i.v < i.min || i.v > i.max {
