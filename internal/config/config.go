@@ -39,13 +39,14 @@ const (
 // is not valid; a file is read over a base that holds every default
 // (app.Defaults).
 type Config struct {
-	Mode    string `toml:"mode"`
-	DataDir string `toml:"data_dir"` // empty: the environment's (app.DataDir)
-	LAN     LAN    `toml:"lan"`
-	Local   Local  `toml:"local"`
-	Hub     Hub    `toml:"hub"`
-	Web     Web    `toml:"web"`
-	Tor     Tor    `toml:"tor"`
+	Mode    string  `toml:"mode"`
+	DataDir string  `toml:"data_dir"` // empty: the environment's (app.DataDir)
+	LAN     LAN     `toml:"lan"`
+	Local   Local   `toml:"local"`
+	Hub     Hub     `toml:"hub"`
+	Web     Web     `toml:"web"`
+	Tor     Tor     `toml:"tor"`
+	Cluster Cluster `toml:"cluster"`
 
 	// lines maps each dotted key the file set to its line; file is the
 	// file's name. Both are empty for a Config built in code.
@@ -127,10 +128,11 @@ func isDurationText(b []byte) bool {
 // setting is zero here; app.Defaults fills them from the parts.
 func Default() Config {
 	return Config{
-		Mode:  ModeOnion,
-		LAN:   LAN{Listen: "127.0.0.1:8443", Names: []string{}},
-		Local: Local{Listen: "127.0.0.1:8080", Hosts: []string{}},
-		Tor:   Tor{ExtraTorrc: []string{}},
+		Mode:    ModeOnion,
+		LAN:     LAN{Listen: "127.0.0.1:8443", Names: []string{}},
+		Local:   Local{Listen: "127.0.0.1:8080", Hosts: []string{}},
+		Tor:     Tor{ExtraTorrc: []string{}},
+		Cluster: Cluster{Peers: []string{}},
 	}
 }
 
@@ -466,5 +468,8 @@ func (c *Config) validate() error {
 	if h.IdleTimeout.Duration <= h.PingInterval.Duration {
 		return bad("hub.idle_timeout", "must be longer than hub.ping_interval (%v)", h.PingInterval.Duration)
 	}
-	return c.Tor.validate()
+	if err := c.Tor.validate(); err != nil {
+		return err
+	}
+	return c.Cluster.validate(c.Mode)
 }

@@ -124,6 +124,13 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		{"[local]\nhosts = [\"x.onion:0\"]\n", `c.toml:2: local.hosts: "x.onion:0": bad port`},
 		{"[local]\nhosts = [\"[1.2.3.4]\"]\n", `c.toml:2: local.hosts: "[1.2.3.4]" is not a bracketed IPv6`},
 		{"mode = \"local\"\n[local]\nlisten = \"unix:/run/oc.sock\"\n", `c.toml: local.hosts: on a unix socket, list the Host names`},
+		{"[cluster]\nfront = \"x.onion\"\n", "c.toml:2: cluster.front: needs cluster.listen"},
+		{"[cluster]\nlisten = \"127.0.0.1:6222\"\ntls_cert = \"pi.crt\"\n", "c.toml:3: cluster.tls_cert: want an absolute path"},
+		{"[cluster]\nlisten = \"127.0.0.1:6222\"\nuser = \"oc\"\n", "c.toml:3: cluster.user: set both user and password_file"},
+		{"mode = \"lan\"\n[cluster]\nlisten = \"127.0.0.1:6222\"\nfront = \"" + strings.Repeat("a", 56) + ".onion\"\n", "c.toml:4: cluster.front: an Onionbalance front is for onion mode"},
+		{"[cluster]\nlisten = \"127.0.0.1:6222\"\nfront = \"abc.onion\"\n", "c.toml:3: cluster.front: want the front's v3 address"},
+		{"[cluster]\nlisten = \"127.0.0.1:6222\"\ndead_after = \"1s\"\n", "c.toml:3: cluster.dead_after: want 2s to 10m"},
+		{"[cluster]\nlisten = 6222\n", "c.toml:2: cluster.listen: want a string"},
 	} {
 		_, err := Parse("c.toml", []byte(tc.doc), base)
 		var e *Error
