@@ -60,6 +60,11 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
+	attach, unlink, err := linkCluster(&s, log)
+	if err != nil {
+		return err
+	}
+	defer unlink() // after the hub has stopped: its members' leaves go out first
 	modes, err := startModes(ctx, cfg, s, out, log)
 	if err != nil {
 		return err
@@ -70,6 +75,10 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	}
 	s.hub.Wire, s.hub.Logger = web.Wire{}, log
 	h := hub.New(s.hub)
+	if err := attach(h); err != nil {
+		closeModes(modes)
+		return err
+	}
 	s.web.Hub, s.web.Logger = h, log
 	handler := web.New(s.web)
 	defer housekeeping(usr1, h, handler, log)()

@@ -215,7 +215,15 @@ func onionMode(ctx context.Context, conf onion.Conf, out io.Writer, log *slog.Lo
 		fmt.Fprintln(&b, "Client authorization: off; anyone who has the address can reach the service (onionchat auth add NAME)")
 	}
 	fmt.Fprintf(&b, "Onion service published in %v:\n", svc.Published.Round(100*time.Millisecond))
-	u := "http://" + svc.Addr + "/"
+	serverID, hosts := svc.Addr, hostNames([]string{svc.Addr}, 80, 80)
+	if front := conf.OnionbalanceFront; front != "" {
+		// Every backend answers to the front's address and is called by
+		// it: pages derive their room keys from the server id.
+		fmt.Fprintf(&b, "This backend's own address (for the front's onionchat cluster --backend): %s\n", svc.Addr)
+		fmt.Fprintln(&b, "Behind the Onionbalance front, which friends open once onionbalance publishes it:")
+		serverID, hosts = front, append(hosts, hostNames([]string{front}, 80, 80)...)
+	}
+	u := "http://" + serverID + "/"
 	if qr, err := qrterm.Render(u); err == nil {
 		fmt.Fprint(&b, qr)
 	}
@@ -224,7 +232,7 @@ func onionMode(ctx context.Context, conf onion.Conf, out io.Writer, log *slog.Lo
 	stopped := func() error {
 		return fmt.Errorf("%w; exiting so that the service manager restarts onionchat", svc.Err())
 	}
-	return mode{ln: svc.Listener, serverID: svc.Addr, hosts: hostNames([]string{svc.Addr}, 80, 80), banner: b.String(),
+	return mode{ln: svc.Listener, serverID: serverID, hosts: hosts, banner: b.String(),
 		close: func() { svc.Close() }, done: svc.Done(), err: stopped}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/onionchat/onionchat/hub"
+	"github.com/onionchat/onionchat/internal/cluster"
 	"github.com/onionchat/onionchat/internal/config"
 	"github.com/onionchat/onionchat/onion"
 	"github.com/onionchat/onionchat/web"
@@ -56,6 +57,7 @@ func Defaults() config.Config {
 	c.Tor.MaxStreams = onion.DefaultMaxStreams
 	c.Tor.MaxMemInQueues = onion.DefaultMaxMemInQueues
 	c.Tor.PublishTimeout = dur(onion.DefaultPublishTimeout)
+	c.Cluster.DeadAfter = dur(cluster.DefaultDeadAfter)
 	return c
 }
 
@@ -76,6 +78,7 @@ type settings struct {
 	hub     hub.Config
 	web     web.Config
 	onion   onion.Conf
+	cluster *cluster.Options // nil: this instance alone
 }
 
 // resolve is the one place a config.Config becomes the parts' settings.
@@ -93,7 +96,11 @@ func resolve(cfg config.Config) (settings, error) {
 	if err != nil {
 		return settings{}, err
 	}
-	return settings{dataDir: dir, hub: hubConfig(cfg.Hub), web: webConfig(cfg.Web), onion: tor}, nil
+	links, err := clusterOptions(cfg)
+	if err != nil {
+		return settings{}, err
+	}
+	return settings{dataDir: dir, hub: hubConfig(cfg.Hub), web: webConfig(cfg.Web), onion: tor, cluster: links}, nil
 }
 
 // DataDir returns the directory for keys and certificates: data_dir, else
@@ -202,7 +209,37 @@ func onionConf(cfg config.Config, dataDir string) (onion.Conf, error) {
 		MaxMemInQueues:    t.MaxMemInQueues,
 		PublishTimeout:    t.PublishTimeout.Duration,
 		ExtraTorrc:        t.ExtraTorrc,
+		OnionbalanceFront: cfg.Cluster.Front,
 	}, nil
+}
+
+// clusterOptions turns [cluster] into the links' options, or nil when the
+// section is off; cluster's rules (no link in clear off the machine) are
+// reported with the key's line, before anything starts.
+func clusterOptions(cfg config.Config) (*cluster.Options, error) {
+	c := cfg.Cluster
+	if !c.On() {
+		return nil, nil
+	}
+	o := &cluster.Options{Listen: c.Listen, Peers: c.Peers, URL: c.URL, CertFile: c.TLSCert, KeyFile: c.TLSKey,
+		CAFile: c.TLSCA, User: c.User, DeadAfter: c.DeadAfter.Duration}
+	if c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return nil, cfg.Errorf("cluster.password_file", "%v", err)
+		}
+		if o.Password = strings.TrimSpace(string(b)); o.Password == "" || strings.ContainsAny(o.Password, "\r\n") {
+			return nil, cfg.Errorf("cluster.password_file", "want one line of password in %s", c.PasswordFile)
+		}
+	}
+	if err := o.Check(); err != nil {
+		var oe *cluster.OptionError
+		if errors.As(err, &oe) {
+			return nil, cfg.Errorf("cluster."+oe.Key, "%s", oe.Msg)
+		}
+		return nil, err
+	}
+	return o, nil
 }
 
 func dur(d time.Duration) config.Duration { return config.Duration{Duration: d} }
