@@ -45,6 +45,7 @@ type Report struct {
 	Paced   []Paced   `json:"paced"`
 	Idle    []Idle    `json:"idle"`
 	Window  []Window  `json:"window"`
+	Cluster []Cluster `json:"cluster"`
 	Raw     []Raw     `json:"raw"`
 }
 
@@ -140,7 +141,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		for _, body := range []int{bodyBytes, paddedBytes} {
 			raw := rawCeiling(ctx, s.n, wsFrameBytes(frameSize(body)), s.n*(s.n-1)*s.k)
 			rep.Raw = append(rep.Raw, raw...)
-			b, err := burst(ctx, url, srv, s.n, s.k, body)
+			b, err := burst(ctx, []string{url}, srv, s.n, s.k, body)
 			if err != nil {
 				return rep, fmt.Errorf("bench: burst n=%d: %w", s.n, err)
 			}
@@ -151,7 +152,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 		}
 	}
-	p, err := paced(ctx, url, srv, 50, 200, pacedFor)
+	p, err := paced(ctx, []string{url}, srv, 50, 200, pacedFor)
 	if err != nil {
 		return rep, fmt.Errorf("bench: paced: %w", err)
 	}
@@ -181,6 +182,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Window = append(rep.Window, w)
 		if !w.Counts.OK() {
 			failed = append(failed, fmt.Sprintf("window: %+v", w.Counts))
+		}
+	}
+	if srv != nil {
+		n, k := 50, 200
+		if o.Short {
+			k = 20
+		}
+		c, err := clusterRun(ctx, o.Binary, srv, url, n, k, pacedFor)
+		if err != nil {
+			return rep, fmt.Errorf("bench: cluster: %w", err)
+		}
+		rep.Cluster = append(rep.Cluster, c)
+		if !c.OK() {
+			failed = append(failed, fmt.Sprintf("cluster: %+v %+v %+v %+v", c.Single.Counts, c.Spread.Counts, c.SinglePaced.Counts, c.SpreadPaced.Counts))
 		}
 	}
 	printReport(o.Out, rep)

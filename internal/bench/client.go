@@ -329,6 +329,12 @@ func (c *client) leave() {
 // dialMany connects n clients to rooms of perRoom members, with a bounded
 // number of handshakes at once.
 func dialMany(ctx context.Context, url, prefix string, n, perRoom int) ([]*client, error) {
+	return dialOver(ctx, []string{url}, prefix, n, perRoom)
+}
+
+// dialOver is dialMany over several servers (instances of a cluster):
+// client i goes to urls[i%len(urls)].
+func dialOver(ctx context.Context, urls []string, prefix string, n, perRoom int) ([]*client, error) {
 	cs := make([]*client, n)
 	errs := make(chan error, n)
 	sem := make(chan struct{}, 32)
@@ -339,7 +345,7 @@ func dialMany(ctx context.Context, url, prefix string, n, perRoom int) ([]*clien
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := dial(ctx, url, fmt.Sprintf("%s-%d", prefix, i/perRoom), i%perRoom)
+			c, err := dial(ctx, urls[i%len(urls)], fmt.Sprintf("%s-%d", prefix, i/perRoom), i%perRoom)
 			if err != nil {
 				errs <- fmt.Errorf("client %d: %w", i, err)
 				return

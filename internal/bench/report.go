@@ -51,6 +51,8 @@ func printReport(w io.Writer, r *Report) {
 		tw.Flush()
 	}
 
+	printCluster(w, r.Cluster)
+
 	fmt.Fprintln(w, "\nBytes on the wire per delivery, by envelope size (the page pads to these buckets)")
 	fmt.Fprintln(tw, "envelope B\tbase64 B\tframe B (hub to member)\tframe B (member to hub)\t")
 	for _, n := range envelopeSizes() {

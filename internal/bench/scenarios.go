@@ -58,9 +58,9 @@ func tally(checkers []*checker, perSender int, want int64) Counts {
 	return c
 }
 
-func burst(ctx context.Context, url string, srv *server, n, k, body int) (Burst, error) {
+func burst(ctx context.Context, urls []string, srv *server, n, k, body int) (Burst, error) {
 	r := Burst{N: n, K: k, Clients: n, PerSender: k, BodyBytes: body, FrameBytes: wsFrameBytes(frameSize(body))}
-	cs, err := dialMany(ctx, url, fmt.Sprintf("burst-%d-%d-%d", n, body, runID), n, n)
+	cs, err := dialOver(ctx, urls, fmt.Sprintf("burst-%d-%d-%d-%d", n, body, len(urls), runID), n, n)
 	if err != nil {
 		return r, err
 	}
@@ -133,9 +133,9 @@ type Paced struct {
 	Load    Load    `json:"load"`
 }
 
-func paced(ctx context.Context, url string, srv *server, n, rate int, dur time.Duration) (Paced, error) {
+func paced(ctx context.Context, urls []string, srv *server, n, rate int, dur time.Duration) (Paced, error) {
 	r := Paced{Clients: n, Rate: rate, Seconds: dur.Seconds()}
-	cs, err := dialMany(ctx, url, fmt.Sprintf("paced-%d", runID), n, n)
+	cs, err := dialOver(ctx, urls, fmt.Sprintf("paced-%d-%d", len(urls), runID), n, n)
 	if err != nil {
 		return r, err
 	}
