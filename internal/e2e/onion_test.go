@@ -389,6 +389,20 @@ func TestOnionMode(t *testing.T) {
 		mustSee(t, alice, "alice", alice.waitFor("alice to have reconnected", hasNoticeJS("Reconnected."), waitShort))
 		must(t, bob.waitFor("bob's messages to show delivered", `[...document.querySelectorAll("#messages li.own")].filter(li => li.textContent.includes("circuit was down")).every(li => li.dataset.delivery === "delivered")`, waitLong))
 		t.Logf("closed %d rendezvous circuits of alice's tor; she reconnected and got all %d messages", closed, len(said))
+
+		// A picture through tor: its time against what the byte rate allows.
+		photo := photoWithGPS(t, 5<<20)
+		stripped := stripWithPage(t, photo)
+		began := time.Now()
+		giveFile(t, alice, "tor.jpg", "image/jpeg", photo)
+		mustSee(t, bob, "bob", bob.waitFor("bob to show the picture", fileItemJS("tor.jpg")+`?.querySelector("img")?.naturalWidth > 0`, 3*waitLong))
+		took := time.Since(began)
+		if got := shownSHA256(t, bob, fileItemJS("tor.jpg")); got != sum(stripped) {
+			t.Errorf("bob received %q through tor; the stripped picture is %s", got, sum(stripped))
+		}
+		allowed := time.Duration(float64(len(stripped)) * 4 / 3 * 32768 / 31744 / float64(192<<10) * float64(time.Second))
+		t.Logf("through tor: a %.1f MiB picture reached bob in %v; the default byte rate allows %v: %.2fx",
+			float64(len(stripped))/(1<<20), took.Round(100*time.Millisecond), allowed.Round(100*time.Millisecond), took.Seconds()/allowed.Seconds())
 	})
 
 	t.Run("same address after restart", func(t *testing.T) {
