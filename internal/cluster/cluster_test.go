@@ -331,6 +331,13 @@ func TestInstanceDies(t *testing.T) {
 	a.n.kill()
 	killed := time.Now()
 	go a.stop()
+	// A join on B right away is not held up by A: no instance is left
+	// to ask.
+	dave := wstest.Dial(t, b.url)
+	dave.JoinOK("dies", "dave")
+	if d := time.Since(killed); d > testDead {
+		t.Errorf("a join took %v after A died", d)
+	}
 	f := expectSkipping(t, bob, "leave")
 	took := time.Since(killed)
 	if code := alice.ExpectClose(); code != 1001 && code != -1 {

@@ -341,6 +341,11 @@ func (n *Node) Claim(c *hub.Claim) string {
 			n.mu.Unlock()
 			continue
 		}
+		if errors.Is(err, nats.ErrNoResponders) {
+			// No instance listens for claims any more: every other
+			// one is gone, whether or not its silence has been noticed.
+			return ""
+		}
 		if err != nil {
 			break
 		}
