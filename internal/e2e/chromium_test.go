@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -244,11 +242,7 @@ func TestChromiumChat(t *testing.T) {
 	if w, _ := alice.eval(`document.documentElement.scrollWidth <= 360`); w != true {
 		t.Error("alice's page scrolls sideways at 360 px")
 	}
-	png, err := alice.screenshot()
-	must(t, err)
-	shot := filepath.Join(Artifacts(t), "chromium-chat-360px.png")
-	must(t, os.WriteFile(shot, png, 0o644))
-	t.Logf("screenshot: %s", shot)
+	keepScreenshot(t, alice, "chromium-chat-360px.png")
 
 	for _, rec := range lan.recs {
 		neverSent(t, rec, pass, "not the passphrase", room, "hello from alice", "hello from bob", "right after the restart", "bold?")

@@ -212,9 +212,7 @@ func TestChromiumFiles(t *testing.T) {
 		must(t, tab.navigate(lan.url(i, "file room")))
 	}
 	filesScenario(t, lan, a, b, c, "Chromium")
-	png, err := b.screenshot()
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(Artifacts(t), "chromium-files.png"), png, 0o644))
+	keepScreenshot(t, b, "chromium-files.png")
 }
 
 // TestFirefoxFiles: the same in Firefox ESR with WebAssembly and the JITs

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -138,11 +136,7 @@ func TestFirefoxChat(t *testing.T) {
 	for who, tab := range map[string]bidiTab{"alice": alice, "bob": bob, "mallory": mallory} {
 		noCSPViolations(t, tab, who)
 	}
-	png, err := alice.screenshot()
-	must(t, err)
-	shot := filepath.Join(Artifacts(t), "firefox-chat.png")
-	must(t, os.WriteFile(shot, png, 0o644))
-	t.Logf("screenshot: %s", shot)
+	keepScreenshot(t, alice, "firefox-chat.png")
 	for _, rec := range lan.recs {
 		neverSent(t, rec, pass, "gull-ember-wrong-5", "heron lake", "hello from firefox alice", "hi alice, bob here")
 	}

@@ -105,6 +105,17 @@ func noCSPViolations(t *testing.T, d driver, who string) {
 	}
 }
 
+// keepScreenshot saves what d shows under the artifacts directory, for
+// people to look at.
+func keepScreenshot(t *testing.T, d driver, name string) {
+	t.Helper()
+	png, err := d.screenshot()
+	must(t, err)
+	shot := filepath.Join(Artifacts(t), name)
+	must(t, os.WriteFile(shot, png, 0o644))
+	t.Logf("screenshot: %s", shot)
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
