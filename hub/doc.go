@@ -22,4 +22,10 @@
 // window and within [MaxRoomBytes] and [MaxKeptBytes], and wiped with the
 // room when its last session ends. The hub never logs a name, a room, a
 // peer or a body.
+//
+// Several hubs can serve the same rooms behind one address: a [Cluster]
+// in the Config (internal/cluster implements it over NATS) carries each
+// hub's events to the others, and a hub keeps the others' sessions in its
+// rooms beside its own (docs/protocol.md §15). The hub knows nothing of
+// how; without a Cluster nothing of this runs.
 package hub
