@@ -22,6 +22,7 @@ func printReport(w io.Writer, r *Report) {
 			b.Counts.Lost, b.Counts.Duplicated, b.Counts.Corrupt, b.Load.LoadAvg1, b.Load.StealPct)
 	}
 	tw.Flush()
+	printTargets(w, r.Burst)
 
 	fmt.Fprintln(w, "\nPaced latency (send to delivery)")
 	fmt.Fprintln(tw, "N\tmsg/s\tseconds\tp50 ms\tp99 ms\tmax ms\tdeliveries\tlost\tdup\tcorrupt\tserver CPU s\tload1\tsteal%\t")
@@ -81,4 +82,36 @@ func envelopeSizes() []int {
 // as clients send them (4 bytes of mask).
 func clientFrameBytes(n int) int {
 	return wsFrameBytes(len(`{"v":2,"type":"msg","body":""}`)+(n+2)/3*4) + 4
+}
+
+// The fan-out targets at N = targetClients: figures to compare, printed
+// as met or not, never a gate (the machine is shared and noisy).
+const (
+	targetClients     = 200
+	targetNsPerDeliv  = 1000 // server CPU per delivery
+	targetRawFraction = 0.30 // of the same machine's batched raw ceiling
+	targetRSSKiB      = 64 << 10
+)
+
+func printTargets(w io.Writer, burst []Burst) {
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "not met"
+	}
+	for _, b := range burst {
+		if b.Clients != targetClients {
+			continue
+		}
+		ratio := 0.0
+		if b.RawBatchedPerSec > 0 {
+			ratio = b.DeliveriesPerSec / b.RawBatchedPerSec
+		}
+		fmt.Fprintf(w, "targets at N=%d, B=%d: server CPU %.2f µs/delivery (≤ %.1f: %s), %.0f%% of raw (≥ %.0f%%: %s), peak RSS %.1f MiB (≤ %d: %s); figures, not a gate\n",
+			b.Clients, b.BodyBytes,
+			b.ServerNsPerDeliv/1000, float64(targetNsPerDeliv)/1000, met(b.ServerNsPerDeliv <= targetNsPerDeliv),
+			100*ratio, 100*targetRawFraction, met(ratio >= targetRawFraction),
+			float64(b.Server.PeakRSSKiB)/1024, targetRSSKiB>>10, met(b.Server.PeakRSSKiB <= targetRSSKiB))
+	}
 }
