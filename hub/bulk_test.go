@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,50 @@ func TestByteRate(t *testing.T) {
 	if f := a.expect("msg")[0]; f.str("body") != big {
 		t.Fatalf("after waiting: %v", f)
 	}
+}
+
+// TestBulkHeldNotDropped: a file's chunks that reach the hub faster than
+// the byte rate (they bunched up on their way) are held until the rate
+// allows them, not dropped: every one reaches the room, in order, nobody is
+// told of a rate or closed, and the sender's reader waited as long as the
+// rate says. A text frame over the rate is still dropped.
+func TestBulkHeldNotDropped(t *testing.T) {
+	h, clk := testHub(t, Config{ByteRate: 1 << 10, MaxFrameBytes: 4 << 10, Burst: 1000, Rate: 1000})
+	room := roomID(10)
+	a := dial(t, h, "p1")
+	a.join(room, "a")
+	b := dial(t, h, "p2")
+	b.join(room, "b")
+	a.expect("join")
+	const n = 12
+	start := clk.now()
+	var bodies []string
+	for i := range n {
+		body := body64(fmt.Sprintf("%03d", i) + strings.Repeat("z", 3000))
+		bodies = append(bodies, body)
+		b.send(`{"v":2,"type":"msg","body":%q,"bulk":true}`, body)
+	}
+	fs := a.frames()
+	if len(fs) != n {
+		t.Fatalf("%d of %d chunks reached the room: [%s]", len(fs), n, types(fs))
+	}
+	for i, f := range fs {
+		if f.typ() != "msg" || f.str("body") != bodies[i] {
+			t.Fatalf("chunk %d: %v", i, f)
+		}
+	}
+	if fs := b.frames(); len(fs) != 0 {
+		t.Fatalf("the sender was told [%s]", types(fs))
+	}
+	// 12 frames of about 4 KiB at 1 KiB/s, the first 4 from the burst.
+	waited := time.Duration(clk.now() - start)
+	frame := len(fmt.Sprintf(`{"v":2,"type":"msg","body":%q,"bulk":true}`, bodies[0]))
+	want := time.Duration(float64((n-4)*frame-0) / 1024 * float64(time.Second))
+	if waited < want-time.Second || waited > want+time.Second {
+		t.Fatalf("the reader waited %v; the rate says about %v", waited, want)
+	}
+	b.msg(body64(strings.Repeat("t", 3000)))
+	b.expectError(CodeRateLimited)
 }
 
 // TestByteFloodClosed: a client that keeps sending more bytes than the

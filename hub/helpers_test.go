@@ -73,6 +73,7 @@ func testHub(t *testing.T, cfg Config) (*Hub, *clock) {
 	c := &clock{}
 	c.t.Store(int64(time.Hour))
 	h.clock = c.now
+	h.sleep = c.advance
 	return h, c
 }
 

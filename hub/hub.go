@@ -211,7 +211,8 @@ type Hub struct {
 	cfg   Config
 	log   *slog.Logger
 	epoch time.Time
-	clock func() int64 // tests' time; nil: time since epoch
+	clock func() int64        // tests' time; nil: time since epoch
+	sleep func(time.Duration) // tests' waiting (advancing clock); nil: time.Sleep
 
 	// The caps on kept frames: MaxRoomBytes and MaxKeptBytes, lower in
 	// tests.

@@ -15,7 +15,7 @@ func (s *Session) Receive(p []byte) {
 	if s.closing.Load() {
 		return // closed by the hub: what the client still sends goes nowhere
 	}
-	if !s.allow(now, len(p), true) {
+	if !s.admit(now, p) {
 		return
 	}
 	f, err := DecodeClientFrame(p)
@@ -46,6 +46,58 @@ func (s *Session) Receive(p []byte) {
 	default:
 		s.sendError(CodeUnknownType, "unknown frame type "+strconv.Quote(f.Type), f.ID)
 	}
+}
+
+// admit applies the rate limits to a text frame. A file's chunk (a bulk
+// msg) over them is held, not dropped: the reader waits until the buckets
+// have it, so that TCP slows the sender down to the rates. Chunks that the
+// page paced but that bunched up on their way (in the browser, in tor)
+// then all arrive; one dropped chunk would fail a whole file. The wait is
+// at most the time the buckets take to refill one frame (a token, or
+// MaxFrameBytes at ByteRate), and only this connection's reader waits.
+// Any other frame over the rates is dropped as allow says.
+func (s *Session) admit(now int64, p []byte) bool {
+	if wait := s.shortfall(now, len(p)); wait > 0 {
+		if f, err := DecodeClientFrame(p); err == nil && f.Type == TypeMsg && f.Bulk {
+			if !s.h.hold(s, wait) {
+				return false
+			}
+			now = s.h.now()
+		}
+	}
+	return s.allow(now, len(p), true)
+}
+
+// shortfall is how long the session's buckets take to hold a frame of n
+// bytes: 0 if they hold it now.
+func (s *Session) shortfall(now int64, n int) time.Duration {
+	if s.tokenAt == 0 {
+		return 0 // full buckets
+	}
+	c := &s.h.cfg
+	dt := float64(now-s.tokenAt) / 1e9
+	tokens := min(float64(c.Burst), s.tokens+dt*c.Rate)
+	bytes := min(float64(byteBurstFrames*c.MaxFrameBytes), s.byteTokens+dt*float64(c.ByteRate))
+	wait := max((1-tokens)/c.Rate, (float64(n)-bytes)/float64(c.ByteRate))
+	if wait <= 0 {
+		return 0
+	}
+	return time.Duration(wait*1e9) + time.Millisecond // rounding: the buckets must hold it after
+}
+
+// hold waits d on a session's reader, in steps, and reports whether the
+// session is still open after it.
+func (h *Hub) hold(s *Session, d time.Duration) bool {
+	if h.sleep != nil {
+		h.sleep(d)
+		return !s.closing.Load()
+	}
+	const step = 50 * time.Millisecond
+	for d > 0 && !s.closing.Load() {
+		time.Sleep(min(d, step))
+		d -= step
+	}
+	return !s.closing.Load()
 }
 
 // allow spends a token from the session's frame bucket and n bytes from

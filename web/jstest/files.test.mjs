@@ -171,6 +171,29 @@ test('the file takes what the announced byte rate allows, within 1.2x', async ()
   assert.equal(relay.dropped, 0);
 });
 
+test('while the browser still holds earlier chunks (tor stalled), no more are handed to it, and text typed meanwhile goes next', async () => {
+  const { relay, s, clock } = await room(['alice', 'bob']);
+  await s.alice.sendFile({ name: 'stall.bin', type: 'application/octet-stream', bytes: new Uint8Array(2 << 20).fill(5) });
+  await relay.advance(2000, 100);
+  const ws = s.alice.ws;
+  const chunks = () => ws.sent.filter((f) => f.bulk).length;
+  const before = chunks();
+  assert.ok(before > 0, 'chunks went before the stall');
+  ws.bufferedAmount = 200 << 10; // tor stopped taking bytes
+  await relay.advance(3000, 100);
+  assert.equal(chunks(), before, 'no chunk is queued in the browser behind a stall');
+  s.alice.send('typed during the stall');
+  await relay.advance(200, 100);
+  const last = ws.sent[ws.sent.length - 1];
+  assert.ok(last && !last.bulk && last.type === 'msg', 'the typed message is the next frame');
+  ws.bufferedAmount = 0;
+  const t0 = clock.now();
+  for (let i = 0; i < 400 && !finished(s.bob).length; i++) await relay.advance(250, 250);
+  assert.equal(finished(s.bob)[0]?.state, 'done', `the file arrived after the stall (${clock.now() - t0} ms)`);
+  assert.ok(s.bob.events.some((e) => e.type === 'message' && e.text === 'typed during the stall'));
+  assert.equal(relay.dropped, 0);
+});
+
 // ---------------------------------------------------------------- chunks gone wrong, at the group level
 
 async function pair() {

@@ -36,6 +36,7 @@ export const MAX_OUTBOX = 200;          // typed messages waiting to be encrypte
 export const MAX_RESEND = 500;          // sent frames kept until the relay confirms them
 export const BULK_FRAME_RESERVE = 2;    // frame tokens a file's chunks leave for chat and acks
 export const BULK_BYTE_RESERVE = 8192;  // bytes likewise
+export const BULK_BUFFERED_RETRY_MS = 100; // a chunk waits this long while the browser has not sent the last ones
 
 // The join's errors that end the attempt, and the field they concern.
 const JOIN_ERRORS = {
@@ -575,6 +576,12 @@ export class Session {
         if (bulk) {
           const need = 4 * Math.ceil(this.group.maxBucket / 3) + 128 + BULK_BYTE_RESERVE;
           this.refillTokens();
+          // Nor while the browser still holds earlier ones (tor is slow
+          // or stalled): chat typed meanwhile would queue behind them.
+          if ((this.ws.bufferedAmount || 0) > need) {
+            this.flushTimer = this.setTimer(() => this.flush(), BULK_BUFFERED_RETRY_MS);
+            break;
+          }
           if (this.tokens < 1 + BULK_FRAME_RESERVE || !this.haveBytes(need)) {
             const waitFrames = (1 + BULK_FRAME_RESERVE - this.tokens) / this.limits.rate;
             const waitBytes = (need - this.byteTokens) / this.limits.bytes;
