@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/onionchat/onionchat/hub"
+	"github.com/onionchat/onionchat/internal/tortest"
 	"github.com/onionchat/onionchat/internal/wstest"
 	"github.com/onionchat/onionchat/web"
 	"go.uber.org/goleak"
@@ -36,24 +37,20 @@ type instance struct {
 	stop func()
 }
 
-func freePort(t *testing.T) int {
+func freePorts(t *testing.T, k int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := tortest.FreePorts(k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // startCluster starts k instances on 127.0.0.1, each routed to every
 // other, and waits until each counts the others alive.
 func startCluster(t *testing.T, k int, cfg hub.Config) []*instance {
 	t.Helper()
-	ports := make([]int, k)
-	for i := range ports {
-		ports[i] = freePort(t)
-	}
+	ports := freePorts(t, k)
 	out := make([]*instance, k)
 	for i := range k {
 		var peers []string

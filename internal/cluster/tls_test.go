@@ -68,7 +68,7 @@ func TestTLSLinks(t *testing.T) {
 	dir := t.TempDir()
 	ca, issue := testCA(t, dir, "owner-ca")
 	_, strangerIssue := testCA(t, dir, "stranger-ca")
-	ports := []int{freePort(t), freePort(t), freePort(t), freePort(t)}
+	ports := freePorts(t, 4)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	opts := func(i int, cert, key string, pw string, peers ...int) Options {
 		o := Options{Listen: addr(i), CertFile: cert, KeyFile: key, CAFile: ca, User: "onionchat", Password: pw,

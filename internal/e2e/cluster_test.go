@@ -58,16 +58,6 @@ func startBackend(t *testing.T, n *tortest.Network, front string, route int, pee
 	return &backend{p: p, addr: m[1]}
 }
 
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestOnionbalanceFront: Onionbalance 0.2.2 publishes one address in
 // front of two onionchat backends sharing rooms over NATS. Two members
 // reach the front address over circuits of their own and chat; the
@@ -86,7 +76,8 @@ func TestOnionbalanceFront(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports := []int{freeTCPPort(t), freeTCPPort(t)}
+	ports, err := tortest.FreePorts(2)
+	must(t, err)
 	route := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	var backends [2]*backend
 	for i := range 2 {

@@ -152,7 +152,7 @@ func StartWith(t testing.TB, o Options) *Network {
 }
 
 func (n *Network) start(gencert string) error {
-	ports, err := freePorts(2 * numAuthorities)
+	ports, err := FreePorts(2 * numAuthorities)
 	if err != nil {
 		return fmt.Errorf("pick ports: %w", err)
 	}
@@ -485,18 +485,18 @@ func (n *Network) logTails(t testing.TB) {
 	}
 }
 
-// usedPorts are the ports freePorts has handed out in this process, never
+// usedPorts are the ports FreePorts has handed out in this process, never
 // handed out twice.
 var (
 	usedMu    sync.Mutex
 	usedPorts = map[int]bool{}
 )
 
-// freePorts returns k distinct TCP ports free on 127.0.0.1 a moment ago,
+// FreePorts returns k distinct TCP ports free on 127.0.0.1 a moment ago,
 // none handed out before by this process. Another process may still take
-// one before tor binds it; in a namespace of MainInNetns no other process
-// can.
-func freePorts(k int) ([]int, error) {
+// one before its server binds it; in a namespace of MainInNetns no other
+// process can. Every test that needs a fixed port takes it here.
+func FreePorts(k int) ([]int, error) {
 	usedMu.Lock()
 	defer usedMu.Unlock()
 	var ports []int
