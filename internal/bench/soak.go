@@ -69,6 +69,9 @@ type Sample struct {
 	At         float64 `json:"at_s"`
 	Sessions   int     `json:"sessions"`
 	Pending    int     `json:"pending"` // connections not (yet) upgraded
+	Away       int     `json:"away"`    // sessions kept for the resume window
+	Rooms      int     `json:"rooms"`
+	KeptKiB    int64   `json:"kept_kib"` // frames kept for catch-up
 	Goroutines int     `json:"goroutines"`
 	RSSKiB     int64   `json:"rss_kib"`
 	AnonKiB    int64   `json:"rss_anon_kib"` // heap and stacks: RSS without the program's code pages
@@ -132,7 +135,7 @@ type soakServer struct {
 	stats chan Sample
 }
 
-var statsRe = regexp.MustCompile(`msg=stats sessions=(\d+) pending=(\d+) .*goroutines=(\d+) heap_kib=(\d+) stack_kib=(\d+)`)
+var statsRe = regexp.MustCompile(`msg=stats sessions=(\d+) pending=(\d+) away=(\d+) rooms=(\d+) .*kept_kib=(\d+) .*goroutines=(\d+) heap_kib=(\d+) stack_kib=(\d+)`)
 
 func startSoakServer(ctx context.Context, bin string) (*soakServer, error) {
 	stats := make(chan Sample, 16)
@@ -141,13 +144,10 @@ func startSoakServer(ctx context.Context, bin string) (*soakServer, error) {
 		if m == nil {
 			return
 		}
-		n, _ := strconv.Atoi(m[1])
-		pending, _ := strconv.Atoi(m[2])
-		g, _ := strconv.Atoi(m[3])
-		heap, _ := strconv.ParseInt(m[4], 10, 64)
-		stack, _ := strconv.ParseInt(m[5], 10, 64)
+		num := func(i int) int64 { n, _ := strconv.ParseInt(m[i], 10, 64); return n }
 		select {
-		case stats <- Sample{Sessions: n, Pending: pending, Goroutines: g, HeapKiB: heap, StackKiB: stack}:
+		case stats <- Sample{Sessions: int(num(1)), Pending: int(num(2)), Away: int(num(3)), Rooms: int(num(4)), KeptKiB: num(5),
+			Goroutines: int(num(6)), HeapKiB: num(7), StackKiB: num(8)}:
 		default:
 		}
 	}
@@ -312,14 +312,15 @@ func cycle(ctx context.Context, srv *soakServer, bin, prefix string, wb, n int, 
 	return calm, abused, counts, nil
 }
 
-// settle waits up to d for every session to end and for the server's
-// housekeeping (every 2 s) to give freed memory back, then takes samples
+// settle waits up to d for every session to end, away ones included, and
+// every room to be forgotten, and for the server's housekeeping (every 2 s)
+// to give freed memory back, then takes samples
 // until memory stops falling (or, given a target, comes within 10% of
 // it), and returns the lowest: sampling itself makes a little garbage.
 func settle(srv *soakServer, start time.Time, target Sample, d time.Duration) Sample {
 	deadline := time.Now().Add(d)
 	s := srv.sample(start)
-	for s.Sessions != 0 && time.Now().Before(deadline) {
+	for (s.Sessions != 0 || s.Away != 0 || s.Rooms != 0) && time.Now().Before(deadline) {
 		time.Sleep(time.Second)
 		s = srv.sample(start)
 	}
@@ -386,6 +387,9 @@ func verdict(rep *SoakReport) []string {
 			problems = append(problems, fmt.Sprintf("limit not enforced: %d connections pending at t=%.0fs, bound %d", smp.Pending, smp.At, soakMaxPending))
 			break
 		}
+	}
+	if a := rep.After; a.Sessions != 0 || a.Away != 0 || a.Rooms != 0 || a.KeptKiB != 0 {
+		problems = append(problems, fmt.Sprintf("not forgotten after everyone left: %d sessions, %d away, %d rooms, %d KiB of kept frames", a.Sessions, a.Away, a.Rooms, a.KeptKiB))
 	}
 	if !within(int64(rep.After.Goroutines), int64(rep.Baseline.Goroutines), 0) {
 		problems = append(problems, fmt.Sprintf("goroutines %d after everyone left, baseline %d", rep.After.Goroutines, rep.Baseline.Goroutines))
@@ -933,6 +937,7 @@ func printSoak(w io.Writer, r *SoakReport) {
 		a.FloodFrames, a.FloodClosed, a.PingFrames, a.PingClosed, a.Lurkers, a.LurkersClosed, a.TCPIdle, a.TCPIdleClosed, a.DeafJoined, a.DeafDropped, a.OversizeSent, a.OversizeClosed, a.GarbageSent, a.GarbageErrors,
 		a.TakenAttempts, a.TakenRefused, a.TakenJoined, a.ChurnJoins, a.ChurnResets, a.ChurnHalfOpen, a.ChurnResumed)
 	fmt.Fprintf(w, "pending connections (not yet upgraded): at most %d in the samples, bound %d\n", maxPending(r.Samples), soakMaxPending)
+	fmt.Fprintf(w, "after everyone left: %d sessions, %d away, %d rooms, %d KiB of kept frames\n", r.After.Sessions, r.After.Away, r.After.Rooms, r.After.KeptKiB)
 	fmt.Fprintf(w, "goroutines: baseline %d, after everyone left %d; Go heap in use %d -> %d KiB, stacks %d -> %d KiB\n",
 		r.Baseline.Goroutines, r.After.Goroutines, r.Baseline.HeapKiB, r.After.HeapKiB, r.Baseline.StackKiB, r.After.StackKiB)
 	fmt.Fprintf(w, "RSS (heap and stacks): cold %.1f MiB, baseline after warm-up %.1f MiB, after everyone left %.1f MiB; with code pages: %.1f, %.1f, %.1f MiB; peak sample %.1f MiB\n",
