@@ -140,8 +140,11 @@ var memSamples = []metrics.Sample{
 
 // housekeeping answers SIGUSR1 (on usr1) with a line of counts (never a
 // name, a room or an address), and gives memory back to the OS when many
-// sessions have ended or the last one has, so that a small machine
-// recovers from a busy hour.
+// sessions (live or away) have ended, or the hub has forgotten everything
+// (no session, none away, no room), so that a small machine recovers from
+// a busy hour. Away sessions and rooms outlive the last connection by the
+// resume window; collecting only when connections reach zero left what
+// they held as uncollected garbage until Go's own two-minute collection.
 func housekeeping(usr1 <-chan os.Signal, h *hub.Hub, handler *web.Handler, log *slog.Logger) (stop func()) {
 	done := make(chan struct{})
 	go func() {
@@ -160,9 +163,10 @@ func housekeeping(usr1 <-chan os.Signal, h *hub.Hub, handler *web.Handler, log *
 					"goroutines", runtime.NumGoroutine(), "heap_kib", memSamples[0].Value.Uint64()>>10,
 					"stack_kib", memSamples[1].Value.Uint64()>>10)
 			case <-t.C:
-				n := h.Sessions()
+				st := h.Stats()
+				n := st.Sessions + st.Away
 				peak = max(peak, n)
-				if peak >= 64 && n <= peak/2 || n == 0 && peak > 0 {
+				if peak >= 64 && n <= peak/2 || n == 0 && st.Rooms == 0 && peak > 0 {
 					// Two collections: the first moves pooled buffers to
 					// the pools' victim caches, the second frees them.
 					runtime.GC()
