@@ -57,6 +57,9 @@ const (
 
 var bye = []byte("bye")
 
+// byeTimeout bounds how long Close waits for its goodbye to be flushed.
+const byeTimeout = time.Second
+
 // Node is this instance's link to the others. Start it, give it to the
 // hub as Config.Cluster with Config.Instance = ID(), then Attach the hub.
 type Node struct {
@@ -268,8 +271,12 @@ func (n *Node) Close() {
 	default:
 	}
 	if n.h != nil {
+		// Best effort, and bounded: the others find a silent instance
+		// dead within DeadAfter anyway. A plain Flush waits up to 10 s
+		// for the server's answer, which made a stop (systemctl stop,
+		// SIGTERM) take 10 s now and then.
 		n.nc.Publish(subjBeat+n.id, bye)
-		n.nc.Flush()
+		n.nc.FlushTimeout(byeTimeout)
 	}
 	n.kill()
 }
