@@ -268,6 +268,8 @@ func TestOnionFailsClosed(t *testing.T) {
 	guards1 := entryGuards(t, u.data)
 
 	var second *Proc
+	var state1 []string // tor's sampled guards as the first tor left them
+	var written1 string
 	t.Run("a change its tor cannot reload stops it; the restart applies it", func(t *testing.T) {
 		// tor's sandbox is on: a reload would kill it, so the running tor
 		// still has the old set. onionchat stops, saying why.
@@ -278,6 +280,7 @@ func TestOnionFailsClosed(t *testing.T) {
 		if code := first.Wait(t, 30*time.Second); code == 0 || !strings.Contains(first.Output(), "client authorization changed") {
 			t.Fatalf("after auth add bob: exit %d, output:\n%s", code, first.Output())
 		}
+		state1, written1 = guardState(t, u.data)
 		second = u.start(top)
 		if !strings.Contains(second.Output(), "Client authorization: on (2 keys)") {
 			t.Fatalf("no verified client authorization line:\n%s", second.Output())
@@ -299,7 +302,6 @@ func TestOnionFailsClosed(t *testing.T) {
 
 	t.Run("tor's guards survive the restart", func(t *testing.T) {
 		guards2 := entryGuards(t, u.data)
-		state1, written1 := guardState(t, u.data) // written when the first tor stopped
 		t.Logf("entry guards, first start:  %s", strings.Join(guards1, ", "))
 		t.Logf("entry guards, second start: %s", strings.Join(guards2, ", "))
 		t.Logf("publish time: first start %v, second start (state kept) %v", publishTime(t, first), publishTime(t, second))
@@ -312,7 +314,7 @@ func TestOnionFailsClosed(t *testing.T) {
 		}
 		state2, written2 := guardState(t, u.data)
 		if written1 == written2 {
-			t.Fatalf("the second tor did not write its state (LastWritten %s): the comparison would prove nothing", written2)
+			t.Fatalf("the second tor never wrote its state (LastWritten %s, as the first left it): the comparison would prove nothing", written2)
 		}
 		if len(state1) == 0 || fmt.Sprint(state1) != fmt.Sprint(state2) {
 			t.Errorf("tor sampled its guards anew across a restart:\n%v\n%v", state1, state2)
