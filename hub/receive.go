@@ -71,18 +71,30 @@ func (s *Session) admit(now int64, p []byte) bool {
 // shortfall is how long the session's buckets take to hold a frame of n
 // bytes: 0 if they hold it now.
 func (s *Session) shortfall(now int64, n int) time.Duration {
-	if s.tokenAt == 0 {
-		return 0 // full buckets
-	}
-	c := &s.h.cfg
-	dt := float64(now-s.tokenAt) / 1e9
-	tokens := min(float64(c.Burst), s.tokens+dt*c.Rate)
-	bytes := min(float64(byteBurstFrames*c.MaxFrameBytes), s.byteTokens+dt*float64(c.ByteRate))
-	wait := max((1-tokens)/c.Rate, (float64(n)-bytes)/float64(c.ByteRate))
+	tokens, bytes := s.buckets(now)
+	wait := s.h.cfg.refillTime(tokens, bytes, n)
 	if wait <= 0 {
 		return 0
 	}
 	return time.Duration(wait*1e9) + time.Millisecond // rounding: the buckets must hold it after
+}
+
+// buckets returns the session's frame and byte buckets refilled to now,
+// without spending from them.
+func (s *Session) buckets(now int64) (tokens, bytes float64) {
+	c := &s.h.cfg
+	byteBurst := float64(byteBurstFrames * c.MaxFrameBytes)
+	if s.tokenAt == 0 {
+		return float64(c.Burst), byteBurst
+	}
+	return min(float64(c.Burst), s.tokens+float64(now-s.tokenAt)*c.Rate/1e9),
+		min(byteBurst, s.byteTokens+float64(now-s.tokenAt)*float64(c.ByteRate)/1e9)
+}
+
+// refillTime is how many seconds buckets holding tokens and bytes take to
+// hold one frame of n bytes; 0 or less if they hold it now.
+func (c *Config) refillTime(tokens, bytes float64, n int) float64 {
+	return max((1-tokens)/c.Rate, (float64(n)-bytes)/float64(c.ByteRate))
 }
 
 // hold waits d on a session's reader, in steps, and reports whether the
@@ -106,14 +118,7 @@ func (h *Hub) hold(s *Session, d time.Duration) bool {
 // (at most one a second), and a client that goes on flooding is closed.
 func (s *Session) allow(now int64, n int, text bool) bool {
 	c := &s.h.cfg
-	byteBurst := float64(byteBurstFrames * c.MaxFrameBytes)
-	if s.tokenAt == 0 {
-		s.tokens = float64(c.Burst)
-		s.byteTokens = byteBurst
-	} else {
-		s.tokens = min(float64(c.Burst), s.tokens+float64(now-s.tokenAt)*c.Rate/1e9)
-		s.byteTokens = min(byteBurst, s.byteTokens+float64(now-s.tokenAt)*float64(c.ByteRate)/1e9)
-	}
+	s.tokens, s.byteTokens = s.buckets(now)
 	s.tokenAt = now
 	if s.tokens >= 1 && s.byteTokens >= float64(n) {
 		s.tokens--
@@ -129,7 +134,7 @@ func (s *Session) allow(now int64, n int, text bool) bool {
 	}
 	if text && (s.warned == 0 || now-s.warned >= int64(time.Second)) {
 		s.warned = now
-		wait := time.Duration(max((1-s.tokens)/c.Rate, (float64(n)-s.byteTokens)/float64(c.ByteRate)) * 1e9)
+		wait := time.Duration(c.refillTime(s.tokens, s.byteTokens, n) * 1e9)
 		s.sendError(CodeRateLimited, "too many frames or bytes: dropped; wait "+wait.Round(time.Millisecond).String(), 0)
 	}
 	return false
