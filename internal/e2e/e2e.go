@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/onionchat/onionchat/internal/procfs"
 )
 
 // StartTimeout bounds how long a started binary may take to print its
@@ -155,14 +157,27 @@ func (p *Proc) Wait(t testing.TB, d time.Duration) int {
 	}
 }
 
-// Kill stops the process by PID if it still runs and waits for it.
+// Kill stops the process by PID if it still runs and waits for it, and
+// kills its children (onion mode's tor) by theirs: tor is meant to die
+// with onionchat (Pdeathsig SIGTERM), but a tor that had SIGTERM blocked
+// outlived SIGKILLed backends of the Onionbalance test by hours.
 func (p *Proc) Kill() {
 	select {
 	case <-p.done:
 		return
 	default:
 	}
-	syscall.Kill(p.Cmd.Process.Pid, syscall.SIGKILL)
+	pid := p.Cmd.Process.Pid
+	var children []int
+	for _, st := range procfs.All() {
+		if st.PPID == pid {
+			children = append(children, st.PID)
+		}
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	for _, c := range children {
+		syscall.Kill(c, syscall.SIGKILL)
+	}
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
