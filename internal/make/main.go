@@ -31,6 +31,8 @@ func main() {
 		err = test(ctx, os.Args[2:])
 	case "release":
 		err = release(ctx, os.Args[2:])
+	case "js":
+		err = jsCommand(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -50,5 +52,6 @@ func usage() {
   go run ./internal/make test [-short] [-only STEP,...]
                                                  install tor, chromium and firefox-esr if missing, run every test
   go run ./internal/make release [-check]        build release binaries into dist/ (-check: twice, compare)
+  go run ./internal/make js [-check]             bundle the page's pinned JavaScript (web/mls) into web/static/vendor
 `)
 }

@@ -29,15 +29,18 @@ const fuzzTime = 10 * time.Second
 
 func steps() []step {
 	return []step{
-		{"tools", "install tor, chromium, firefox-esr, systemd tools and node if missing", func(ctx context.Context) error {
-			return ensure(ctx, "tor", "tor-gencert", "chromium", "firefox-esr", "systemd-analyze", "node", "onionbalance")
+		{"tools", "install tor, chromium, firefox-esr, systemd tools, node and npm if missing", func(ctx context.Context) error {
+			return ensure(ctx, "tor", "tor-gencert", "chromium", "firefox-esr", "systemd-analyze", "node", "npm", "onionbalance")
 		}},
 		{"gofmt", "gofmt -l finds nothing", checkGofmt},
 		{"vet", "go vet ./...", func(ctx context.Context) error { return run(ctx, "go", "vet", "./...") }},
+		{"js", "the page's bundled JavaScript (web/static/vendor) is what web/mls and its lockfile build", func(ctx context.Context) error {
+			return buildJS(ctx, true)
+		}},
 		{"test", "go test -race ./... (hub, web, config, browsers, tor network, CLI, short soak)", func(ctx context.Context) error {
 			return run(ctx, "go", "test", "-race", "-count=1", "-timeout=25m", "./...")
 		}},
-		{"node", "node --test: the page's crypto on Node's Web Crypto", func(ctx context.Context) error {
+		{"node", "node --test: the page's protocol modules on Node's Web Crypto", func(ctx context.Context) error {
 			files, _ := filepath.Glob("web/jstest/*.test.mjs")
 			if len(files) == 0 {
 				return fmt.Errorf("no web/jstest/*.test.mjs files")
