@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/sha256"
 	"encoding/base64"
@@ -18,21 +15,25 @@ import (
 	"math/big"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 )
 
-// TestKnownAnswerVector recomputes web/jstest/kat.json (protocol version 3)
-// with Go's own PBKDF2, HKDF, HMAC, AES-GCM and ECDSA, following
-// docs/protocol.md §9–§10 alone. envelope.test.mjs checks the page's
-// JavaScript against the same file, so the page, the document and an
-// independent implementation agree.
+// TestKnownAnswerVector recomputes web/jstest/kat.json (protocol version 4)
+// with Go's own PBKDF2, HKDF, SHA-256 and AES-GCM, following
+// docs/protocol.md §9–§10 alone, and RFC 9420's MLS-Exporter (§8.5)
+// written out here from the RFC: what the page lays out itself around MLS
+// (room id, check code, safety code, the outer layer and its padding, a
+// room message's chain, a file's key and chunk). envelope.test.mjs checks
+// the page's JavaScript (and ts-mls's exporter) against the same file, so
+// the page, the document and an independent implementation agree.
 func TestKnownAnswerVector(t *testing.T) {
 	var k struct {
-		Passphrase, Server, Room, ChainKey, Text, MessageIV, EnvelopeIV  string
-		Salt, RoomID, CheckCode, SigningPublic, ECDHPublic, KeyID, Inner string
-		Envelope                                                         string
-		Epoch, Counter                                                   uint32
-		Time                                                             int64
+		Passphrase, Server, Room, SigningPublic, ExporterSecret, FileID, Data string
+		EnvelopeIV, Previous, Text, Salt, RoomID, CheckCode, SafetyCode       string
+		FileKey, Chunk, Envelope, Content, Chain                              string
+		Leaf, Epoch, Index, RoomIndex                                         uint32
+		Time                                                                  int64
 	}
 	readJSON(t, "jstest/kat.json", &k)
 	h := func(s string) []byte {
@@ -42,69 +43,104 @@ func TestKnownAnswerVector(t *testing.T) {
 		}
 		return b
 	}
-	salt := sha256.Sum256([]byte("onionchat/3 salt\x00" + k.Server + "\x00" + k.Room))
+	salt := sha256.Sum256([]byte("onionchat/4 salt\x00" + k.Server + "\x00" + k.Room))
 	equal(t, "salt", salt[:], h(k.Salt))
 	secret, err := pbkdf2.Key(sha256.New, k.Passphrase, salt[:], 600000, 32)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _ := hkdf.Key(sha256.New, secret, nil, "onionchat/3 room id", 16)
+	id, _ := hkdf.Key(sha256.New, secret, nil, "onionchat/4 room id", 16)
 	if got := base64.RawURLEncoding.EncodeToString(id); got != k.RoomID {
 		t.Fatalf("room id %s, kat.json says %s", got, k.RoomID)
 	}
-	check := sha256.Sum256([]byte("onionchat/3 check\x00" + k.RoomID))
-	n := new(big.Int).SetBytes(check[:5])
-	digits := fmt.Sprintf("%08d", new(big.Int).Mod(n, big.NewInt(100000000)).Int64())
-	if got := digits[:4] + " " + digits[4:]; got != k.CheckCode {
+	if got := digits(sha256.Sum256([]byte("onionchat/4 check\x00"+k.RoomID)), 1, 8); got != k.CheckCode {
 		t.Fatalf("check code %q, kat.json says %q", got, k.CheckCode)
 	}
-	frameKey, _ := hkdf.Key(sha256.New, secret, nil, "onionchat/3 frame", 32)
+	if got := digits(sha256.Sum256(concat([]byte("onionchat/4 code\x00"), h(k.SigningPublic))), 5, 5); got != k.SafetyCode {
+		t.Fatalf("safety code %q, kat.json says %q", got, k.SafetyCode)
+	}
+	frameKey, _ := hkdf.Key(sha256.New, secret, nil, "onionchat/4 frame", 32)
+	ctx := []byte("onionchat/4\x00" + k.RoomID + "\x00")
 
-	// Key id, and the message: HMAC chain, AES-GCM under the message key
-	// with C ‖ key id ‖ head as additional data, ECDSA over the same.
-	keyID := sha256.Sum256(append(h(k.ECDHPublic), h(k.SigningPublic)...))
-	equal(t, "key id", keyID[:8], h(k.KeyID))
-	mac := hmac.New(sha256.New, h(k.ChainKey))
-	mac.Write([]byte{1})
-	mk := mac.Sum(nil)
-	ctx := []byte("onionchat/3\x00" + k.RoomID + "\x00")
-	head := []byte{3}
-	head = binary.BigEndian.AppendUint32(head, k.Epoch)
-	head = binary.BigEndian.AppendUint32(head, k.Counter)
+	// A room message: kind ‖ index ‖ previous ‖ time ‖ text, and its chain
+	// value SHA-256("onionchat/4 chain" ‖ previous ‖ content).
 	content := []byte{1}
+	content = binary.BigEndian.AppendUint32(content, k.RoomIndex)
+	content = append(content, h(k.Previous)...)
 	content = binary.BigEndian.AppendUint64(content, uint64(k.Time))
 	content = append(content, k.Text...)
-	body := append(append(bytes.Clone(head), h(k.MessageIV)...), seal(t, mk, h(k.MessageIV), concat(ctx, keyID[:8], head), content)...)
-	inner := h(k.Inner)
-	if len(inner) != len(body)+64 || !bytes.Equal(inner[:len(body)], body) {
-		t.Fatalf("Go computes the message\n%x\nkat.json says\n%x", body, inner)
-	}
-	x, y := elliptic.Unmarshal(elliptic.P256(), h(k.SigningPublic)) //nolint:staticcheck // raw point from the page
-	if x == nil {
-		t.Fatal("signing public key is not a P-256 point")
-	}
-	pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
-	sig := inner[len(body):]
-	digest := sha256.Sum256(concat(ctx, keyID[:8], body))
-	if !ecdsa.Verify(pub, digest[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
-		t.Fatal("the message's signature does not verify")
-	}
+	equal(t, "room message content", content, h(k.Content))
+	chain := sha256.Sum256(concat([]byte("onionchat/4 chain"), h(k.Previous), content))
+	equal(t, "chain", chain[:], h(k.Chain))
+
+	// A file's key: MLS-Exporter("onionchat/4 file", leaf ‖ file id, 32).
+	fileKey := mlsExporter(t, h(k.ExporterSecret), "onionchat/4 file", binary.BigEndian.AppendUint32(nil, k.Leaf), h(k.FileID))
+	equal(t, "file key", fileKey, h(k.FileKey))
+	// Its chunk: 03 ‖ file id ‖ epoch ‖ index ‖ AES-GCM(file key, iv = 0 ‖ index, ad = C ‖ head, data).
+	head := append([]byte{3}, h(k.FileID)...)
+	head = binary.BigEndian.AppendUint64(head, uint64(k.Epoch))
+	head = binary.BigEndian.AppendUint32(head, k.Index)
+	iv := binary.BigEndian.AppendUint32(make([]byte, 8), k.Index)
+	chunk := append(bytes.Clone(head), seal(t, fileKey, iv, concat(ctx, head), h(k.Data))...)
+	equal(t, "chunk", chunk, h(k.Chunk))
 
 	// The outer layer: inner ‖ 80 ‖ 00… to the smallest bucket, under the
-	// frame key with C ‖ 03 as additional data.
+	// frame key with C ‖ 04 as additional data.
 	bucket := 512
-	for 29+len(inner)+1 > bucket {
+	for 29+len(chunk)+1 > bucket {
 		bucket *= 2
 	}
 	padded := make([]byte, bucket-29)
-	copy(padded, inner)
-	padded[len(inner)] = 0x80
-	env := append([]byte{3}, h(k.EnvelopeIV)...)
-	env = append(env, seal(t, frameKey, h(k.EnvelopeIV), append(bytes.Clone(ctx), 3), padded)...)
+	copy(padded, chunk)
+	padded[len(chunk)] = 0x80
+	env := append([]byte{4}, h(k.EnvelopeIV)...)
+	env = append(env, seal(t, frameKey, h(k.EnvelopeIV), append(bytes.Clone(ctx), 4), padded)...)
 	equal(t, "envelope", env, h(k.Envelope))
 	if len(env) != 512 {
 		t.Fatalf("envelope of %d bytes, want the 512-byte bucket", len(env))
 	}
+}
+
+// digits writes groups of n decimal digits: each group is a big-endian
+// number of 5 bytes of sum mod 10^n (the check code is one group of 8,
+// written 4 and 4; a safety code five groups of 5).
+func digits(sum [32]byte, groups, n int) string {
+	var out []string
+	mod := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)
+	for i := range groups {
+		v := new(big.Int).Mod(new(big.Int).SetBytes(sum[i*5:i*5+5]), mod)
+		out = append(out, fmt.Sprintf("%0*d", n, v.Int64()))
+	}
+	if groups == 1 {
+		return out[0][:n/2] + " " + out[0][n/2:]
+	}
+	return strings.Join(out, " ")
+}
+
+// mlsExporter is RFC 9420 §8.5 for the cipher suite's SHA-256 (§5.1,
+// §8): MLS-Exporter(Label, Context, Length) =
+// ExpandWithLabel(DeriveSecret(exporter_secret, Label), "exported",
+// Hash(Context), Length), with ExpandWithLabel(Secret, Label, Context,
+// Length) = KDF.Expand(Secret, KDFLabel, Length), KDFLabel = uint16 Length
+// ‖ opaque<V> "MLS 1.0 " + Label ‖ opaque<V> Context, and DeriveSecret its
+// Length the hash's with an empty Context. Vectors here are short, so
+// each <V> length is one byte.
+func mlsExporter(t *testing.T, secret []byte, label string, context ...[]byte) []byte {
+	t.Helper()
+	expand := func(secret []byte, label string, ctx []byte, n int) []byte {
+		info := binary.BigEndian.AppendUint16(nil, uint16(n))
+		l := "MLS 1.0 " + label
+		info = append(append(info, byte(len(l))), l...)
+		info = append(append(info, byte(len(ctx))), ctx...)
+		out, err := hkdf.Expand(sha256.New, secret, string(info), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	derived := expand(secret, label, nil, sha256.Size)
+	hc := sha256.Sum256(concat(context...))
+	return expand(derived, "exported", hc[:], 32)
 }
 
 // TestKnownAnswerVectorV1 recomputes the vector of envelope version 1,

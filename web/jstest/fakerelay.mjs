@@ -1,11 +1,15 @@
 // fakerelay.mjs: an in-memory relay that speaks relay protocol version 2
 // as JSON frames over fake WebSockets (docs/protocol.md §1–§6), with a fake
-// clock, for the session tests: the server frame, joins with resume and
-// since, sids, seqs, kept frames and catch-up, away/back/leave, acks and
-// sent/delivered receipts, the per-connection rate (frames over it are
-// dropped with rate_limited), transport drops and server restarts. The Go
-// hub is the real thing and is tested in package hub; this one exists so
-// the page's session logic can be tested without a browser.
+// clock, for the page's tests: the server frame, joins with resume and
+// since, sids, seqs, kept frames and catch-up, away/back/leave, `sent`, the
+// Delivery Service (one commit per epoch, the first; `over` one found
+// invalid; the room's sealed GroupInfo kept and handed out), the
+// per-connection rate (frames over it are dropped with rate_limited),
+// transport drops and server restarts. A test can also be the relay's
+// enemy: `tamper` sees and may change or drop every frame the relay
+// sends, `inject` sends any frame as any session. The Go hub is the real
+// thing and is tested in package hub; this one exists so that the page's
+// logic can be tested without a browser.
 import { toBase64url, randomBytes } from '../static/bytes.mjs';
 
 export const LIMITS = { frame: 65536, rate: 10, burst: 40, members: 100, ping: 20000, window: 180000, bytes: 192 << 10, file: 10 << 20 };
@@ -72,7 +76,8 @@ export class FakeRelay {
     this.rooms = new Map();
     this.sessions = [];  // sessions under test, awaited by settle
     this.dropped = 0;    // frames dropped for the rate
-    this.log = [];       // every relayed msg frame: {room, sid, from, to, seq, body}
+    this.log = [];       // every relayed msg frame: {room, sid, from, to, seq, body, commit}
+    this.tamper = null;  // (sock, f) => f, a changed f, or null to drop it: a hostile relay
   }
 
   connect = (url) => {
@@ -98,11 +103,18 @@ export class FakeRelay {
   watch(...sessions) { this.sessions.push(...sessions); }
 
   room(id) {
-    if (!this.rooms.has(id)) this.rooms.set(id, { id, seq: 0, kept: [], members: new Map() });
+    if (!this.rooms.has(id)) this.rooms.set(id, { id, seq: 0, kept: [], members: new Map(), info: '', commits: new Map() });
     return this.rooms.get(id);
   }
 
-  push(sock, f) { if (sock && sock.readyState === 1 && !sock.blackholed) this.outbound.push({ sock, f }); }
+  push(sock, f) {
+    if (!sock || sock.readyState !== 1 || sock.blackholed) return;
+    if (this.tamper) {
+      f = this.tamper(sock, f);
+      if (!f) return;
+    }
+    this.outbound.push({ sock, f });
+  }
 
   // ---------------------------------------------------------------- client frames
 
@@ -125,7 +137,8 @@ export class FakeRelay {
     switch (f.type) {
       case 'join': return this.join(sock, f);
       case 'msg': return this.msg(sock, f);
-      case 'ack': return this.ack(sock, f);
+      case 'commit': return this.commit(sock, f);
+      case 'info': return this.info(sock, f);
       case 'ping': return this.push(sock, { v: 2, type: 'pong' });
     }
     return undefined;
@@ -145,7 +158,7 @@ export class FakeRelay {
     } else if (s) {
       return err('name_taken', 'someone in this room uses that name');
     } else {
-      s = { sid: toBase64url(randomBytes(16)), name: f.name, key, resume: toBase64url(randomBytes(18)), acked: 0, joinSeq: r.seq, away: false };
+      s = { sid: toBase64url(randomBytes(16)), name: f.name, key, resume: toBase64url(randomBytes(18)), joinSeq: r.seq, away: false };
     }
     const wasAway = s.away;
     s.sock = sock;
@@ -162,15 +175,16 @@ export class FakeRelay {
       for (const m of r.members.values()) if (m !== s) this.push(m.sock, { v: 2, type: 'back', name: s.name, sid: s.sid });
     }
     const members = [...r.members.values()].map((m) => (m.away ? { name: m.name, sid: m.sid, away: true } : { name: m.name, sid: m.sid }));
-    this.push(sock, { v: 2, type: 'welcome', room: r.id, you: s.name, sid: s.sid, resume: s.resume, server: this.server, members, limits: this.limits, seq: r.seq, resumed, catchup: catchup.length, gap });
+    const w = { v: 2, type: 'welcome', room: r.id, you: s.name, sid: s.sid, resume: s.resume, server: this.server, members, limits: this.limits, seq: r.seq, resumed, catchup: catchup.length, gap };
+    if (r.info) w.info = r.info;
+    this.push(sock, w);
     for (const k of catchup) {
       const sender = r.members.get(k.sid);
       const m = { v: 2, type: 'msg', seq: k.seq, sid: k.sid, body: k.body, old: true };
+      if (k.commit !== undefined) m.commit = k.commit;
       if (sender) m.from = sender.name;
       this.push(sock, m);
     }
-    // Receipts that completed while this sender was away.
-    if (resumed) for (const k of r.kept) if (k.sid === s.sid && k.done && k.id) this.push(sock, { v: 2, type: 'delivered', seq: k.seq, missed: k.missed });
   }
 
   msg(sock, f) {
@@ -189,39 +203,75 @@ export class FakeRelay {
       for (const m of r.members.values()) if (m !== s) this.push(m.sock, { v: 2, type: 'msg', sid: s.sid, from: s.name, body: f.body, bulk: true });
       return undefined;
     }
-    const seq = ++r.seq;
-    const to = [...r.members.values()].filter((m) => m !== s);
-    const k = { seq, sid: s.sid, body: f.body, at: this.clock.now(), id: f.id, pending: new Set(to.map((m) => m.sid)), missed: 0, done: false };
-    r.kept.push(k);
-    this.expire(r);
-    this.log.push({ room: r.id, sid: s.sid, from: s.name, seq, body: f.body });
-    for (const m of to) this.push(m.sock, { v: 2, type: 'msg', seq, sid: s.sid, from: s.name, body: f.body });
-    if (f.id) this.push(sock, { v: 2, type: 'sent', id: f.id, seq, to: to.length });
-    this.check(r, k);
+    this.broadcast(r, s, f.body, f.id);
     return undefined;
   }
 
-  ack(sock, f) {
-    const s = sock.conn.session;
-    if (!s) return;
-    const from = s.acked;
-    s.acked = Math.max(s.acked, f.seq | 0);
-    for (const k of s.room.kept) if (k.seq > from && k.seq <= s.acked && k.pending.delete(s.sid)) this.check(s.room, k);
+  // broadcast relays body from s to every other member with the room's next
+  // seq, keeps it, and answers s with `sent` if it gave an id.
+  broadcast(r, s, body, id, commit) {
+    const seq = ++r.seq;
+    const to = [...r.members.values()].filter((m) => m !== s);
+    r.kept.push({ seq, sid: s.sid, body, at: this.clock.now(), commit });
+    this.expire(r);
+    this.log.push({ room: r.id, sid: s.sid, from: s.name, seq, body, commit });
+    for (const m of to) {
+      const f = { v: 2, type: 'msg', seq, sid: s.sid, from: s.name, body };
+      if (commit !== undefined) f.commit = commit;
+      this.push(m.sock, f);
+    }
+    if (id) this.push(s.sock, { v: 2, type: 'sent', id, seq, to: to.length });
+    return seq;
   }
 
-  check(r, k) {
-    if (k.done || k.pending.size) return;
-    k.done = true;
-    const sender = r.members.get(k.sid);
-    if (k.id && sender) this.push(sender.sock, { v: 2, type: 'delivered', seq: k.seq, missed: k.missed });
+  // commit is the Delivery Service: the first commit for an epoch wins and
+  // is relayed (its GroupInfo kept as the room's); a later one for the same
+  // epoch is refused, unless it names the winner's seq in `over` (its
+  // sender found it invalid) and that sender has not done so for the epoch.
+  commit(sock, f) {
+    const s = sock.conn.session;
+    if (!s) return this.push(sock, { v: 2, type: 'error', code: 'not_joined', message: 'join a room first', ref: f.id });
+    const r = s.room;
+    const w = r.commits.get(f.epoch);
+    if (w && !(f.over !== undefined && f.over === w.seq && !w.over.has(s.sid))) {
+      return this.push(sock, { v: 2, type: 'error', code: 'commit_conflict', message: 'another commit was first for this epoch', ref: f.id, epoch: f.epoch, seq: w.seq });
+    }
+    const seq = this.broadcast(r, s, f.body, f.id, f.epoch);
+    const over = w ? w.over : new Set();
+    if (w) over.add(s.sid);
+    r.commits.set(f.epoch, { seq, over });
+    if (f.info) r.info = f.info;
+    return undefined;
+  }
+
+  // info keeps a room's first GroupInfo (and tells the room), or answers
+  // with the one it keeps.
+  info(sock, f) {
+    const s = sock.conn.session;
+    if (!s) return undefined;
+    const r = s.room;
+    if (f.body && !r.info) {
+      r.info = f.body;
+      for (const m of r.members.values()) if (m !== s) this.push(m.sock, { v: 2, type: 'info', body: r.info });
+      return undefined;
+    }
+    if (r.info) this.push(sock, { v: 2, type: 'info', body: r.info });
+    return undefined;
+  }
+
+  // inject sends a raw frame as the session of name, as a hostile member's
+  // page (or a hostile relay) would.
+  inject(name, f) {
+    for (const sock of this.sockets) {
+      const s = sock.conn.session;
+      if (s && s.name === name) { this.handle(sock, { v: 2, ...f }, 0); return; }
+    }
+    throw new Error(`no session ${name}`);
   }
 
   expire(r) {
     const now = this.clock.now();
-    while (r.kept.length && now - r.kept[0].at > this.limits.window) {
-      const k = r.kept.shift();
-      if (!k.done) { k.missed += k.pending.size; k.pending.clear(); this.check(r, k); }
-    }
+    while (r.kept.length && now - r.kept[0].at > this.limits.window) r.kept.shift();
   }
 
   // ---------------------------------------------------------------- connections
@@ -251,7 +301,6 @@ export class FakeRelay {
 
   leave(r, s) {
     r.members.delete(s.sid);
-    for (const k of r.kept) if (k.pending.delete(s.sid)) { k.missed++; this.check(r, k); }
     for (const m of r.members.values()) this.push(m.sock, { v: 2, type: 'leave', name: s.name, sid: s.sid });
     if (!r.members.size) this.rooms.delete(r.id);
   }

@@ -6,6 +6,7 @@ import { Session } from './session.mjs';
 import { Group } from './group.mjs';
 import { deriveRoom } from './roomkey.mjs';
 import * as keystore from './keystore.mjs';
+import { supported } from './identity.mjs';
 import * as view from './view.mjs';
 
 const $ = view.$;
@@ -39,8 +40,10 @@ function unsupportedReason() {
   return '';
 }
 
-function init() {
-  const why = unsupportedReason();
+async function init() {
+  const why = unsupportedReason() || (await supported() ? '' : 'This browser’s Web Crypto lacks Ed25519 and X25519, ' +
+    'which the room’s encryption (MLS) needs. Update Tor Browser (version 15 or later), Firefox (130 or later) or ' +
+    'Chromium (133 or later).');
   if (why) {
     $('unsupported-why').textContent = why;
     view.show('unsupported');
@@ -152,14 +155,6 @@ function onEvent(ev) {
       if (!['offering', 'sending', 'receiving'].includes(t.state)) transfers.delete(t);
       return;
     }
-    case 'notice':
-      view.notice(ev.text, ev.level === 'error' ? 'error' : undefined);
-      return;
-    case 'earlier':
-      view.notice(ev.count === 1
-        ? '1 earlier message was sent before you joined; it cannot be read here (by design: you get keys from when you join).'
-        : `${ev.count} earlier messages were sent before you joined; they cannot be read here (by design: you get keys from when you join).`);
-      return;
     case 'members':
       view.members(ev.list);
       view.alone(ev.alone);
@@ -168,8 +163,11 @@ function onEvent(ev) {
       const li = sent.get(ev.item);
       if (li) view.delivery(li, ev.item);
       if (['delivered', 'partly', 'nobody', 'failed', 'unknown'].includes(ev.item.state)) sent.delete(ev.item);
+      return;
     }
   }
+  const w = view.words(ev);
+  if (w) view.notice(w[1], w[0] === 'error' ? 'error' : undefined);
 }
 
 function enterChat(ev) {

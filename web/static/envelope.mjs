@@ -1,89 +1,96 @@
-// envelope.mjs: the byte layout of protocol version 3's envelopes, and the
-// encryption, padding and signature of each (docs/protocol.md §10). All
-// integers are big-endian.
+// envelope.mjs: the byte layouts of protocol version 4 (docs/protocol.md
+// §10): the outer layer every frame's body has, the inner frames, and the
+// contents of the room's MLS application messages. All integers are
+// big-endian. No keys are kept here.
 //
-// Every envelope has one outer layer, sealed under the room's frame key
-// (roomkey.mjs), which only passphrase holders have:
+// Every body the page sends is an envelope, sealed under the room's frame
+// key (roomkey.mjs), which only passphrase holders have:
 //
-//   envelope = 03 ‖ iv(12) ‖ AES-256-GCM(frame key, iv, ad = C ‖ 03, inner ‖ 80 ‖ 00…)
+//   envelope = 04 ‖ iv(12) ‖ AES-256-GCM(frame key, iv, ad = C ‖ 04, inner ‖ 80 ‖ 00…)
 //
-// padded so that the envelope is exactly one of BUCKETS bytes long. The
-// relay sees the version byte and the bucket, nothing else: not the kind of
-// frame, not its length. C = "onionchat/3" 00 room id 00 (identity.mjs).
+// padded so that it is exactly one of BUCKETS bytes long. The relay sees
+// the version byte and the size, nothing else. C = "onionchat/4" 00 room id 00.
 //
-// The inner frame is one of:
+// inner = 01 ‖ MLSMessage     a commit or an application message (RFC 9420 §6)
+//       | 02 ‖ MLSMessage     the room's GroupInfo, with its ratchet tree (§12.4.3)
+//       | 03 ‖ chunk          one piece of a file, under a key from the MLS exporter
+//   chunk = file id(16) ‖ epoch(8) ‖ index(4) ‖ AES-GCM(file key, iv = 0(8) ‖ index, ad = C ‖ 03 ‖ first 28 bytes, data)
 //
-// hello (01), who I am in this session:
-//   01 ‖ flags(1) ‖ sid(16) ‖ ecdh pub(65) ‖ signing pub(65) ‖ epoch(4) ‖ name length(1) ‖ name ‖ sig(64)
-//   sig = ECDSA(signing key, C ‖ everything before sig)
-// distribution (02), one chain position wrapped for each recipient:
-//   02 ‖ sender key id(8) ‖ epoch(4) ‖ counter(4) ‖ previous end(4) ‖ n(2) ‖ n × entry ‖ sig(64)
-//   entry = recipient key id(8) ‖ iv(12) ‖ AES-GCM(pairwise key, iv, ad, chain key(32)) (48)
-//   ad    = C ‖ 02 ‖ sender key id ‖ epoch ‖ counter ‖ recipient key id
-//   sig   = ECDSA(signing key, C ‖ everything before sig)
-// message (03):
-//   03 ‖ epoch(4) ‖ counter(4) ‖ iv(12) ‖ AES-GCM(message key, iv, ad = C ‖ sender key id ‖ first 9 bytes, content) ‖ sig(64)
-//   content = kind(1) ‖ time(8, ms since 1970) ‖ payload;  kind 01: payload = text in UTF-8,
-//             02: a file offer (offer layout below), 03: a file cancelled (file id)
-//   sig = ECDSA(signing key, C ‖ sender key id ‖ everything before sig)
-// chunk (04), one piece of a file, under the file key its offer carried:
-//   04 ‖ file id(16) ‖ index(4) ‖ AES-GCM(file key, iv = 0(8) ‖ index, ad = C ‖ sender key id ‖ first 21 bytes, data)
+// An application message's content (inside MLS, so encrypted and signed by
+// its sender's leaf) is one of:
+//
+//   room messages (in the room's kept stream, with the sender's own count
+//   and chain in the epoch, so that gaps and split views show):
+//     kind(1) ‖ index(4) ‖ previous(32) ‖ time(8) ‖ payload
+//     kind 01 text (UTF-8), 02 file offer (below), 03 file cancelled (file id),
+//          04 file declined by a receiver (file id),
+//          05 here: the relay session id (16) this leaf speaks through from now on
+//   acknowledgements (bulk, never kept):
+//     10 ‖ n(2) ‖ n × (sender leaf(4) ‖ epoch(8) ‖ index(4) ‖ chain(32))
+//   offer payload = file id(16) ‖ size(8) ‖ chunk size(4) ‖ SHA-256(32) ‖ flags(1) ‖ type length(1) ‖ type ‖ name
 
 import { enc, dec, concat, u32, readU32, u16, readU16, subtle, randomBytes } from './bytes.mjs';
-import { verify, PUBLIC_KEY_BYTES, KEY_ID_BYTES, SIGNATURE_BYTES } from './identity.mjs';
-import { CHAIN_KEY_BYTES } from './chain.mjs';
 
-export const VERSION = 3;
-export const T_HELLO = 0x01;
-export const T_DISTRIBUTION = 0x02;
-export const T_MESSAGE = 0x03;
-export const T_CHUNK = 0x04;
-
-export const F_ANNOUNCE = 0x01;   // "I joined in a new session: send me your hello and your chain"
-export const F_WANT_CHAIN = 0x02; // "send me your current chain"
+export const VERSION = 4;
+export const T_MLS = 0x01;
+export const T_GROUPINFO = 0x02;
+export const T_CHUNK = 0x03;
 
 export const K_TEXT = 0x01;
-export const K_FILE = 0x02;
+export const K_OFFER = 0x02;
 export const K_CANCEL = 0x03;
-export const FILE_ID_BYTES = 16;
-export const FILE_KEY_BYTES = 32;
-const CHUNK_HEAD = 1 + FILE_ID_BYTES + 4; // 21
+export const K_DECLINE = 0x04;
+export const K_HERE = 0x05;
+export const K_ACK = 0x10;
+export const ROOM_KINDS = [K_TEXT, K_OFFER, K_CANCEL, K_DECLINE, K_HERE];
 
+export const F_PICTURE = 0x01;
+export const F_STRIPPED = 0x02;
+
+export const FILE_ID_BYTES = 16;
+export const SID_BYTES = 16;
+export const HASH_BYTES = 32;
 export const IV_BYTES = 12;
 export const TAG_BYTES = 16;
-export const SID_BYTES = 16;
-export const MAX_NAME_BYTES = 255;
-export const NO_END = 0xffffffff; // "previous end" of a distribution that is not a rekey
+export const CHUNK_HEAD = 1 + FILE_ID_BYTES + 8 + 4; // 29
+export const ROOM_HEAD = 1 + 4 + HASH_BYTES + 8; // 45
+export const ACK_ENTRY_BYTES = 4 + 8 + 4 + HASH_BYTES; // 48
 
 // BUCKETS are the only sizes an envelope takes. Powers of two from 512
-// bytes: the smallest holds every hello, a one-member handoff and a chat
-// message of up to 372 bytes of UTF-8, so the relay cannot tell those apart;
+// bytes: the smallest holds a text of a few hundred bytes, a "here" and an
+// acknowledgement for a few members, so the relay cannot tell them apart;
 // the largest, 32 KiB (43,692 base64 characters), fits the default 64 KiB
-// frame with room to spare. The price is at most twice the bytes; the relay
+// frame, and holds a room's GroupInfo up to about 130 members. The relay
 // learns at most which of 7 sizes, about 3 bits per frame.
 export const BUCKETS = [512, 1024, 2048, 4096, 8192, 16384, 32768];
 export const OUTER_BYTES = 1 + IV_BYTES + TAG_BYTES; // 29
-export const ENTRY_BYTES = KEY_ID_BYTES + IV_BYTES + CHAIN_KEY_BYTES + TAG_BYTES; // 68
-const DIST_FIXED = 1 + KEY_ID_BYTES + 4 + 4 + 4 + 2 + SIGNATURE_BYTES; // 87
-const MSG_HEAD = 1 + 4 + 4; // 9
-export const MSG_FIXED = MSG_HEAD + IV_BYTES + TAG_BYTES + SIGNATURE_BYTES; // 101, plus content
-export const CONTENT_FIXED = 1 + 8;
-const FRAME_OVERHEAD = 256; // the JSON of a msg frame around its base64 body, generously
+const FRAME_OVERHEAD = 256; // the JSON of a frame around its base64 body, generously
+// MLS_OVERHEAD is what a PrivateMessage adds to its content, generously:
+// header, sender data, signature (64), AEAD tag and length prefixes.
+export const MLS_OVERHEAD = 160;
 
-// An EnvelopeError says why an envelope was refused: kind is "version",
-// "size", "key" (could not be opened: altered), "padding" (opened, but
-// not padded as this protocol pads: altered), "format" or "signature".
+// An EnvelopeError says why a body was refused: kind is "version", "size",
+// "key" (could not be opened: altered), "padding" (opened, but not padded
+// as this protocol pads: altered) or "format".
 export class EnvelopeError extends Error {
   constructor(kind, message, version) { super(message); this.kind = kind; this.version = version; }
 }
 
 const gcm = (iv, additionalData) => ({ name: 'AES-GCM', iv, additionalData, tagLength: 128 });
 
+// context is the prefix of every additional data of this version: it binds
+// the version and the room.
+export function context(roomId) {
+  const z = new Uint8Array([0]);
+  return concat(enc.encode('onionchat/4'), z, enc.encode(roomId), z);
+}
+
 // maxBucketFor returns the largest bucket whose base64 fits a relay frame
-// of frameBytes.
-export function maxBucketFor(frameBytes) {
+// of frameBytes (with room for a second body of up to `beside` bytes in
+// the same frame).
+export function maxBucketFor(frameBytes, beside = 0) {
   let best = 0;
-  for (const b of BUCKETS) if (4 * Math.ceil(b / 3) + FRAME_OVERHEAD <= frameBytes) best = b;
+  for (const b of BUCKETS) if (4 * Math.ceil(b / 3) + (beside ? 4 * Math.ceil(beside / 3) : 0) + FRAME_OVERHEAD <= frameBytes) best = b;
   return best;
 }
 
@@ -95,8 +102,8 @@ export function bucketFor(n, maxBucket = BUCKETS[BUCKETS.length - 1]) {
   return 0;
 }
 
-// maxTextBytes is the longest UTF-8 text a message can carry in maxBucket.
-export function maxTextBytes(maxBucket) { return maxBucket - OUTER_BYTES - 1 - MSG_FIXED - CONTENT_FIXED; }
+// maxTextBytes is the longest UTF-8 text a room message can carry in maxBucket.
+export function maxTextBytes(maxBucket) { return maxBucket - OUTER_BYTES - 1 - 1 - MLS_OVERHEAD - ROOM_HEAD; }
 
 // maxChunkBytes is the most file data one chunk carries in maxBucket,
 // rounded down to whole KiB (to 64 bytes in the smallest bucket).
@@ -104,9 +111,6 @@ export function maxChunkBytes(maxBucket) {
   const n = maxBucket - OUTER_BYTES - 1 - CHUNK_HEAD - TAG_BYTES;
   return n >= 1024 ? Math.floor(n / 1024) * 1024 : Math.floor(n / 64) * 64;
 }
-
-// maxEntries is how many recipients one distribution can carry in maxBucket.
-export function maxEntries(maxBucket) { return Math.floor((maxBucket - OUTER_BYTES - 1 - DIST_FIXED) / ENTRY_BYTES); }
 
 // ---------------------------------------------------------------- outer layer
 
@@ -150,241 +154,132 @@ export async function open(frameKey, ctx, env) {
   return p.subarray(0, i);
 }
 
-// ---------------------------------------------------------------- hello
+// ---------------------------------------------------------------- room message contents
 
-export async function makeHello({ identity, ctx, flags, sid, epoch, name }) {
-  const nameBytes = enc.encode(name);
-  if (nameBytes.length > MAX_NAME_BYTES) throw new Error('name too long');
-  if (sid.length !== SID_BYTES) throw new Error('bad session id');
-  const body = concat(new Uint8Array([T_HELLO, flags]), sid, identity.ecdhPub, identity.sigPub, u32(epoch),
-    new Uint8Array([nameBytes.length]), nameBytes);
-  return concat(body, await identity.sign(concat(ctx, body)));
+// roomContent lays out a room message: kind, the sender's index of it in
+// the epoch, the chain hash of the sender's previous one, the time, the
+// payload.
+export function roomContent(kind, index, previous, time, payload) {
+  const t = new Uint8Array(8);
+  new DataView(t.buffer).setBigUint64(0, BigInt(Math.max(0, Math.floor(time))));
+  return concat(new Uint8Array([kind]), u32(index), previous, t, payload);
 }
 
-export function parseHello(inner) {
-  const fixed = 2 + SID_BYTES + 2 * PUBLIC_KEY_BYTES + 4 + 1;
-  if (inner.length < fixed + SIGNATURE_BYTES) throw new EnvelopeError('format', 'hello too short');
-  const nameLen = inner[fixed - 1];
-  if (inner.length !== fixed + nameLen + SIGNATURE_BYTES) throw new EnvelopeError('format', 'hello has the wrong length');
-  let o = 1;
-  const flags = inner[o++];
-  const sid = inner.slice(o, o += SID_BYTES);
-  const ecdhPub = inner.slice(o, o += PUBLIC_KEY_BYTES);
-  const sigPub = inner.slice(o, o += PUBLIC_KEY_BYTES);
-  const epoch = readU32(inner, o);
-  o += 5;
-  let name;
-  try {
-    name = dec.decode(inner.subarray(o, o + nameLen));
-  } catch {
-    throw new EnvelopeError('format', 'hello name is not UTF-8');
-  }
-  const cut = fixed + nameLen;
-  return { flags, sid, ecdhPub, sigPub, epoch, name, signed: inner.subarray(0, cut), sig: inner.subarray(cut) };
-}
-
-// ---------------------------------------------------------------- distribution
-
-function entryAD(ctx, senderKeyId, epoch, counter, recipientKeyId) {
-  return concat(ctx, new Uint8Array([T_DISTRIBUTION]), senderKeyId, u32(epoch), u32(counter), recipientKeyId);
-}
-
-// makeDistribution wraps one chain position (epoch, counter, raw key) for
-// each recipient {keyId, pairwise} and signs the whole frame. prevEnd is,
-// for a rekey, the counter at which the previous epoch ended; NO_END
-// otherwise.
-export async function makeDistribution({ identity, ctx, epoch, counter, prevEnd = NO_END, key, recipients }) {
-  const entries = [];
-  for (const r of recipients) {
-    const iv = randomBytes(IV_BYTES);
-    const ct = new Uint8Array(await subtle().encrypt(gcm(iv, entryAD(ctx, identity.keyId, epoch, counter, r.keyId)), r.pairwise, key));
-    entries.push(r.keyId, iv, ct);
-  }
-  const body = concat(new Uint8Array([T_DISTRIBUTION]), identity.keyId, u32(epoch), u32(counter), u32(prevEnd), u16(recipients.length), ...entries);
-  return concat(body, await identity.sign(concat(ctx, body)));
-}
-
-export function parseDistribution(inner) {
-  const head = DIST_FIXED - SIGNATURE_BYTES;
-  if (inner.length < DIST_FIXED) throw new EnvelopeError('format', 'distribution too short');
-  const n = readU16(inner, head - 2);
-  if (inner.length !== DIST_FIXED + n * ENTRY_BYTES) throw new EnvelopeError('format', 'distribution has the wrong length');
-  let o = 1;
-  const senderKeyId = inner.slice(o, o += KEY_ID_BYTES);
-  const epoch = readU32(inner, o);
-  const counter = readU32(inner, o + 4);
-  const prevEnd = readU32(inner, o + 8);
-  const entries = [];
-  for (let i = 0, p = head; i < n; i++, p += ENTRY_BYTES) {
-    entries.push({
-      keyId: inner.subarray(p, p + KEY_ID_BYTES),
-      iv: inner.subarray(p + KEY_ID_BYTES, p + KEY_ID_BYTES + IV_BYTES),
-      wrapped: inner.subarray(p + KEY_ID_BYTES + IV_BYTES, p + ENTRY_BYTES),
-    });
-  }
-  const cut = inner.length - SIGNATURE_BYTES;
-  return { senderKeyId, epoch, counter, prevEnd, entries, signed: inner.subarray(0, cut), sig: inner.subarray(cut) };
-}
-
-// unwrapEntry opens the entry addressed to this page straight into a
-// non-extractable HMAC chain key.
-export async function unwrapEntry({ ctx, parsed, entry, pairwise }) {
-  const ad = entryAD(ctx, parsed.senderKeyId, parsed.epoch, parsed.counter, entry.keyId);
-  try {
-    return await subtle().unwrapKey('raw', entry.wrapped, pairwise, gcm(entry.iv, ad),
-      { name: 'HMAC', hash: 'SHA-256', length: 256 }, false, ['sign']);
-  } catch {
-    throw new EnvelopeError('key', 'chain key could not be unwrapped');
-  }
-}
-
-// ---------------------------------------------------------------- message
-
-function messageAD(ctx, senderKeyId, head) { return concat(ctx, senderKeyId, head); }
-
-// content encodes what a message carries: its kind, time and payload.
-export function textContent(text, time) {
-  const t = enc.encode(text);
-  const c = new Uint8Array(CONTENT_FIXED + t.length);
-  c[0] = K_TEXT;
-  c.set(u32(Math.floor(time / 0x100000000)), 1);
-  c.set(u32(time % 0x100000000), 5);
-  c.set(t, CONTENT_FIXED);
-  return c;
-}
-
+// parseContent reads an application message's content: a room message
+// {kind, index, previous, time, payload} or an acknowledgement {kind,
+// entries}. It throws EnvelopeError("format") for anything else.
 export function parseContent(c) {
-  if (c.length < CONTENT_FIXED) throw new EnvelopeError('format', 'message content too short');
-  const time = readU32(c, 1) * 0x100000000 + readU32(c, 5);
-  if (c[0] !== K_TEXT) return { kind: c[0], time, payload: c.subarray(CONTENT_FIXED) };
-  let text;
-  try {
-    text = dec.decode(c.subarray(CONTENT_FIXED));
-  } catch {
-    throw new EnvelopeError('format', 'message text is not UTF-8');
+  if (c.length < 1) throw new EnvelopeError('format', 'empty content');
+  const kind = c[0];
+  if (kind === K_ACK) {
+    if (c.length < 3) throw new EnvelopeError('format', 'acknowledgement too short');
+    const n = readU16(c, 1);
+    if (c.length !== 3 + n * ACK_ENTRY_BYTES) throw new EnvelopeError('format', 'acknowledgement of the wrong length');
+    const entries = [];
+    for (let i = 0, o = 3; i < n; i++, o += ACK_ENTRY_BYTES) {
+      const v = new DataView(c.buffer, c.byteOffset + o + 4, 8);
+      entries.push({ leaf: readU32(c, o), epoch: Number(v.getBigUint64(0)), index: readU32(c, o + 12), chain: c.slice(o + 16, o + ACK_ENTRY_BYTES) });
+    }
+    return { kind, entries };
   }
-  return { kind: K_TEXT, time, text };
+  if (!ROOM_KINDS.includes(kind)) throw new EnvelopeError('format', `unknown content kind ${kind}`);
+  if (c.length < ROOM_HEAD) throw new EnvelopeError('format', 'room message too short');
+  const time = Number(new DataView(c.buffer, c.byteOffset + 37, 8).getBigUint64(0));
+  return { kind, index: readU32(c, 1), previous: c.slice(5, 37), time, payload: c.subarray(ROOM_HEAD) };
 }
 
-export async function makeMessage({ identity, ctx, epoch, counter, messageKey, content, ivForTest }) {
-  const head = concat(new Uint8Array([T_MESSAGE]), u32(epoch), u32(counter));
-  const iv = ivForTest || randomBytes(IV_BYTES);
-  const ct = new Uint8Array(await subtle().encrypt(gcm(iv, messageAD(ctx, identity.keyId, head)), messageKey, content));
-  const body = concat(head, iv, ct);
-  return concat(body, await identity.sign(concat(ctx, identity.keyId, body)));
-}
-
-export function parseMessage(inner) {
-  if (inner.length < MSG_FIXED) throw new EnvelopeError('format', 'message too short');
-  const cut = inner.length - SIGNATURE_BYTES;
-  return {
-    head: inner.subarray(0, MSG_HEAD),
-    epoch: readU32(inner, 1),
-    counter: readU32(inner, 5),
-    iv: inner.subarray(MSG_HEAD, MSG_HEAD + IV_BYTES),
-    ct: inner.subarray(MSG_HEAD + IV_BYTES, cut),
-    signed: inner.subarray(0, cut),
-    sig: inner.subarray(cut),
-  };
-}
-
-// openMessage decrypts a parsed message whose signature was checked.
-export async function openMessage(messageKey, ctx, senderKeyId, parsed) {
-  let c;
-  try {
-    c = new Uint8Array(await subtle().decrypt(gcm(parsed.iv, messageAD(ctx, senderKeyId, parsed.head)), messageKey, parsed.ct));
-  } catch {
-    throw new EnvelopeError('key', 'message could not be decrypted');
+// ackContent lays out an acknowledgement of what this page has of each
+// sender's room messages.
+export function ackContent(entries) {
+  const parts = [new Uint8Array([K_ACK]), u16(entries.length)];
+  for (const e of entries) {
+    const ep = new Uint8Array(8);
+    new DataView(ep.buffer).setBigUint64(0, BigInt(e.epoch));
+    parts.push(u32(e.leaf), ep, u32(e.index), e.chain);
   }
-  return parseContent(c);
+  return concat(...parts);
 }
 
-// ---------------------------------------------------------------- signatures
-
-// verifyHello and verifyDistribution check a frame's signature under the
-// signing key of its sender; verifyMessage also binds the sender's key id.
-export function verifySigned(ctx, parsed, sigKey) { return verify(sigKey, parsed.sig, concat(ctx, parsed.signed)); }
-export function verifyMessage(ctx, senderKeyId, parsed, sigKey) { return verify(sigKey, parsed.sig, concat(ctx, senderKeyId, parsed.signed)); }
-
-// ---------------------------------------------------------------- files
-
-// A file offer is a message (so signed, and under the sender's chain) whose
-// content carries what receivers need to take the file's chunks:
-//   file id(16) ‖ file key(32) ‖ size(8) ‖ chunk size(4) ‖ SHA-256 of the file(32)
-//   ‖ flags(1: 01 picture, 02 metadata removed) ‖ type length(1) ‖ media type ‖ name (UTF-8)
-// The hash makes the file whole or nothing: a chunk altered, forged by
-// another holder of the file key, or missing, and the file is refused.
-export const F_PICTURE = 0x01;
-export const F_STRIPPED = 0x02;
-
-export function offerContent({ id, key, size, chunkSize, hash, flags, type, name }, time) {
-  const t = enc.encode(type).subarray(0, 255);
-  const n = enc.encode(name);
-  const p = concat(id, key, u32(Math.floor(size / 0x100000000)), u32(size % 0x100000000), u32(chunkSize), hash,
-    new Uint8Array([flags, t.length]), t, n);
-  const c = concat(new Uint8Array(CONTENT_FIXED), p);
-  c[0] = K_FILE;
-  c.set(u32(Math.floor(time / 0x100000000)), 1);
-  c.set(u32(time % 0x100000000), 5);
-  return c;
+// chainNext is a sender's chain after one more room message: the hash of
+// the previous chain value and the whole content.
+export async function chainNext(previous, content) {
+  return new Uint8Array(await subtle().digest('SHA-256', concat(enc.encode('onionchat/4 chain'), previous, content)));
 }
 
-export function parseOffer(payload) {
-  const fixed = FILE_ID_BYTES + FILE_KEY_BYTES + 8 + 4 + 32 + 2;
-  if (payload.length < fixed) throw new EnvelopeError('format', 'file offer too short');
-  let o = 0;
-  const id = payload.slice(o, o += FILE_ID_BYTES);
-  const key = payload.slice(o, o += FILE_KEY_BYTES);
-  const size = readU32(payload, o) * 0x100000000 + readU32(payload, o + 4);
-  o += 8;
-  const chunkSize = readU32(payload, o);
-  o += 4;
-  const hash = payload.slice(o, o += 32);
-  const flags = payload[o++];
-  const tl = payload[o++];
-  if (o + tl > payload.length) throw new EnvelopeError('format', 'file offer too short');
+export function textPayload(text) { return enc.encode(text); }
+
+export function readText(payload) {
+  try { return dec.decode(payload); } catch { throw new EnvelopeError('format', 'text is not UTF-8'); }
+}
+
+// offerPayload lays out a file offer (without a key: chunks are under keys
+// from the MLS exporter of the epoch each is sent in).
+export function offerPayload({ id, size, chunkSize, hash, flags, type, name }) {
+  const typeBytes = enc.encode(type);
+  const nameBytes = enc.encode(name).slice(0, 400);
+  if (id.length !== FILE_ID_BYTES || hash.length !== HASH_BYTES || typeBytes.length > 255) throw new Error('bad offer');
+  const sz = new Uint8Array(8);
+  new DataView(sz.buffer).setBigUint64(0, BigInt(size));
+  return concat(id, sz, u32(chunkSize), hash, new Uint8Array([flags, typeBytes.length]), typeBytes, nameBytes);
+}
+
+export function parseOffer(p) {
+  const fixed = FILE_ID_BYTES + 8 + 4 + HASH_BYTES + 2;
+  if (p.length < fixed) throw new EnvelopeError('format', 'offer too short');
+  const size = Number(new DataView(p.buffer, p.byteOffset + FILE_ID_BYTES, 8).getBigUint64(0));
+  const typeLen = p[fixed - 1];
+  if (p.length < fixed + typeLen) throw new EnvelopeError('format', 'offer too short');
   let type;
   let name;
   try {
-    type = dec.decode(payload.subarray(o, o + tl));
-    name = dec.decode(payload.subarray(o + tl));
+    type = dec.decode(p.subarray(fixed, fixed + typeLen));
+    name = dec.decode(p.subarray(fixed + typeLen));
   } catch {
-    throw new EnvelopeError('format', 'file offer is not UTF-8');
+    throw new EnvelopeError('format', 'offer text is not UTF-8');
   }
-  if (chunkSize < 1 || size < 0 || !Number.isSafeInteger(size)) throw new EnvelopeError('format', 'bad file offer');
-  return { id, key, size, chunkSize, hash, flags, type, name };
+  return {
+    id: p.slice(0, FILE_ID_BYTES), size, chunkSize: readU32(p, FILE_ID_BYTES + 8), hash: p.slice(FILE_ID_BYTES + 12, FILE_ID_BYTES + 12 + HASH_BYTES),
+    flags: p[fixed - 2], type, name,
+  };
 }
 
-export function cancelContent(id, time) {
-  const c = new Uint8Array(CONTENT_FIXED + FILE_ID_BYTES);
-  c[0] = K_CANCEL;
-  c.set(u32(Math.floor(time / 0x100000000)), 1);
-  c.set(u32(time % 0x100000000), 5);
-  c.set(id, CONTENT_FIXED);
-  return c;
+// ---------------------------------------------------------------- chunks
+
+function chunkHead(id, epoch, index) {
+  const ep = new Uint8Array(8);
+  new DataView(ep.buffer).setBigUint64(0, BigInt(epoch));
+  return concat(new Uint8Array([T_CHUNK]), id, ep, u32(index));
 }
 
-function chunkIV(index) { const iv = new Uint8Array(IV_BYTES); iv.set(u32(index), 8); return iv; }
+function chunkIV(index) { return concat(new Uint8Array(8), u32(index)); }
 
-function chunkAD(ctx, senderKeyId, head) { return concat(ctx, senderKeyId, head); }
-
-// makeChunk encrypts one piece of a file under its file key (an AES-GCM
-// CryptoKey). The IV is the index: a file key is used for one file only.
-export async function makeChunk({ fileKey, ctx, senderKeyId, id, index, data }) {
-  const head = concat(new Uint8Array([T_CHUNK]), id, u32(index));
-  const ct = new Uint8Array(await subtle().encrypt(gcm(chunkIV(index), chunkAD(ctx, senderKeyId, head)), fileKey, data));
+// makeChunk encrypts one piece of a file under the file key of the epoch
+// it is sent in.
+export async function makeChunk({ fileKey, ctx, id, epoch, index, data }) {
+  const head = chunkHead(id, epoch, index);
+  const ct = new Uint8Array(await subtle().encrypt(gcm(chunkIV(index), concat(ctx, head)), fileKey, data));
   return concat(head, ct);
 }
 
 export function parseChunk(inner) {
   if (inner.length < CHUNK_HEAD + TAG_BYTES) throw new EnvelopeError('format', 'chunk too short');
-  return { head: inner.subarray(0, CHUNK_HEAD), id: inner.slice(1, 1 + FILE_ID_BYTES), index: readU32(inner, 1 + FILE_ID_BYTES), ct: inner.subarray(CHUNK_HEAD) };
+  const epoch = Number(new DataView(inner.buffer, inner.byteOffset + 1 + FILE_ID_BYTES, 8).getBigUint64(0));
+  return { id: inner.slice(1, 1 + FILE_ID_BYTES), epoch, index: readU32(inner, 1 + FILE_ID_BYTES + 8), head: inner.subarray(0, CHUNK_HEAD), ct: inner.subarray(CHUNK_HEAD) };
 }
 
-export async function openChunk({ fileKey, ctx, senderKeyId, parsed }) {
+export async function openChunk({ fileKey, ctx, parsed }) {
   try {
-    return new Uint8Array(await subtle().decrypt(gcm(chunkIV(parsed.index), chunkAD(ctx, senderKeyId, parsed.head)), fileKey, parsed.ct));
+    return new Uint8Array(await subtle().decrypt(gcm(chunkIV(parsed.index), concat(ctx, parsed.head)), fileKey, parsed.ct));
   } catch {
-    throw new EnvelopeError('key', 'chunk could not be opened');
+    throw new EnvelopeError('key', 'the piece could not be opened');
+  }
+}
+
+// importFileKey makes an AES-GCM key of 32 exported bytes, which it zeroes.
+export async function importFileKey(raw, usage) {
+  try {
+    return await subtle().importKey('raw', raw, { name: 'AES-GCM', length: 256 }, false, [usage]);
+  } finally {
+    raw.fill(0);
   }
 }

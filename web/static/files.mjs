@@ -1,10 +1,12 @@
 // files.mjs: pictures and files in a room (docs/protocol.md §10.3), with
-// no DOM. A file goes as an offer, a normal message of the sender's chain
-// (so signed, forward-secret, read only by the members present) carrying a
-// fresh file key, the file's size, media type, name and SHA-256; then its
-// chunks, each under the file key, as bulk frames the relay passes on and
-// never keeps. A receiver shows the file only once every chunk has come and
-// the whole matches the signed hash: never a partial or wrong file.
+// no DOM. A file goes as an offer, a room message (so signed, and read only
+// by the group's members when it is sent) carrying the file's size, media
+// type, name and SHA-256; then its chunks, as bulk frames the relay passes
+// on and never keeps, each under a key the MLS exporter gives for the
+// epoch it is sent in, the sender and the file: a member removed while a
+// file is on its way reads none of the chunks sent after. A receiver shows
+// the file only once every chunk has come and the whole matches the signed
+// hash: never a partial or wrong file.
 //
 // Pictures (JPEG, PNG, WebP, GIF, told by their bytes) lose their location
 // and camera data before they leave (strip.mjs); everything else, SVG
@@ -17,7 +19,7 @@
 import { toHex, randomBytes, subtle } from './bytes.mjs';
 import { stripMetadata, StripError } from './strip.mjs';
 import {
-  FILE_ID_BYTES, FILE_KEY_BYTES, F_PICTURE, F_STRIPPED, offerContent, cancelContent, makeChunk, openChunk,
+  FILE_ID_BYTES, F_PICTURE, F_STRIPPED, K_OFFER, K_CANCEL, K_DECLINE, offerPayload, parseOffer, openChunk,
   maxChunkBytes, EnvelopeError,
 } from './envelope.mjs';
 
@@ -29,8 +31,6 @@ export const MAX_OUTGOING = 4;            // files waiting to be sent
 export const STALL_MS = 30000;            // no chunk for this long: the transfer is reported as broken
 export const PROGRESS_EVERY = 0.05;       // progress is reported in steps of 5%
 
-const AES = { name: 'AES-GCM', length: 256 };
-
 export class Transfers {
   constructor({ group, now, onEvent }) {
     this.group = group;
@@ -38,9 +38,10 @@ export class Transfers {
     this.onEvent = onEvent || (() => {});
     this.maxFile = DEFAULT_MAX_FILE;
     this.outgoing = [];        // {id, key, bytes, chunkSize, chunks, sent, ...}: in order
-    this.incoming = new Map(); // keyId + ":" + file id -> transfer
-    this.unknown = new Set();  // keyId + ":" + file id of chunks without an offer, reported once
+    this.incoming = new Map(); // sender leaf + ":" + file id -> transfer
+    this.unknown = new Set();  // sender leaf + ":" + file id of chunks without an offer, reported once
     this.done = new Set();     // … of transfers finished, failed or cancelled: their late chunks are ignored
+    this.recent = [];          // our transfers sent whole lately: a receiver may still decline one
   }
 
   setLimits({ file }) { if (file > 0) this.maxFile = file; }
@@ -74,31 +75,24 @@ export class Transfers {
       type = 'application/octet-stream'; // says it is a picture, is not one we show
     }
     const id = randomBytes(FILE_ID_BYTES);
-    const raw = randomBytes(FILE_KEY_BYTES);
     const out = {
       id, idHex: toHex(id), name: file.name || 'file', type, size: bytes.length, removed, picture: !!(flags & F_PICTURE),
-      chunkSize, chunks: Math.ceil(bytes.length / chunkSize), sent: 0, bytes, state: 'offering', reported: 0,
+      chunkSize, chunks: Math.ceil(bytes.length / chunkSize), sent: 0, bytes, state: 'offering', reported: 0, declined: [],
     };
-    try {
-      out.key = await subtle().importKey('raw', raw, AES, false, ['encrypt']);
-      const hash = new Uint8Array(await subtle().digest('SHA-256', bytes));
-      out.sha256 = toHex(hash);
-      const content = offerContent({ id, key: raw, size: out.size, chunkSize, hash, flags, type, name: out.name }, this.now());
-      try {
-        await this.group.sealContent(content, { file: out });
-      } finally {
-        content.fill(0);
-      }
-    } finally {
-      raw.fill(0);
-    }
+    const hash = new Uint8Array(await subtle().digest('SHA-256', bytes));
+    out.sha256 = toHex(hash);
+    await this.group.sealRoom(K_OFFER, offerPayload({ id, size: out.size, chunkSize, hash, flags, type, name: out.name }), { file: out });
     out.state = out.chunks ? 'sending' : 'sent';
     if (out.chunks) this.outgoing.push(out);
+    else this.recent.push(out);
     this.report(out, true);
     return out;
   }
 
-  hasChunk() { return this.outgoing.length > 0; }
+  // hasChunk says whether a chunk may go now: one waits, and the group may
+  // send (nobody gone waits to be removed: a removed member must not get
+  // a key for what follows).
+  hasChunk() { return this.outgoing.length > 0 && this.group.canSend(); }
 
   // nextChunk encrypts the next chunk to send and returns its envelope, or
   // null.
@@ -107,33 +101,36 @@ export class Transfers {
     if (!out) return null;
     const i = out.sent;
     const data = out.bytes.subarray(i * out.chunkSize, Math.min(out.size, (i + 1) * out.chunkSize));
-    const body = await this.group.sealChunk({ fileKey: out.key, id: out.id, index: i, data });
-    if (this.outgoing[0] !== out || out.sent !== i) return null; // cancelled meanwhile
+    const body = await this.group.sealChunk({ id: out.id, index: i, data });
+    if (!body || this.outgoing[0] !== out || out.sent !== i) return null; // not now, or cancelled meanwhile
     out.sent++;
     if (out.sent === out.chunks) {
       this.outgoing.shift();
       out.state = 'sent';
-      out.key = null;
+      out.bytes = null;
+      this.recent.push(out);
+      if (this.recent.length > 16) this.recent.shift();
     }
     this.report(out);
     return body;
   }
 
   // cancel stops a transfer of ours (everyone is told) or one we receive
-  // (only we stop).
+  // (we stop, and its sender is told we declined it).
   async cancel(t) {
     if (t.incoming) {
+      if (t.state !== 'receiving') return;
       this.finish(t, 'cancelled', 'you cancelled it');
+      await this.group.sealRoom(K_DECLINE, t.id, null);
       return;
     }
     const i = this.outgoing.indexOf(t);
     if (i < 0) return;
     this.outgoing.splice(i, 1);
     t.state = 'cancelled';
-    t.key = null;
     t.bytes = null;
     this.report(t, true);
-    await this.group.sealContent(cancelContent(t.id, this.now()), null);
+    await this.group.sealRoom(K_CANCEL, t.id, null);
   }
 
   report(t, force) {
@@ -146,43 +143,38 @@ export class Transfers {
   // ---------------------------------------------------------------- receiving
 
   async onOffer(ev) {
-    const o = ev.offer;
-    const key = ev.keyId + ':' + toHex(o.id);
+    let o;
+    try { o = parseOffer(ev.payload); } catch { return undefined; }
+    if (!(o.chunkSize > 0)) return undefined;
+    const key = ev.leaf + ':' + toHex(o.id);
     const t = {
-      incoming: true, key, id: o.id, sid: ev.sid, sender: ev.sender, code: ev.code, changed: ev.changed, time: ev.time,
+      incoming: true, key, id: o.id, leaf: ev.leaf, sender: ev.sender, code: ev.code, changed: ev.changed, time: ev.time,
       name: safeName(o.name), type: o.type, size: o.size, picture: !!(o.flags & F_PICTURE), stripped: !!(o.flags & F_STRIPPED),
       chunkSize: o.chunkSize, chunks: Math.ceil(o.size / o.chunkSize), got: 0, parts: null, at: this.now(), state: 'receiving', reported: 0,
+      keys: new Map(), hash: o.hash,
     };
-    const raw = o.key;
-    try {
-      const refuse = (why) => { this.finish(t, 'refused', why); };
-      if (this.incoming.has(key) || this.done.has(key)) return undefined;
-      if (o.size > this.maxFile) return refuse(`it is larger than the ${mib(this.maxFile)} this server allows`);
-      if (o.chunkSize > maxChunkBytes(this.group.maxBucket) || t.chunks > (1 << 20)) return refuse('its chunks do not fit this server');
-      if (this.incoming.size >= MAX_INCOMING || [...this.incoming.values()].filter((x) => x.sid === ev.sid).length >= MAX_INCOMING_PER_SENDER) {
-        return refuse('too many files are on their way at once; ask them to send it again later');
-      }
-      t.fileKey = await subtle().importKey('raw', raw, AES, false, ['decrypt']);
-      t.hash = o.hash;
-      t.senderKeyId = ev.senderKeyId;
-      t.parts = new Array(t.chunks);
-      this.incoming.set(key, t);
-      this.report(t, true);
-      if (t.chunks === 0) await this.complete(t);
-    } finally {
-      raw.fill(0);
+    const refuse = (why) => { this.finish(t, 'refused', why); };
+    if (this.incoming.has(key) || this.done.has(key)) return undefined;
+    if (o.size > this.maxFile) return refuse(`it is larger than the ${mib(this.maxFile)} this server allows`);
+    if (o.chunkSize > maxChunkBytes(this.group.maxBucket) || t.chunks > (1 << 20)) return refuse('its chunks do not fit this server');
+    if (this.incoming.size >= MAX_INCOMING || [...this.incoming.values()].filter((x) => x.leaf === ev.leaf).length >= MAX_INCOMING_PER_SENDER) {
+      return refuse('too many files are on their way at once; ask them to send it again later');
     }
+    t.parts = new Array(t.chunks);
+    this.incoming.set(key, t);
+    this.report(t, true);
+    if (t.chunks === 0) await this.complete(t);
     return undefined;
   }
 
   async onChunk(ev) {
-    const key = ev.keyId + ':' + toHex(ev.parsed.id);
+    const key = ev.leaf + ':' + toHex(ev.parsed.id);
     const t = this.incoming.get(key);
     if (!t) {
       if (!this.done.has(key) && !this.unknown.has(key)) {
         this.unknown.add(key);
         while (this.unknown.size > 1000) this.unknown.delete(this.unknown.values().next().value);
-        this.onEvent({ type: 'notice', level: 'error', text: `⚠ ${ev.sender} is sending a file that started before you joined or while you were away; it will not reach you.` });
+        this.onEvent({ type: 'file-unknown', sender: ev.sender });
       }
       return;
     }
@@ -191,7 +183,11 @@ export class Transfers {
     if (t.parts[i]) return undefined; // a copy
     let data;
     try {
-      data = await openChunk({ fileKey: t.fileKey, ctx: this.group.ctx, senderKeyId: t.senderKeyId, parsed: ev.parsed });
+      const e = ev.parsed.epoch;
+      if (!t.keys.has(e)) t.keys.set(e, await this.group.fileKey(e, t.leaf, t.id, 'decrypt'));
+      const fileKey = t.keys.get(e);
+      if (!fileKey) return this.finish(t, 'failed', 'a piece came under keys this page no longer holds');
+      data = await openChunk({ fileKey, ctx: this.group.ctx, parsed: ev.parsed });
     } catch (e) {
       if (!(e instanceof EnvelopeError)) throw e;
       return this.finish(t, 'failed', 'it was altered (a piece did not open)');
@@ -222,8 +218,17 @@ export class Transfers {
   }
 
   onCancel(ev) {
-    const t = this.incoming.get(ev.keyId + ':' + toHex(ev.fileId));
+    const t = this.incoming.get(ev.leaf + ':' + toHex(ev.fileId));
     if (t) this.finish(t, 'cancelled', `${t.sender} cancelled it`);
+  }
+
+  // onDecline: a receiver cancelled a file of ours; the sender is told who.
+  onDecline(ev) {
+    const id = toHex(ev.fileId);
+    const t = this.outgoing.find((x) => x.idHex === id) || this.recent.find((x) => x.idHex === id);
+    if (!t || t.declined.includes(ev.sender)) return;
+    t.declined.push(ev.sender);
+    this.onEvent({ type: 'file-declined', transfer: t, by: ev.sender });
   }
 
   // finish ends an incoming transfer: done (with its bytes), failed,
@@ -232,7 +237,7 @@ export class Transfers {
     t.state = state;
     t.why = why || '';
     t.parts = null;
-    t.fileKey = null;
+    t.keys = null;
     if (state !== 'done') t.bytes = null;
     this.incoming.delete(t.key);
     this.done.add(t.key);
@@ -243,15 +248,16 @@ export class Transfers {
   sweep() {
     const now = this.now();
     for (const t of [...this.incoming.values()]) {
-      if (!this.group.members.has(t.sid)) this.finish(t, 'failed', `${t.sender} left before all of it arrived (${t.got} of ${t.chunks} pieces)`);
+      const l = this.group.leafSeen.get(t.leaf);
+      if (!l || l.name !== t.sender) this.finish(t, 'failed', `${t.sender} left before all of it arrived (${t.got} of ${t.chunks} pieces)`);
       else if (now - t.at >= STALL_MS) this.finish(t, 'failed', `some of it never arrived (${t.got} of ${t.chunks} pieces); ask them to send it again`);
     }
   }
 
   destroy() {
-    for (const t of this.outgoing) { t.key = null; t.bytes = null; }
+    for (const t of this.outgoing) t.bytes = null;
     this.outgoing = [];
-    for (const t of this.incoming.values()) { t.parts = null; t.fileKey = null; }
+    for (const t of this.incoming.values()) { t.parts = null; t.keys = null; }
     this.incoming.clear();
   }
 }

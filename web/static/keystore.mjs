@@ -1,8 +1,8 @@
 // keystore.mjs: "keep my safety code in this browser". It keeps one thing:
-// this browser's signing key pair, generated non-extractable, in IndexedDB
-// (the browser stores the CryptoKey itself; no page script can read its
-// private half). Never the ECDH keys, never a chain key, never the
-// passphrase: forward secrecy is unchanged. Tor Browser keeps IndexedDB in
+// this browser's Ed25519 signing key pair (its MLS signature key),
+// generated non-extractable, in IndexedDB (the browser stores the CryptoKey
+// itself; no page script can read its private half). Never a group's
+// secrets, never the passphrase: forward secrecy is unchanged. Tor Browser keeps IndexedDB in
 // memory only, so the key is gone when it closes or with New Identity; in
 // other browsers it stays until the person turns the option off (which
 // deletes it) or clears the site's data. Off by default.
@@ -11,7 +11,7 @@ import { newSigningPair } from './identity.mjs';
 
 const DB = 'onionchat';
 const STORE = 'keys';
-const KEY = 'signing';
+const KEY = 'signing-ed25519'; // protocol 3's ECDSA key, under 'signing', is never used again
 
 function db() {
   return new Promise((resolve, reject) => {

@@ -1,11 +1,11 @@
 // roomkey.mjs: everything the page makes from the passphrase, once per
 // room and server (docs/protocol.md §9):
 //
-//   salt        = SHA-256("onionchat/3 salt" 0x00 server id 0x00 room name)
+//   salt        = SHA-256("onionchat/4 salt" 0x00 server id 0x00 room name)
 //   room secret = PBKDF2-HMAC-SHA256(NFC(passphrase), salt, 600,000, 256 bits)
-//   room id     = HKDF-SHA256(room secret, "", "onionchat/3 room id", 16 bytes), base64url
-//   frame key   = HKDF-SHA256(room secret, "", "onionchat/3 frame") -> AES-256-GCM
-//   check code  = SHA-256("onionchat/3 check" 0x00 room id)[0..5] mod 10^8, as "1234 5678"
+//   room id     = HKDF-SHA256(room secret, "", "onionchat/4 room id", 16 bytes), base64url
+//   frame key   = HKDF-SHA256(room secret, "", "onionchat/4 frame") -> AES-256-GCM
+//   check code  = SHA-256("onionchat/4 check" 0x00 room id)[0..5] mod 10^8, as "1234 5678"
 //
 // The room id is all the relay learns of a room: a wrong passphrase gives
 // another id, hence another (empty) room. The frame key seals the outer
@@ -27,7 +27,7 @@ export function normRoom(s) { return s.trim().normalize('NFC').toLowerCase(); }
 // precompute a dictionary for every onionchat at once.
 export async function roomSalt(serverId, room) {
   const z = new Uint8Array([0]);
-  const d = await subtle().digest('SHA-256', concat(enc.encode('onionchat/3 salt'), z, enc.encode(serverId), z, enc.encode(room)));
+  const d = await subtle().digest('SHA-256', concat(enc.encode('onionchat/4 salt'), z, enc.encode(serverId), z, enc.encode(room)));
   return new Uint8Array(d);
 }
 
@@ -56,7 +56,7 @@ function info(label) { return { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Ar
 // checkCode is the short code friends compare by voice to know they are in
 // the same room (same server, room name and passphrase).
 export async function checkCode(roomId) {
-  const h = new Uint8Array(await subtle().digest('SHA-256', concat(enc.encode('onionchat/3 check'), new Uint8Array([0]), enc.encode(roomId))));
+  const h = new Uint8Array(await subtle().digest('SHA-256', concat(enc.encode('onionchat/4 check'), new Uint8Array([0]), enc.encode(roomId))));
   let n = 0;
   for (let i = 0; i < 5; i++) n = n * 256 + h[i];
   const d = String(n % 100000000).padStart(8, '0');
@@ -66,9 +66,9 @@ export async function checkCode(roomId) {
 // roomKeys derives what the page keeps of a room from its secret.
 export async function roomKeys(secret) {
   const s = subtle();
-  const id = new Uint8Array(await s.deriveBits(info('onionchat/3 room id'), secret, ROOM_ID_BYTES * 8));
+  const id = new Uint8Array(await s.deriveBits(info('onionchat/4 room id'), secret, ROOM_ID_BYTES * 8));
   const roomId = toBase64url(id);
-  const frameKey = await s.deriveKey(info('onionchat/3 frame'), secret, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+  const frameKey = await s.deriveKey(info('onionchat/4 frame'), secret, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
   return { roomId, frameKey, checkCode: await checkCode(roomId) };
 }
 

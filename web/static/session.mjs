@@ -1,17 +1,18 @@
 // session.mjs: one person in one room, over the relay's WebSocket, with no
 // DOM (docs/protocol.md §1–§4, §11). It owns the connection and everything
 // about it: joining (the server frame, the room keys, the join), resuming
-// after a drop, the catch-up, acknowledgements, the typed messages and what
-// became of each (sent, delivered, waiting, reached nobody), resending what
-// a drop or a server restart lost, keeping to the relay's rate, and the
-// order in which frames leave. The room's crypto is group.mjs's; what it
-// shows is app.mjs's. Tests drive it with a fake socket and clock
-// (web/jstest/session.test.mjs).
+// after a drop, the catch-up, the typed messages and what became of each
+// (sent, then what the group's acknowledgements say: delivered, waiting,
+// reached nobody), resending what a drop or a server restart lost, the
+// group's commits and GroupInfo to and from the relay, keeping to the
+// relay's rate, and the order in which frames leave. The room's keys and
+// rules are group.mjs's; what it shows is app.mjs's. Tests drive it with a
+// fake socket and clock (web/jstest/session.test.mjs).
 
 import { toBase64 } from './bytes.mjs';
 import { normRoom } from './roomkey.mjs';
 import { prepareName } from './names.mjs';
-import { ORDERED, BACKGROUND, MAX_TEXT_CHARS } from './group.mjs';
+import { MAX_TEXT_CHARS } from './group.mjs';
 import { maxBucketFor } from './envelope.mjs';
 import { Transfers } from './files.mjs';
 
@@ -25,16 +26,14 @@ export const DEAD_AFTER = 2.5;
 export const MIN_HEARTBEAT_MS = 1000;
 export const CONNECT_TIMEOUT_MS = 15000; // a new connection whose server frame has not come by then is given up (at least 2.5 pings)
 export const SWEEP_MS = 1000;           // how often the group's timers run
-export const ACK_EVERY_MS = 1000;       // acknowledgements: at most one per this
-export const WAITING_AFTER_MS = 3000;   // a sent message not yet delivered this long shows "waiting"
 export const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
 export const FIRST_ATTEMPTS = 4;        // a first join gives up after this many failed connections (about 15 s)
 export const CLOSE_RECONNECTING = 4001; // "I will be back": the relay keeps the session away, not gone
-export const MAX_BACKGROUND = 64;       // background frames waiting; beyond, the oldest goes
-export const MAX_ORDERED = 256;         // ordered frames waiting (our hellos, rekeys, messages)
+export const MAX_BULK = 64;             // acknowledgements waiting; beyond, the oldest goes (the next one says it all)
+export const MAX_ORDERED = 256;         // ordered frames waiting (commits, GroupInfo, messages)
 export const MAX_OUTBOX = 200;          // typed messages waiting to be encrypted
 export const MAX_RESEND = 500;          // sent frames kept until the relay confirms them
-export const BULK_FRAME_RESERVE = 2;    // frame tokens a file's chunks leave for chat and acks
+export const BULK_FRAME_RESERVE = 2;    // frame tokens a file's chunks leave for chat and acknowledgements
 export const BULK_BYTE_RESERVE = 8192;  // bytes likewise
 export const BULK_BUFFERED_RETRY_MS = 100; // a chunk waits this long while the browser has not sent the last ones
 
@@ -78,9 +77,6 @@ export class Session {
     this.sid = '';
     this.resume = '';
     this.since = 0;          // the highest room seq received in this relay session
-    this.acked = 0;
-    this.ackAt = -Infinity;
-    this.ackTimer = 0;
     this.catchupLeft = 0;
     this.attempt = 0;
     this.retryTimer = 0;
@@ -94,18 +90,20 @@ export class Session {
     this.byteTokens = 0;
     this.byteAt = 0;
     this.files = null;       // Transfers, with the group
-    this.ordered = [];       // {body, to?, kind, tag?}: in the order made
-    this.background = [];    // the same, to one member each; may be overtaken
+    this.ordered = [];       // group frames {type, body, kind, tag?, ...}: in the order made
+    this.bulk = [];          // the group's acknowledgements (bulk frames, never kept)
     this.outbox = [];        // typed messages not yet encrypted
     this.lastLane = '';
     this.flushing = false;
     this.flushTimer = 0;
     this.nextId = 1;
-    this.unsent = new Map();    // frame id -> entry: broadcast frames sent, no `sent` yet
-    this.undelivered = new Map(); // seq -> entry: `sent` came, `delivered` not yet
+    this.unsent = new Map();    // frame id -> entry: room messages sent, no `sent` yet
+    this.undelivered = new Map(); // frame id -> entry: `sent` came, the group has not said delivered yet
+    this.commits = new Map();   // frame id -> the group's token of a commit sent, no answer yet
     this.localId = 1;
     this.requeuing = false;
     this.work = new Set();
+    this.sendWaiters = [];   // offers waiting for the group to be able to send
   }
 
   // ---------------------------------------------------------------- public
@@ -133,11 +131,11 @@ export class Session {
   send(text) {
     if (!text.trim()) return null;
     if (text.length > MAX_TEXT_CHARS) {
-      this.notice(`Messages have at most ${MAX_TEXT_CHARS} characters.`, 'error');
+      this.note('too-long', { max: MAX_TEXT_CHARS });
       return null;
     }
     if (this.outbox.length >= MAX_OUTBOX) {
-      this.notice('Too many messages are waiting to be sent; wait a moment.', 'error');
+      this.note('outbox-full');
       return null;
     }
     const item = { localId: this.localId++, text, state: 'queued', time: this.now() };
@@ -148,11 +146,18 @@ export class Session {
 
   // sendFile offers a file {name, type, bytes} to the room; it resolves to
   // the transfer (reported as {type: "outgoing-file"}) or rejects with why.
-  async sendFile(file) {
-    if (!this.files) throw new Error('not in a room yet');
-    const t = await this.files.offer(file);
-    this.flush();
-    return t;
+  sendFile(file) {
+    return this.track((async () => {
+      if (!this.files) throw new Error('not in a room yet');
+      // An offer, like a typed message, waits until the group may send.
+      for (let i = 0; !(this.group && this.group.canSend()); i++) {
+        if (this.stopped || !this.files) throw new Error('not in a room');
+        await new Promise((r) => { this.sendWaiters.push(r); });
+      }
+      const t = await this.files.offer(file);
+      this.flush();
+      return t;
+    })());
   }
 
   cancelFile(t) {
@@ -169,7 +174,7 @@ export class Session {
 
   // stats is what tests and the page's debugging read.
   stats() {
-    return { ordered: this.ordered.length, background: this.background.length, outbox: this.outbox.length, unsent: this.unsent.size, undelivered: this.undelivered.size };
+    return { ordered: this.ordered.length, bulk: this.bulk.length, outbox: this.outbox.length, unsent: this.unsent.size, undelivered: this.undelivered.size };
   }
 
   // ---------------------------------------------------------------- connection
@@ -224,9 +229,9 @@ export class Session {
 
   stop() {
     this.stopped = true;
+    if (this.sendWaiters) for (const r of this.sendWaiters.splice(0)) r();
     this.clearTimer(this.retryTimer);
     this.clearTimer(this.flushTimer);
-    this.clearTimer(this.ackTimer);
     this.clearTimer(this.connectTimer);
     this.clearRepeat(this.heartbeat);
     this.clearRepeat(this.sweeper);
@@ -301,7 +306,7 @@ export class Session {
       case 'msg': return this.onMsg(f);
       case 'join': case 'away': case 'back': case 'leave': return this.onPresence(f);
       case 'sent': return this.onSent(f);
-      case 'delivered': return this.onDelivered(f);
+      case 'info': if (this.joined && this.group) this.group.onInfo(f.body); return undefined;
       case 'error': return this.onError(f);
       case 'pong': return undefined;
     }
@@ -343,7 +348,7 @@ export class Session {
         this.keys = await this.derive(this.pass, f.server, this.room);
         this.serverId = f.server;
         if (!this.group) {
-          this.group = await this.makeGroup({ keys: this.keys, signing: this.signing, maxBucket: maxBucketFor(this.limits.frame), window: this.limits.window });
+          this.group = await this.makeGroup({ keys: this.keys, signing: this.signing, maxBucket: maxBucketFor(this.limits.frame) });
           this.group.onFrame = (fr) => this.onGroupFrame(fr);
           this.group.onEvent = (ev) => this.onGroupEvent(ev);
           this.files = new Transfers({ group: this.group, now: this.now, onEvent: (ev) => this.emit(ev) });
@@ -351,7 +356,7 @@ export class Session {
           this.sweeper = this.setRepeat(() => {
             if (this.group) this.group.sweep();
             if (this.files) this.files.sweep();
-            this.markWaiting();
+            this.flush();
           }, SWEEP_MS);
         }
       } catch (e) {
@@ -372,25 +377,28 @@ export class Session {
   async onWelcome(f) {
     const resumed = f.resumed === true && f.sid === this.sid;
     if (!resumed) this.since = 0; // a new relay session: its seqs start anew
-    this.acked = Math.min(this.acked, this.since);
     this.joined = true;
     this.attempt = 0;
     this.resume = f.resume || '';
     this.sid = f.sid;
     this.name = f.you;
     this.setLimits(f.limits);
-    this.group.setLimits({ maxBucket: maxBucketFor(this.limits.frame), window: this.limits.window });
+    this.group.setLimits({ maxBucket: maxBucketFor(this.limits.frame) });
     const first = !this.everJoined;
     this.everJoined = true;
     this.catchupLeft = Math.max(0, Number(f.catchup) | 0);
     this.requeuing = true; // typed messages wait until what a drop lost is queued again
-    const welcomed = this.group.welcome({ you: f.you, sid: f.sid, members: Array.isArray(f.members) ? f.members : [], resumed });
+    // Commits sent on the connection that dropped are the group's to settle
+    // (the relay's GroupInfo says whether they were taken); never resent.
+    this.commits.clear();
+    this.ordered = this.ordered.filter((fr) => fr.type === 'msg');
+    const welcomed = this.group.welcome({ you: f.you, sid: f.sid, members: Array.isArray(f.members) ? f.members : [], resumed, info: f.info });
     if (this.catchupLeft === 0) this.group.caughtUp();
     if (Number(f.gap) > 0) {
-      this.notice(`${f.gap} room frames sent while you were away are no longer kept by the server: some messages may not reach you.`, 'error');
+      this.note('gap', { count: Number(f.gap) });
     }
     if (first) this.emit({ type: 'joined', room: this.room, name: this.name, code: this.group.code, check: this.keys.checkCode });
-    else this.notice('Reconnected.', 'info');
+    else this.emit({ type: 'reconnected' });
     this.status('ready');
     const group = this.group;
     await welcomed; // the group's new hello, if any, is queued first
@@ -402,10 +410,7 @@ export class Session {
 
   onMsg(f) {
     if (!this.joined || !this.group) return;
-    if (Number.isSafeInteger(f.seq) && f.seq > this.since) {
-      this.since = f.seq;
-      this.ackSoon();
-    }
+    if (Number.isSafeInteger(f.seq) && f.seq > this.since) this.since = f.seq;
     this.group.receive(f);
     if (f.old && this.catchupLeft > 0 && --this.catchupLeft === 0) this.group.caughtUp();
   }
@@ -414,35 +419,28 @@ export class Session {
     if (!this.joined || !this.group) return;
     const ev = { name: f.name, sid: f.sid };
     switch (f.type) {
-      case 'join': this.group.join(ev); this.notice(`${f.name} joined.`, 'info'); break;
+      case 'join': this.group.join(ev); break;
       case 'away': this.group.away(ev); break;
       case 'back': this.group.back(ev); break;
-      case 'leave': this.group.leave(ev); this.notice(`${f.name} left.`, 'info'); break;
+      case 'leave': this.group.leave(ev); break;
     }
   }
 
+  // onSent: the relay took a frame of ours. For a commit, that means it won
+  // its epoch; for a room message, it is on its way ("sent"), and what
+  // became of it the group's acknowledgements say.
   onSent(f) {
+    const token = this.commits.get(f.id);
+    if (token) {
+      this.commits.delete(f.id);
+      if (this.group) this.track(this.group.commitResult(token, { ok: true, seq: f.seq }));
+      return;
+    }
     const e = this.unsent.get(f.id);
     if (!e) return;
     this.unsent.delete(f.id);
-    e.seq = f.seq;
-    e.to = f.to;
-    if (e.item) {
-      e.item.to = f.to;
-      e.item.sentAt = this.now();
-      this.update(e.item, f.to === 0 ? 'nobody' : 'sent');
-    }
-    if (f.to > 0) this.undelivered.set(f.seq, e);
-  }
-
-  onDelivered(f) {
-    const e = this.undelivered.get(f.seq);
-    if (!e) return;
-    this.undelivered.delete(f.seq);
-    if (e.item) {
-      e.item.missed = f.missed;
-      this.update(e.item, f.missed > 0 ? (f.missed >= e.to ? 'nobody' : 'partly') : 'delivered');
-    }
+    if (e.item && (e.item.state === 'sending' || e.item.state === 'queued')) this.update(e.item, 'sent');
+    if (!e.done) this.undelivered.set(f.id, e);
   }
 
   onError(f) {
@@ -467,25 +465,33 @@ export class Session {
         this.fail('This server runs a newer version of onionchat: reload the page.');
         return;
       case 'rate_limited':
-        this.notice('The server says we are sending too fast; some frames were dropped.', 'error');
+        this.note('rate-limited');
         return;
       case 'replaced':
         this.stopped = true;
-        this.notice('This chat continues in another tab or connection; this one has stopped.', 'error');
+        this.note('replaced');
         this.status('stopped');
         return;
       case 'shutting_down':
-        this.notice('The server is restarting; reconnecting when it is back.', 'info');
+        this.note('restarting');
         return;
       case 'evicted':
       case 'server_full':
       case 'too_many_conns':
-        this.notice('The server is busy; trying again shortly.', 'error');
+        this.note('busy', { code });
         return;
+      case 'commit_conflict': {
+        const token = this.commits.get(f.ref);
+        if (token) {
+          this.commits.delete(f.ref);
+          if (this.group) this.track(this.group.commitResult(token, { ok: false }).then(() => this.flush()));
+        }
+        return;
+      }
       default: {
         const e = f.ref && this.unsent.get(f.ref);
         if (e && e.item) { this.unsent.delete(f.ref); this.update(e.item, 'failed'); }
-        if (!e) this.notice('Server: ' + (f.message || code), 'error');
+        if (!e) this.note('server-error', { code, message: f.message || '' });
       }
     }
   }
@@ -502,13 +508,19 @@ export class Session {
   // ---------------------------------------------------------------- from the group
 
   onGroupFrame(fr) {
-    const q = fr.lane === BACKGROUND ? this.background : this.ordered;
-    q.push({ body: toBase64(fr.body), to: fr.to, kind: fr.kind, tag: fr.tag });
-    if (this.background.length > MAX_BACKGROUND) this.background.shift();
-    if (this.ordered.length > MAX_ORDERED) {
-      // Only a relay that never takes our frames gets here: say so.
-      const lost = this.ordered.shift();
-      if (lost.tag) this.update(lost.tag, 'failed');
+    const f = { type: fr.type, kind: fr.kind, tag: fr.tag, token: fr.token, epoch: fr.epoch, over: fr.over };
+    if (fr.body) f.body = toBase64(fr.body);
+    if (fr.info) f.info = toBase64(fr.info);
+    if (fr.bulk) {
+      this.bulk.push(f);
+      if (this.bulk.length > MAX_BULK) this.bulk.shift();
+    } else {
+      this.ordered.push(f);
+      if (this.ordered.length > MAX_ORDERED) {
+        // Only a relay that never takes our frames gets here: say so.
+        const lost = this.ordered.shift();
+        if (lost.tag) this.update(lost.tag, 'failed');
+      }
     }
     this.flush();
   }
@@ -518,11 +530,27 @@ export class Session {
       case 'members':
         if (this.group) this.emit({ type: 'members', list: this.group.memberList(), alone: this.group.alone() });
         return;
+      case 'delivery': return this.onDelivery(ev);
       case 'file-offer': if (this.files) this.track(this.files.onOffer(ev)); return;
       case 'chunk': if (this.files) this.track(this.files.onChunk(ev)); return;
       case 'file-cancel': if (this.files) this.files.onCancel(ev); return;
+      case 'file-decline': if (this.files) this.files.onDecline(ev); return;
     }
     this.emit(ev);
+  }
+
+  // onDelivery: the group says what became of a room message of ours.
+  onDelivery(ev) {
+    const item = ev.tag && !ev.tag.file ? ev.tag : null;
+    if (ev.state !== 'waiting') {
+      for (const [id, e] of this.undelivered) if (e.item === ev.tag) this.undelivered.delete(id);
+      for (const e of this.unsent.values()) if (e.item === ev.tag) e.done = true;
+    }
+    if (!item) return;
+    item.to = ev.to;
+    item.missed = ev.missed;
+    if (ev.state === 'waiting' && item.state !== 'sent') return;
+    this.update(item, ev.state);
   }
 
   // ---------------------------------------------------------------- sending
@@ -552,11 +580,13 @@ export class Session {
 
   canSend() { return this.joined && this.group && this.ws && this.ws.readyState === 1; }
 
-  // flush sends what is waiting, in this order: an acknowledgement when due;
-  // then ordered frames (our hellos, rekeys, messages) and background frames
-  // (answers to others), taking turns when both wait, so that key traffic
-  // never starves chat; a typed message is encrypted only when no ordered
-  // frame waits, so that it goes under the newest chain.
+  // flush sends what is waiting, in this order: the group's ordered frames
+  // (commits, GroupInfo, room messages, in the order it made them), then
+  // its acknowledgements; a typed message is encrypted only when neither
+  // waits and the group may send (it is in the room, caught up, nobody
+  // gone waits to be removed), so that it goes under the newest keys; a
+  // file's chunks go only when nothing else waits, leaving chat a few
+  // frames and bytes of the relay's allowance.
   flush() { return this.track(this.flushNow()); }
 
   async flushNow() {
@@ -566,14 +596,11 @@ export class Session {
     this.flushTimer = 0;
     try {
       while (this.canSend()) {
-        const ack = this.acked < this.since && this.now() - this.ackAt >= ACK_EVERY_MS;
+        this.group.wantsToSend = this.outbox.length > 0;
         const hasO = this.ordered.length > 0;
-        const hasB = this.background.length > 0;
-        const hasT = this.outbox.length > 0;
-        // A file's chunks go only when nothing else waits, and leave chat
-        // a few frames and bytes of the relay's allowance.
-        const bulk = !ack && !hasO && !hasB && (!hasT || this.requeuing) && !!this.files && this.files.hasChunk();
-        if (bulk) {
+        const hasA = this.bulk.length > 0;
+        const hasT = this.outbox.length > 0 && !this.requeuing && this.group.canSend();
+        if (!hasO && !hasA && !hasT && !!this.files && this.files.hasChunk()) {
           const need = 4 * Math.ceil(this.group.maxBucket / 3) + 128 + BULK_BYTE_RESERVE;
           this.refillTokens();
           // Nor while the browser still holds earlier ones (tor is slow
@@ -594,15 +621,15 @@ export class Session {
           if (!this.raw({ v: PROTOCOL, type: 'msg', body: toBase64(body), bulk: true })) break;
           continue;
         }
-        if (!ack && !hasO && !hasB && (!hasT || this.requeuing)) break;
-        const preferB = hasB && this.lastLane === ORDERED;
-        if (!ack && !hasO && hasT && !preferB && !this.requeuing) {
+        if (!hasO && !hasA && !hasT) break;
+        if (!hasO && !hasA) {
           const item = this.outbox.shift();
           try {
             await this.group.seal(item.text, item); // comes back through onGroupFrame
           } catch (e) {
+            if (!this.group || !this.group.canSend()) { this.outbox.unshift(item); break; } // the group changed meanwhile: later
             this.update(item, 'failed');
-            this.notice('Could not send: ' + (e && e.message), 'error');
+            this.note('send-failed', { error: String(e && e.message) });
           }
           continue;
         }
@@ -610,53 +637,51 @@ export class Session {
           this.flushTimer = this.setTimer(() => this.flush(), Math.ceil(1000 / this.limits.rate));
           break;
         }
-        if (ack) {
-          this.acked = this.since;
-          this.ackAt = this.now();
-          this.raw({ v: PROTOCOL, type: 'ack', seq: this.since });
+        if (!hasO) {
+          const fr = this.bulk.shift();
+          if (!this.raw({ v: PROTOCOL, type: 'msg', body: fr.body, bulk: true })) break;
           continue;
         }
-        const lane = hasO && !preferB ? ORDERED : BACKGROUND;
-        const q = lane === ORDERED ? this.ordered : this.background;
-        const fr = q[0];
+        const fr = this.ordered[0];
         const id = this.nextId++;
-        const f = { v: PROTOCOL, type: 'msg', body: fr.body };
-        if (fr.to) f.to = fr.to;
-        else f.id = id;
+        let f;
+        if (fr.type === 'commit') {
+          f = { v: PROTOCOL, type: 'commit', epoch: fr.epoch, body: fr.body, info: fr.info, id };
+          if (fr.over !== undefined) f.over = fr.over;
+        } else if (fr.type === 'info') {
+          f = { v: PROTOCOL, type: 'info' };
+          if (fr.body) f.body = fr.body;
+        } else {
+          f = { v: PROTOCOL, type: 'msg', body: fr.body, id };
+        }
         if (!this.raw(f)) break;
-        q.shift();
-        this.lastLane = lane;
-        if (!fr.to) {
+        this.ordered.shift();
+        if (fr.type === 'commit') {
+          this.commits.set(id, fr.token);
+        } else if (fr.type === 'msg') {
           this.unsent.set(id, { id, body: fr.body, kind: fr.kind, item: fr.tag });
-          if (fr.tag) this.update(fr.tag, 'sending');
+          if (fr.tag && fr.tag.state === 'queued') this.update(fr.tag, 'sending');
           this.boundResend();
         }
       }
     } finally {
       this.flushing = false;
+      if (this.sendWaiters.length && (this.stopped || (this.group && this.group.canSend()))) for (const r of this.sendWaiters.splice(0)) r();
     }
   }
 
-  ackSoon() {
-    if (this.ackTimer) return;
-    const wait = Math.max(0, ACK_EVERY_MS - (this.now() - this.ackAt));
-    this.ackTimer = this.setTimer(() => { this.ackTimer = 0; this.flush(); }, wait);
-  }
-
-  // requeue, after a welcome, sends again what may not have reached the
-  // relay: frames with no `sent` (the connection died under them) and,
-  // after a new session (the relay forgot its frames), those not yet
-  // delivered too. Hellos of an old session are not resent: the group
-  // sends a new one. Receivers drop what they already have.
+  // requeue, after a welcome, sends again the room messages that may not
+  // have reached everyone: those with no `sent` (the connection died under
+  // them) and, after a new session (the relay forgot its frames), those the
+  // group has not said were delivered. A "here" of an old session is not
+  // sent again: the group says where it is anew. Receivers drop copies.
   requeue(resumed) {
     const again = [...this.unsent.values()];
     if (!resumed) again.push(...this.undelivered.values());
     this.unsent.clear();
     if (!resumed) this.undelivered.clear();
     again.sort((a, b) => a.id - b.id);
-    const frames = again.filter((e) => resumed || e.kind !== 'hello')
-      .map((e) => ({ body: e.body, kind: e.kind, tag: e.item }));
-    // After the group's new hello (already queued by the welcome).
+    const frames = again.filter((e) => e.kind !== 'here' && !e.done).map((e) => ({ type: 'msg', body: e.body, kind: e.kind, tag: e.item }));
     this.ordered.push(...frames);
   }
 
@@ -670,13 +695,6 @@ export class Session {
     }
   }
 
-  markWaiting() {
-    const now = this.now();
-    for (const e of this.undelivered.values()) {
-      if (e.item && e.item.state === 'sent' && now - e.item.sentAt >= WAITING_AFTER_MS) this.update(e.item, 'waiting');
-    }
-  }
-
   update(item, state) {
     item.state = state;
     this.emit({ type: 'outgoing', item, state });
@@ -684,7 +702,9 @@ export class Session {
 
   status(state) { this.emit({ type: 'status', state }); }
 
-  notice(text, level) { this.emit({ type: 'notice', text, level }); }
+  // note reports something of the connection's as a typed event, which
+  // view.mjs puts into words.
+  note(what, extra = {}) { this.emit({ type: 'note', what, ...extra }); }
 
   emit(ev) { this.onEvent(ev); }
 }

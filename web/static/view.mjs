@@ -1,13 +1,16 @@
-// view.mjs: everything the page draws: the views, the message list,
-// notices, the member list with safety codes, delivery marks, the status
-// line and the title. User-supplied text (names, messages) only ever
+// view.mjs: everything the page draws and says: the views, the message
+// list, notices (the protocol modules report typed events; the words for
+// each are here, in one place), the member list with safety codes,
+// delivery marks, the status line and the title. User-supplied text
+// (names, messages) only ever
 // reaches the page through textContent, and names are always isolated in a
 // <bdi>, so right-to-left text cannot reorder the line around them; the
 // server's CSP (Trusted Types) refuses innerHTML anyway.
 
 export const $ = (id) => document.getElementById(id);
 
-const MAX_ITEMS = 2000;
+const MAX_MESSAGES = 2000; // messages and files kept in the list; the oldest go first
+const MAX_NOTICES = 200;   // notices kept; they never push a message out
 
 export function setState(s) { document.documentElement.dataset.state = s; }
 
@@ -113,7 +116,11 @@ function append(li) {
   const ol = $('messages');
   const atEnd = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
   ol.append(li);
-  while (ol.children.length > MAX_ITEMS) { revoke(ol.firstElementChild); ol.firstElementChild.remove(); }
+  // Notices are bounded on their own, so that however many a sender's
+  // frames cause, they never push a message out of the list.
+  const kind = li.classList.contains('notice') ? '.notice' : '.msg';
+  const all = ol.querySelectorAll(`:scope > ${kind}`);
+  for (let i = 0; i < all.length - (kind === '.notice' ? MAX_NOTICES : MAX_MESSAGES); i++) { revoke(all[i]); all[i].remove(); }
   if (atEnd) ol.scrollTop = ol.scrollHeight;
 }
 
@@ -201,7 +208,7 @@ export function badge(unread) {
 }
 
 const STATUS_TEXT = {
-  waiting: 'waiting for keys…',
+  joining: 'joining…',
 };
 
 // members draws the member list: each entry is {name, self, code, status,
@@ -216,7 +223,7 @@ export function members(list) {
       li.classList.add('me');
       li.append(el('span', 'tag', ' (you)'));
     }
-    if (m.away) {
+    if (m.status === 'reconnecting') {
       li.classList.add('away');
       li.append(el('span', 'tag', ' reconnecting…'));
     }
@@ -236,3 +243,69 @@ export function checkCode(code) { $('check-code').textContent = code || ''; }
 
 // alone shows or hides the note for someone alone in a room.
 export function alone(on) { $('alone').hidden = !on; }
+
+// ---------------------------------------------------------------- words
+
+const count = (n, one, many) => (n === 1 ? `1 ${one}` : `${n} ${many || one + 's'}`);
+
+// PROBLEMS words what a refused frame was; every one is a warning.
+const PROBLEMS = {
+  version: (e) => `A frame from ${e.name} could not be read: it is of protocol version ${e.version}. Whoever has the older page should reload it.`,
+  altered: (e) => `A frame relayed as from ${e.name} could not be opened: it was altered on the way.`,
+  direct: (e) => `${e.name} sent something to you alone; it was not shown (everyone in a room sees the same messages).`,
+  'wrong-lane': (e) => `A frame from ${e.name} came by the wrong way (a message as part of a file, or the reverse); it was not shown.`,
+  'not-ordered': (e) => `A change of the room’s keys from ${e.name} did not come through the server’s ordering; it was ignored.`,
+  'unknown-kind': (e) => `A frame from ${e.name} is of an unknown kind; reload the page to update onionchat.`,
+  unreadable: (e) => `A frame relayed as from ${e.name} could not be read: it is old, replayed, or not meant for this room’s current keys.`,
+  malformed: (e) => `A frame from ${e.name} is malformed; it was ignored.`,
+  impersonated: (e) => `A frame signed by ${e.name} came through ${e.session ? `${e.session}’s` : 'another'} connection; it was ignored.`,
+  relabelled: (e) => `The server relayed a message signed by ${e.name} as if from ${e.session}; it is shown as ${e.name}’s, whose signature it carries.`,
+  'bad-commit': (e) => `A change of the room’s keys sent by ${e.name} is invalid and was refused; the room goes on without it.`,
+  'later-epoch': (e) => `Frames from ${e.name} need a change of the room’s keys that never arrived; they could not be read.`,
+  'bad-info': () => 'The room’s key information the server keeps could not be read; joining again.',
+  missing: (e) => `${count(e.count, 'message')} from ${e.name} did not reach you.`,
+  more: (e) => `${count(e.count, 'more frame')} from ${e.name} were refused.`,
+  split: (e) => ({
+    twice: `${e.name} sent two different messages under one number: one of you was shown something the others were not.`,
+    index: `${e.name}’s messages came out of their order: someone was shown another history of this room.`,
+    chain: `${e.name}’s messages do not follow each other as they did for you: someone was shown another history of this room.`,
+    yours: `${e.name} received messages under your name that you did not send, or not as you sent them.`,
+    theirs: `${e.name} and you were shown different messages from ${e.of}: someone was shown another history of this room.`,
+  })[e.how] || `Someone was shown another history of this room (${e.name}).`,
+};
+
+// NOTES words what the connection reports.
+const NOTES = {
+  'too-long': (e) => ['error', `Messages have at most ${e.max} characters.`],
+  'outbox-full': () => ['error', 'Too many messages are waiting to be sent; wait a moment.'],
+  gap: (e) => ['error', `${count(e.count, 'room frame')} sent while you were away ${e.count === 1 ? 'is' : 'are'} no longer kept by the server: some messages may not reach you.`],
+  'rate-limited': () => ['error', 'The server says we are sending too fast; some frames were dropped.'],
+  replaced: () => ['error', 'This chat continues in another tab or connection; this one has stopped.'],
+  restarting: () => ['info', 'The server is restarting; reconnecting when it is back.'],
+  busy: () => ['error', 'The server is busy; trying again shortly.'],
+  'server-error': (e) => ['error', `Server: ${e.message || e.code}`],
+  'send-failed': (e) => ['error', `Could not send: ${e.error}`],
+};
+
+// words returns [level, text] for an event of the session or the group
+// that people should read, or null.
+export function words(ev) {
+  switch (ev.type) {
+    case 'problem': return ['error', '⚠ ' + (PROBLEMS[ev.what] ? PROBLEMS[ev.what](ev) : `A frame from ${ev.name} was refused.`)];
+    case 'note': return NOTES[ev.what] ? NOTES[ev.what](ev) : null;
+    case 'reconnected': return ['info', 'Reconnected.'];
+    case 'member-joined':
+      if (ev.changedFrom) return ['error', `⚠ ${ev.name} joined again with another safety code (was ${ev.changedFrom}, now ${ev.code}): another device or browser. If ${ev.name} did not say so, someone else may be using the name.`];
+      return ['info', ev.again ? `${ev.name} is back, with the same safety code.` : `${ev.name} joined.`];
+    case 'member-left': return ['info', ev.by ? `${ev.name} left (${ev.by} removed them from the room’s keys).` : `${ev.name} left.`];
+    case 'removed-you': return ['error', `${ev.by || 'Someone'} removed you from the room’s keys; joining again.`];
+    case 'rejoining': return ['info', ev.why === 'behind' ? 'The room’s keys changed while you were away; joining again.' : 'Joining the room again.'];
+    case 'waiting-old-self': return ['info', 'Your previous page is still in this room’s keys; it is removed once the others notice it left (a few seconds).'];
+    case 'in-group': return ev.again ? ['info', 'You are in the room’s keys again.'] : null;
+    case 'earlier': return ['info', `Up to ${count(ev.count, 'earlier message')} ${ev.count === 1 ? 'was' : 'were'} sent before you joined; ${ev.count === 1 ? 'it' : 'they'} cannot be read here (by design: you get the room’s keys from when you join).`];
+    case 'internal': return ['error', `⚠ Internal error: ${ev.error}`];
+    case 'file-declined': return ['info', `${ev.by} declined “${ev.transfer.name}”.`];
+    case 'file-unknown': return ['error', `⚠ ${ev.sender} is sending a file that started before you joined or while you were away; it will not reach you.`];
+  }
+  return null;
+}
