@@ -48,7 +48,7 @@ func benchFanOut(b *testing.B, n int) {
 	body := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", 105))) // a short chat message's envelope
 	frame := []byte(`{"v":2,"type":"msg","body":"` + body + `"}`)
 	// Each frame carries its seq: the frames get longer as seq grows.
-	base := int64(len(h.msgFrame(0, sender.m, []byte(body)))) - 1
+	base := int64(len(h.msgFrame(0, sender.m, []byte(body), 0))) - 1
 	var want int64
 	for seq := 1; seq <= b.N; seq++ {
 		want += base + int64(len(strconv.Itoa(seq)))

@@ -20,10 +20,11 @@ import (
 // the cluster.
 type Cluster interface {
 	// Claim asks every other live instance whether a join may take a
-	// name in a room, and returns "" if all agree, else the error code
-	// to give the client (CodeNameTaken, CodeNameConfusable,
-	// CodeRoomFull, or CodeJoinRate when an instance did not answer in
-	// time). The hub calls it from the joining connection's reader
+	// name in a room (or a commit its epoch, Claim.Commit), and returns
+	// "" if all agree, else the error code to give the client
+	// (CodeNameTaken, CodeNameConfusable, CodeRoomFull,
+	// CodeCommitConflict, or CodeJoinRate when an instance did not
+	// answer in time). The hub calls it from the joining connection's reader
 	// without holding a lock; it blocks until every live instance has
 	// answered, or its timeout. The other instances answer with
 	// Hub.Vet.
@@ -47,6 +48,15 @@ type Claim struct {
 	// that session and lets the join take the name (a member moving to
 	// another instance).
 	Token []byte
+
+	// Commit, if not 0, makes this a commit's claim instead: its epoch
+	// plus one. OverInst and OverSeq name the commit taken for that
+	// epoch it goes over (where it was first taken, and its seq there),
+	// and SID the session that sends it.
+	Commit   int64
+	OverInst string
+	OverSeq  int64
+	SID      string
 }
 
 // EventKind says what an Event is about.
@@ -62,6 +72,7 @@ const (
 	EventDirect                         // a frame for one member: SID, To (its session id), Body
 	EventDelivered                      // the origin's frame Seq reached the members of this instance: To (the origin instance), Missed
 	EventBulk                           // a file's chunk for everyone present (not kept, no seq): SID, Body
+	EventInfo                           // a room's first GroupInfo, from a page that made the group: SID, Info
 )
 
 // Event is something one instance tells the others about a room. Body is
@@ -79,6 +90,9 @@ type Event struct {
 	Receipt  bool   // EventMsg: the sender asked for receipts
 	To       string // EventDirect: the recipient's session id; EventDelivered: the origin instance
 	Missed   int64  // EventDelivered: members of this instance that never acknowledged it
+	Commit   int64  // EventMsg: a commit the origin took, its epoch plus one; 0 for any other frame
+	Over     bool   // EventMsg: the commit went over the one taken for its epoch
+	Info     []byte // EventMsg of a commit, EventInfo: the room's sealed GroupInfo
 }
 
 // instWait is a frame's receipt waiting for another instance: n of its
@@ -107,10 +121,77 @@ func (m *member) matches(h []byte) bool {
 	return len(m.token) > 0 && subtle.ConstantTimeCompare(m.token, h) == 1
 }
 
-// pendingJoin is a local join waiting for the other instances' answer.
+// pendingJoin is a local join waiting for the other instances' answer
+// (or a local commit, commit being its epoch plus one).
 type pendingJoin struct {
-	room string
-	keys nameKeys
+	room   string
+	keys   nameKeys
+	commit int64
+}
+
+// claimCommit asks the other instances whether this instance may take f
+// for its epoch: each refuses if it took a commit for that epoch (unless f
+// goes over it, as the hub allows once per session) or is claiming one
+// itself, so that two instances never both take one; both then refuse,
+// and the pages try again. done ends the claim once f is relayed.
+func (s *Session) claimCommit(r *room, f *ClientFrame) (ok bool, done func()) {
+	h := s.h
+	c := &Claim{Room: r.id, Commit: f.Epoch + 1, SID: s.m.sid}
+	r.mu.Lock()
+	var seq int64
+	if t := r.commits[f.Epoch]; t != nil {
+		seq = t.seq
+		if f.Over != 0 && f.Over == t.seq {
+			c.OverInst, c.OverSeq = t.inst, t.oseq
+			if c.OverInst == "" {
+				c.OverInst = h.cfg.Instance
+			}
+		}
+	}
+	r.mu.Unlock()
+	p := &pendingJoin{room: r.id, commit: c.Commit}
+	h.mu.Lock()
+	h.pending = append(h.pending, p)
+	h.mu.Unlock()
+	done = func() {
+		h.mu.Lock()
+		if i := slices.Index(h.pending, p); i >= 0 {
+			h.pending = slices.Delete(h.pending, i, i+1)
+		}
+		h.mu.Unlock()
+	}
+	if code := h.cfg.Cluster.Claim(c); code != "" {
+		s.push(h.conflictFrame(f.ID, f.Epoch, seq))
+		return false, done
+	}
+	return true, done
+}
+
+// vetCommit answers another instance's claim for a commit. h.mu is held.
+func (h *Hub) vetCommit(c *Claim) string {
+	for _, p := range h.pending {
+		if p.room == c.Room && p.commit == c.Commit {
+			return CodeCommitConflict
+		}
+	}
+	r := h.rooms[c.Room]
+	if r == nil {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.commits[c.Commit-1]
+	if t == nil {
+		return ""
+	}
+	inst := t.inst
+	if inst == "" {
+		inst = h.cfg.Instance
+	}
+	if c.OverSeq != 0 && c.OverInst == inst && c.OverSeq == t.oseq && !slices.Contains(t.over, c.SID) {
+		return ""
+	}
+	return CodeCommitConflict
 }
 
 // claim asks the other instances for a new session's name in room. The
@@ -160,9 +241,12 @@ func (h *Hub) Vet(c *Claim) string {
 	if h.closed {
 		return ""
 	}
+	if c.Commit > 0 {
+		return h.vetCommit(c)
+	}
 	pending := 0
 	for _, p := range h.pending {
-		if p.room != c.Room {
+		if p.room != c.Room || p.commit != 0 {
 			continue
 		}
 		pending++
@@ -304,12 +388,22 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 				}
 			}
 		}
+	case EventInfo:
+		if r.info == nil && len(e.Info) > 0 && validBase64(e.Info) {
+			r.setInfo(h, slices.Clone(e.Info))
+			frame := h.infoFrame(r.info)
+			for _, o := range r.members {
+				if o.inst == "" && o.conn != nil {
+					o.conn.push(frame)
+				}
+			}
+		}
 	case EventMsg:
-		if len(e.Body) == 0 || !validBase64(e.Body) {
+		if len(e.Body) == 0 || !validBase64(e.Body) || e.Commit < 0 || (e.Commit > 0 && (len(e.Info) == 0 || !validBase64(e.Info))) {
 			return false
 		}
 		r.seq++
-		frame := h.msgFrame(r.seq, m, e.Body)
+		frame := h.msgFrame(r.seq, m, e.Body, e.Commit)
 		local := 0
 		for _, o := range r.members {
 			if o.inst == "" {
@@ -323,9 +417,13 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		if e.Receipt {
 			id = 1 // the receipt is the origin's: this instance reports on its members
 		}
-		r.keep(h, m, e.Body, id, local, now)
+		r.keep(h, m, e.Body, id, local, now, e.Commit)
 		k := r.entry(r.seq)
 		k.oseq = e.Seq
+		if e.Commit > 0 {
+			r.take(e.Commit-1, r.seq, e.Instance, e.Seq, m.sid, e.Over)
+			r.setInfo(h, slices.Clone(e.Info))
+		}
 		if id != 0 && local == 0 {
 			h.deliver(k)
 			k.id = 0

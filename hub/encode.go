@@ -76,14 +76,41 @@ func (h *Hub) buildServer() []byte {
 	})
 }
 
-// msgFrame is a live broadcast frame.
-func (h *Hub) msgFrame(seq int64, from *member, body []byte) []byte {
+// msgFrame is a live broadcast frame; commit is a commit's epoch plus
+// one (the hub took it for that epoch, §3.1), 0 for any other frame.
+func (h *Hub) msgFrame(seq int64, from *member, body []byte, commit int64) []byte {
 	return h.build(func(b []byte) []byte {
 		b = appendHead(b, TypeMsg)
 		b = appendInt(b, "seq", seq)
 		b = appendStr(b, "sid", from.sid)
 		b = appendStr(b, "from", from.name)
+		if commit > 0 {
+			b = appendInt(b, "commit", commit-1)
+		}
 		b = appendBody(b, body)
+		return append(b, '}')
+	})
+}
+
+// infoFrame hands a room's sealed GroupInfo to a page.
+func (h *Hub) infoFrame(info []byte) []byte {
+	return h.build(func(b []byte) []byte {
+		b = appendHead(b, TypeInfo)
+		b = appendBody(b, info)
+		return append(b, '}')
+	})
+}
+
+// conflictFrame refuses a commit: the hub took another for its epoch,
+// whose seq it names.
+func (h *Hub) conflictFrame(ref, epoch, seq int64) []byte {
+	return h.build(func(b []byte) []byte {
+		b = appendHead(b, "error")
+		b = appendStr(b, "code", CodeCommitConflict)
+		b = appendStr(b, "message", "another commit was taken for this epoch first")
+		b = appendInt(b, "ref", ref)
+		b = appendInt(b, "epoch", epoch)
+		b = appendInt(b, "seq", seq)
 		return append(b, '}')
 	})
 }
@@ -97,6 +124,9 @@ func (h *Hub) oldMsgFrame(e *kept, named bool) []byte {
 		b = appendStr(b, "sid", e.from.sid)
 		if named {
 			b = appendStr(b, "from", e.from.name)
+		}
+		if e.commit > 0 {
+			b = appendInt(b, "commit", e.commit-1)
 		}
 		b = appendBody(b, e.body)
 		return append(b, `,"old":true}`...)
@@ -185,6 +215,11 @@ func (h *Hub) welcomeFrame(r *room, you *member, resumed bool, catchup, gap int6
 		}
 		b = appendInt(b, "catchup", catchup)
 		b = appendInt(b, "gap", gap)
+		if r.info != nil {
+			b = append(b, `,"info":"`...)
+			b = append(b, r.info...)
+			b = append(b, '"')
+		}
 		return append(b, '}')
 	})
 }

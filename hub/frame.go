@@ -13,10 +13,12 @@ const Version = 2
 
 // Frame types a client may send.
 const (
-	TypeJoin = "join"
-	TypeMsg  = "msg"
-	TypeAck  = "ack"
-	TypePing = "ping"
+	TypeJoin   = "join"
+	TypeMsg    = "msg"
+	TypeAck    = "ack"
+	TypePing   = "ping"
+	TypeCommit = "commit" // a handshake frame for the room's group, ordered by the hub (§3.1)
+	TypeInfo   = "info"   // the room's sealed GroupInfo: offered, or asked for (§3.1)
 )
 
 // Error codes carried in error frames. docs/protocol.md §6 lists each with
@@ -24,7 +26,7 @@ const (
 const (
 	CodeBadFrame       = "bad_frame"       // not a JSON object of known fields
 	CodeBadVersion     = "bad_version"     // "v" is missing or not Version
-	CodeUnknownType    = "unknown_type"    // "type" is not join, msg, ack or ping
+	CodeUnknownType    = "unknown_type"    // "type" is not join, msg, commit, info, ack or ping
 	CodeBadName        = "bad_name"        // the name breaks a rule of PrepareName
 	CodeBadRoom        = "bad_room"        // room is not a room id (RoomIDLen characters of base64url)
 	CodeNameTaken      = "name_taken"      // a session in the room (live or away) has the name
@@ -45,6 +47,7 @@ const (
 	CodeReplaced       = "replaced"        // a resumed session took this one's place; close 4000 follows
 	CodeBadEncoding    = "bad_encoding"    // text frame not valid UTF-8; close 1007 follows
 	CodeBinaryRejected = "binary_rejected" // binary frames are not part of the protocol
+	CodeCommitConflict = "commit_conflict" // another commit was taken for that epoch first
 )
 
 // Close codes the hub asks its transport to send (RFC 6455 section 7.4 and
@@ -91,7 +94,12 @@ type ClientFrame struct {
 	Bulk   bool   // msg: bulk data (a file's chunk): relayed to all, not kept, no seq or receipts
 	Seq    int64  // ack: the highest seq the client has
 	HasSeq bool   // ack: "seq" was given
-	ID     int64  // join, msg, ping: client's reference echoed in errors, receipts and pongs; 0 if absent
+	ID     int64  // join, msg, commit, ping: client's reference echoed in errors, receipts and pongs; 0 if absent
+
+	Epoch    int64  // commit: the epoch of the group the commit was made in
+	HasEpoch bool   // commit: "epoch" was given
+	Info     []byte // commit, info: the room's sealed GroupInfo (base64), as the commit leaves it
+	Over     int64  // commit: the seq of the commit taken for the epoch, which the sender found invalid; 0 if absent
 }
 
 // A FrameError is a client frame the hub refuses, with the protocol error
@@ -108,9 +116,9 @@ func badFrame(msg string) error { return &FrameError{Code: CodeBadFrame, Msg: ms
 var errEnd = errors.New("unexpected end of frame")
 
 // DecodeClientFrame parses a client frame: a single JSON object whose keys
-// are among v, type, room, name, resume, since, body, to, bulk, seq and
-// id, each at most once, strings for the text fields, a boolean for bulk
-// and integers for v, since, seq and id. Anything else is a *FrameError with code bad_frame (bad_encoding
+// are among v, type, room, name, resume, since, body, to, bulk, seq, id,
+// epoch, info and over, each at most once, strings for the text fields, a
+// boolean for bulk and integers for v, since, seq, id, epoch and over. Anything else is a *FrameError with code bad_frame (bad_encoding
 // for invalid UTF-8, bad_version without "v"). It validates JSON structure
 // only; the meaning of each field is checked by the hub.
 func DecodeClientFrame(b []byte) (ClientFrame, error) {
@@ -155,7 +163,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 				return f, badFrame(`field "bulk": ` + err.Error())
 			}
 			f.Bulk = v
-		case "v", "id", "since", "seq":
+		case "v", "id", "since", "seq", "epoch", "over":
 			n, err := d.int()
 			if err != nil {
 				return f, badFrame("field " + strconv.Quote(key) + ": " + err.Error())
@@ -163,18 +171,25 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 			switch key {
 			case "v":
 				f.V = int(min(n, 1<<20))
-			case "id":
+			case "id", "over":
 				if n < 1 || n > MaxID {
-					return f, badFrame(`field "id" must be an integer from 1 to 2^53-1`)
+					return f, badFrame("field " + strconv.Quote(key) + " must be an integer from 1 to 2^53-1")
 				}
-				f.ID = n
+				if key == "id" {
+					f.ID = n
+				} else {
+					f.Over = n
+				}
 			default:
 				if n > MaxID {
 					return f, badFrame("field " + strconv.Quote(key) + " must be an integer from 0 to 2^53-1")
 				}
-				if key == "since" {
+				switch key {
+				case "since":
 					f.Since = n
-				} else {
+				case "epoch":
+					f.Epoch, f.HasEpoch = n, true
+				default:
 					f.Seq, f.HasSeq = n, true
 				}
 			}
@@ -194,6 +209,10 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 					f.Type = TypeAck
 				case TypePing:
 					f.Type = TypePing
+				case TypeCommit:
+					f.Type = TypeCommit
+				case TypeInfo:
+					f.Type = TypeInfo
 				default:
 					f.Type = truncate(string(s), 32)
 				}
@@ -207,6 +226,8 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 				f.Body = s
 			case "to":
 				f.To = string(s)
+			case "info":
+				f.Info = s
 			}
 		}
 		d.ws()
@@ -233,7 +254,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 
 // fieldNames lists the keys a client frame may have; a key's index is its
 // bit in the decoder's seen set ("v" is bit 0, "type" bit 1).
-var fieldNames = [...]string{"v", "type", "room", "name", "resume", "since", "body", "to", "seq", "id", "bulk"}
+var fieldNames = [...]string{"v", "type", "room", "name", "resume", "since", "body", "to", "seq", "id", "bulk", "epoch", "info", "over"}
 
 var fieldIndex = func() map[string]uint8 {
 	m := make(map[string]uint8, len(fieldNames))

@@ -102,6 +102,8 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		`{"v":2,"type":"msg","body":"aGk=","bulk":true}`, `{"v":2,"type":"msg","bulk":false}`, `{"v":2,"bulk":tru}`,
 		`{"v":2,"type":"ack","seq":42}`,
 		`{"v":2,"type":"ping","id":9}`,
+		`{"v":2,"type":"commit","epoch":0,"body":"aGk=","info":"aW5mbw==","over":7,"id":2}`, `{"v":2,"type":"info"}`,
+		`{"v":2,"type":"info","body":"aW5mbw=="}`, `{"v":2,"type":"commit","epoch":-1}`, `{"v":2,"over":0}`,
 		`{"v":1,"type":"join","room":"r","name":"n"}`,
 		`{"v":2,"type":"join","room":"\u00e9\ud83d\ude00","name":"\"\\\/\b\f\n\r\t"}`,
 		`{"v":01}`, `{`, `[]`, `{"v":2,"type":"ping","v":1}`,
@@ -122,11 +124,12 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		}
 		str := func(k string) string { s, _ := m[k].(string); return s }
 		if got.Type != str("type") && len(str("type")) <= 32 || got.Room != str("room") || got.Name != str("name") ||
-			got.Resume != str("resume") || string(got.Body) != str("body") || got.To != str("to") {
+			got.Resume != str("resume") || string(got.Body) != str("body") || got.To != str("to") || string(got.Info) != str("info") {
 			t.Fatalf("%q: decoded %+v, encoding/json says %v", b, got, m)
 		}
 		num := func(k string) int64 { n, _ := m[k].(float64); return int64(n) }
-		if int64(got.V) != num("v") && num("v") < 1<<20 || got.Since != num("since") || got.Seq != num("seq") || got.ID != num("id") {
+		if int64(got.V) != num("v") && num("v") < 1<<20 || got.Since != num("since") || got.Seq != num("seq") || got.ID != num("id") ||
+			got.Epoch != num("epoch") || got.Over != num("over") {
 			t.Fatalf("%q: decoded %+v, encoding/json says %v", b, got, m)
 		}
 		if bulk, _ := m["bulk"].(bool); bulk != got.Bulk {
@@ -134,6 +137,9 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		}
 		if _, ok := m["seq"]; ok != got.HasSeq {
 			t.Fatalf("%q: HasSeq %v, encoding/json says %v", b, got.HasSeq, m)
+		}
+		if _, ok := m["epoch"]; ok != got.HasEpoch {
+			t.Fatalf("%q: HasEpoch %v, encoding/json says %v", b, got.HasEpoch, m)
 		}
 	})
 }

@@ -234,8 +234,9 @@ type Hub struct {
 	closed   bool
 	drained  chan struct{} // closed when closed and sessions is empty
 
-	kept     atomic.Int64 // bytes charged to kept frames, over all rooms
-	trimming sync.Mutex   // one goroutine at a time trims to MaxKeptBytes
+	kept      atomic.Int64 // bytes charged to kept frames, over all rooms
+	infoBytes atomic.Int64 // bytes of the rooms' GroupInfos (one each, at most a frame)
+	trimming  sync.Mutex   // one goroutine at a time trims to MaxKeptBytes
 
 	slowDropped atomic.Uint64
 	rateDropped atomic.Uint64
@@ -564,6 +565,7 @@ type Stats struct {
 	Names     int   // sessions in rooms, live or away (each holds a name)
 	History   int   // broadcast frames kept for catch-up, over all rooms
 	KeptBytes int64 // what they are charged toward MaxKeptBytes
+	InfoBytes int64 // the rooms' GroupInfos, one each (at most a frame)
 
 	SlowDropped uint64 // connections dropped because they fell too far behind
 	RateDropped uint64 // frames dropped for exceeding the rate
@@ -579,6 +581,7 @@ func (h *Hub) Stats() Stats {
 		Peers:       len(h.peers),
 		Rooms:       len(h.rooms),
 		KeptBytes:   h.kept.Load(),
+		InfoBytes:   h.infoBytes.Load(),
 		SlowDropped: h.slowDropped.Load(),
 		RateDropped: h.rateDropped.Load(),
 	}

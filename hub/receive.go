@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -37,6 +38,10 @@ func (s *Session) Receive(p []byte) {
 	switch f.Type {
 	case TypeMsg:
 		s.message(&f, now)
+	case TypeCommit:
+		s.commit(&f, now)
+	case TypeInfo:
+		s.info(&f)
 	case TypeAck:
 		s.ack(&f)
 	case TypeJoin:
@@ -342,8 +347,19 @@ func (s *Session) message(f *ClientFrame, now int64) {
 		r.mu.Unlock()
 		return
 	}
+	s.broadcast(r, m, f, now, 0)
+	r.mu.Unlock()
+	h.trimKept()
+}
+
+// broadcast relays f's body from m to every other member of r with the
+// room's next seq, keeps it for catch-up, answers s with sent if f has an
+// id, and tells the other instances. commit is the epoch plus one of a
+// commit the hub took, else 0. r.mu is held.
+func (s *Session) broadcast(r *room, m *member, f *ClientFrame, now, commit int64) {
+	h := s.h
 	r.seq++
-	frame := h.msgFrame(r.seq, m, f.Body)
+	frame := h.msgFrame(r.seq, m, f.Body, commit)
 	to := 0
 	for _, o := range r.members {
 		if o != m {
@@ -363,19 +379,106 @@ func (s *Session) message(f *ClientFrame, now int64) {
 		}
 	}
 	if len(r.remote) == 0 {
-		r.keep(h, m, f.Body, id, to, now)
+		r.keep(h, m, f.Body, id, to, now, commit)
 	} else {
 		// Members of other instances are confirmed by their instance.
-		r.keep(h, m, f.Body, id, to-len(r.remote), now)
+		r.keep(h, m, f.Body, id, to-len(r.remote), now, commit)
 		if id != 0 {
 			r.entry(r.seq).wait = r.waits(m)
 		}
 	}
 	if h.cfg.Cluster != nil {
-		h.publish(&Event{Kind: EventMsg, Room: r.id, SID: m.sid, Seq: r.seq, Body: f.Body, Receipt: id != 0})
+		e := &Event{Kind: EventMsg, Room: r.id, SID: m.sid, Seq: r.seq, Body: f.Body, Receipt: id != 0, Commit: commit}
+		if commit > 0 {
+			e.Info, e.Over = f.Info, f.Over != 0
+		}
+		h.publish(e)
 	}
+}
+
+// commit handles a commit frame: the hub is the Delivery Service of the
+// room's group (docs/protocol.md §3.1). It takes the first commit for an
+// epoch, relays it as a broadcast labelled with its epoch, and keeps the
+// GroupInfo it comes with as the room's; it refuses any other commit for
+// that epoch with commit_conflict, but one sent over the commit taken
+// (naming its seq) by a session that has not done so before for the
+// epoch: its sender found the commit taken invalid. The hub reads nothing
+// of the commit itself.
+func (s *Session) commit(f *ClientFrame, now int64) {
+	m := s.m
+	switch {
+	case m == nil:
+		s.sendError(CodeNotJoined, "join a room first", f.ID)
+		return
+	case !f.HasEpoch:
+		s.sendError(CodeBadFrame, `a commit needs "epoch"`, f.ID)
+		return
+	case len(f.Body) == 0 || !validBase64(f.Body) || len(f.Info) == 0 || !validBase64(f.Info):
+		s.sendError(CodeBadBody, "a commit needs its body and the GroupInfo after it, in standard base64 with padding", f.ID)
+		return
+	}
+	r := m.room
+	if s.h.cfg.Cluster != nil {
+		ok, done := s.claimCommit(r, f)
+		defer done()
+		if !ok {
+			return
+		}
+	}
+	r.mu.Lock()
+	if m.conn != s {
+		r.mu.Unlock() // replaced or gone: its frames go nowhere
+		return
+	}
+	ok, seq := r.mayCommit(f.Epoch, f.Over, m.sid)
+	if !ok {
+		r.mu.Unlock()
+		s.push(s.h.conflictFrame(f.ID, f.Epoch, seq))
+		return
+	}
+	s.broadcast(r, m, f, now, f.Epoch+1)
+	r.take(f.Epoch, r.seq, "", r.seq, m.sid, f.Over != 0)
+	r.setInfo(s.h, slices.Clone(f.Info))
 	r.mu.Unlock()
-	h.trimKept()
+	s.h.trimKept()
+}
+
+// info handles an info frame. With a body, it is the GroupInfo of a group
+// a page made (the room's first, or after a restart of the hub): kept if
+// the room has none, and handed to the room's other members; if the room
+// has one, the sender gets it instead. Without a body it asks for the
+// room's.
+func (s *Session) info(f *ClientFrame) {
+	h := s.h
+	m := s.m
+	if m == nil {
+		s.sendError(CodeNotJoined, "join a room first", f.ID)
+		return
+	}
+	if len(f.Body) > 0 && !validBase64(f.Body) {
+		s.sendError(CodeBadBody, "a GroupInfo is standard base64 with padding", f.ID)
+		return
+	}
+	r := m.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m.conn != s {
+		return
+	}
+	if len(f.Body) == 0 || r.info != nil {
+		if r.info != nil {
+			s.push(h.infoFrame(r.info))
+		}
+		return
+	}
+	r.setInfo(h, slices.Clone(f.Body))
+	frame := h.infoFrame(r.info)
+	for _, o := range r.members {
+		if o != m && o.conn != nil {
+			o.conn.push(frame)
+		}
+	}
+	h.publish(&Event{Kind: EventInfo, Room: r.id, SID: m.sid, Info: f.Body})
 }
 
 func (s *Session) ack(f *ClientFrame) {

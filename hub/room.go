@@ -42,8 +42,28 @@ type room struct {
 
 	alone *list.Element // in h.alone while the room has one session, alone the longest first
 
+	// The Delivery Service of the room's group (docs/protocol.md §3.1):
+	// the commit taken for each recent epoch, and the room's sealed
+	// GroupInfo as the latest commit taken (or the first offer) left it.
+	commits map[int64]*taken
+	info    []byte
+
 	mu sync.Mutex
 }
+
+// taken is the commit the hub took for an epoch: its seq here, where it
+// was first taken (inst, "" for this instance, and oseq, its seq there),
+// and the sessions that have sent one over it (each may, once per epoch).
+type taken struct {
+	seq  int64
+	inst string
+	oseq int64
+	over []string
+}
+
+// maxCommitEpochs bounds the epochs a room remembers its commit for: far
+// more than any page lags behind, in a few hundred bytes.
+const maxCommitEpochs = 64
 
 func newRoom(id string) *room {
 	r := &room{id: id, byKey: make(map[string]*member)}
@@ -99,6 +119,8 @@ type kept struct {
 	left   int   // recipients that have neither acknowledged nor left
 	missed int   // recipients that left without acknowledging
 
+	commit int64 // a commit's epoch plus one; 0 for any other frame
+
 	// Cluster only: the seq the frame has on its sender's instance, and
 	// for a frame of this instance's sender, the other instances whose
 	// members have not all confirmed it.
@@ -133,7 +155,7 @@ func (r *room) entry(seq int64) *kept {
 // keep adds the frame of the room's latest seq (the caller has just
 // counted it in r.seq), after dropping the oldest kept frames that have
 // aged out or would not leave it room within MaxRoomBytes.
-func (r *room) keep(h *Hub, from *member, body []byte, id int64, to int, now int64) {
+func (r *room) keep(h *Hub, from *member, body []byte, id int64, to int, now int64, commit int64) {
 	size := int64(len(body)) + keptOverhead
 	r.expire(h, now)
 	for r.n > 0 && r.bytes+size > h.maxRoomBytes {
@@ -146,7 +168,7 @@ func (r *room) keep(h *Hub, from *member, body []byte, id int64, to int, now int
 		to = 0 // no receipt to track
 	}
 	e := &r.buf[(r.head+r.n)&(len(r.buf)-1)]
-	*e = kept{seq: r.seq, at: now, from: from, body: append([]byte(nil), body...), size: size, id: id, left: to}
+	*e = kept{seq: r.seq, at: now, from: from, body: append([]byte(nil), body...), size: size, id: id, left: to, commit: commit}
 	r.n++
 	r.bytes += size
 	h.kept.Add(size)
@@ -203,11 +225,65 @@ func (r *room) expire(h *Hub, now int64) {
 	}
 }
 
-// wipe forgets every kept frame; the room has no session left.
+// wipe forgets every kept frame, the commits taken and the GroupInfo;
+// the room has no session left.
 func (r *room) wipe(h *Hub) {
 	for r.n > 0 {
 		r.dropOldest(h)
 	}
+	r.setInfo(h, nil)
+	r.commits = nil
+}
+
+// setInfo makes info (nil: none) the room's GroupInfo, counted in the
+// hub's Stats.
+func (r *room) setInfo(h *Hub, info []byte) {
+	h.infoBytes.Add(int64(len(info) - len(r.info)))
+	r.info = info
+}
+
+// take records the commit of seq (first taken by inst as its oseq) as the
+// one taken for epoch, over the one taken before by the session sid (if
+// over).
+func (r *room) take(epoch, seq int64, inst string, oseq int64, sid string, over bool) {
+	if r.commits == nil {
+		r.commits = make(map[int64]*taken)
+	}
+	t := r.commits[epoch]
+	if t == nil {
+		t = &taken{}
+		r.commits[epoch] = t
+		if len(r.commits) > maxCommitEpochs {
+			delete(r.commits, minKey(r.commits))
+		}
+	}
+	t.seq, t.inst, t.oseq = seq, inst, oseq
+	if over {
+		t.over = append(t.over, sid)
+	}
+}
+
+// mayCommit says whether the hub takes a commit for epoch from the session
+// sid: the first for its epoch, or one over the commit taken (whose seq it
+// names) from a session that has not gone over it before. Otherwise it
+// returns the seq of the commit taken.
+func (r *room) mayCommit(epoch, over int64, sid string) (ok bool, seq int64) {
+	t := r.commits[epoch]
+	if t == nil {
+		return true, 0
+	}
+	if over != 0 && over == t.seq && !slices.Contains(t.over, sid) {
+		return true, 0
+	}
+	return false, t.seq
+}
+
+func minKey(m map[int64]*taken) int64 {
+	k := int64(math.MaxInt64)
+	for e := range m {
+		k = min(k, e)
+	}
+	return k
 }
 
 // ack records that m has every frame up to seq: each frame with a receipt

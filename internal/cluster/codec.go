@@ -8,14 +8,15 @@ import (
 )
 
 // The links between instances carry small binary records: an event is
-// its kind, a flags byte, the sender's event counter, seq, missed, then
-// room, session id, name, token, to and body, each a uvarint length and
-// its bytes. Nothing here is JSON: a broadcast frame crosses once per
+// its kind, a flags byte, the sender's event counter, seq, missed, commit,
+// then room, session id, name, token, to, body and info, each a uvarint
+// length and its bytes. Nothing here is JSON: a broadcast frame crosses once per
 // instance and the encoding costs one allocation.
 
 const (
 	flagAway    = 1
 	flagReceipt = 2
+	flagOver    = 4
 )
 
 var errShort = errors.New("cluster: short record")
@@ -39,16 +40,21 @@ func appendEvent(b []byte, e *hub.Event, n uint64) []byte {
 	if e.Receipt {
 		flags |= flagReceipt
 	}
+	if e.Over {
+		flags |= flagOver
+	}
 	b = append(b, byte(e.Kind), flags)
 	b = binary.AppendUvarint(b, n)
 	b = binary.AppendVarint(b, e.Seq)
 	b = binary.AppendVarint(b, e.Missed)
+	b = binary.AppendVarint(b, e.Commit)
 	b = appendString(b, e.Room)
 	b = appendString(b, e.SID)
 	b = appendString(b, e.Name)
 	b = appendBytes(b, e.Token)
 	b = appendString(b, e.To)
-	return appendBytes(b, e.Body)
+	b = appendBytes(b, e.Body)
+	return appendBytes(b, e.Info)
 }
 
 type reader struct {
@@ -102,10 +108,11 @@ func (r *reader) byte() byte {
 func (r *reader) event(e *hub.Event) (n uint64) {
 	e.Kind = hub.EventKind(r.byte())
 	flags := r.byte()
-	e.Away, e.Receipt = flags&flagAway != 0, flags&flagReceipt != 0
+	e.Away, e.Receipt, e.Over = flags&flagAway != 0, flags&flagReceipt != 0, flags&flagOver != 0
 	n = r.uvarint()
 	e.Seq = r.varint()
 	e.Missed = r.varint()
+	e.Commit = r.varint()
 	e.Room = string(r.bytes())
 	e.SID = string(r.bytes())
 	e.Name = string(r.bytes())
@@ -114,6 +121,9 @@ func (r *reader) event(e *hub.Event) (n uint64) {
 	}
 	e.To = string(r.bytes())
 	e.Body = r.bytes()
+	if i := r.bytes(); len(i) > 0 {
+		e.Info = i
+	}
 	return n
 }
 
@@ -153,12 +163,18 @@ func decodeSnapshot(b []byte) (uint64, []hub.Event, error) {
 	return n, out, r.err
 }
 
+// A claim is its room, name keys and token, then for a commit's claim its
+// epoch plus one, the commit it goes over and the sender's session id.
 func appendClaim(b []byte, c *hub.Claim) []byte {
 	b = appendString(b, c.Room)
 	b = appendString(b, c.Key)
 	b = appendString(b, c.Skel)
 	b = appendString(b, c.SkelLower)
-	return appendBytes(b, c.Token)
+	b = appendBytes(b, c.Token)
+	b = binary.AppendVarint(b, c.Commit)
+	b = appendString(b, c.OverInst)
+	b = binary.AppendVarint(b, c.OverSeq)
+	return appendString(b, c.SID)
 }
 
 func decodeClaim(b []byte) (hub.Claim, error) {
@@ -167,6 +183,10 @@ func decodeClaim(b []byte) (hub.Claim, error) {
 	if t := r.bytes(); len(t) > 0 {
 		c.Token = t
 	}
+	c.Commit = r.varint()
+	c.OverInst = string(r.bytes())
+	c.OverSeq = r.varint()
+	c.SID = string(r.bytes())
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errors.New("cluster: trailing bytes")
 	}

@@ -478,17 +478,21 @@ export class Group {
     const left = [];
     for (const [i, l] of this.leafSeen) {
       if (present.has(i)) continue;
+      // Removed while still here (the relay did not say it left): said as
+      // a removal, by whom.
+      const s = l.sid && this.sessions.get(l.sid);
+      const forced = !!(by && s && !s.away && !l.leftAt);
       this.leafSeen.delete(i);
       for (const o of this.outs) if (o.required.has(i) && !o.acked.has(i)) o.missed.add(i);
-      left.push(l.name);
+      left.push({ name: l.name, forced });
     }
     if (this.introduced) {
       for (const j of joined) {
-        const again = left.indexOf(j.name);
+        const again = left.findIndex((x) => x.name === j.name);
         if (again >= 0) left.splice(again, 1);
         this.onEvent({ type: 'member-joined', name: j.name, code: j.code, again: again >= 0 || j.was !== undefined, changedFrom: j.was !== undefined && j.was !== j.code ? j.was : '' });
       }
-      for (const n of left) this.onEvent({ type: 'member-left', name: n, by: by || '' });
+      for (const x of left) this.onEvent({ type: 'member-left', name: x.name, by: x.forced ? by : '' });
     }
     this.introduced = true;
     for (const o of [...this.outs]) this.checkOut(o);

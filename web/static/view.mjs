@@ -295,9 +295,9 @@ export function words(ev) {
     case 'note': return NOTES[ev.what] ? NOTES[ev.what](ev) : null;
     case 'reconnected': return ['info', 'Reconnected.'];
     case 'member-joined':
-      if (ev.changedFrom) return ['error', `⚠ ${ev.name} joined again with another safety code (was ${ev.changedFrom}, now ${ev.code}): another device or browser. If ${ev.name} did not say so, someone else may be using the name.`];
+      if (ev.changedFrom) return ['error', `⚠ ${ev.name}’s safety code changed (was ${ev.changedFrom}, now ${ev.code}): this is another device or browser. If ${ev.name} did not say so, someone else may be using the name.`];
       return ['info', ev.again ? `${ev.name} is back, with the same safety code.` : `${ev.name} joined.`];
-    case 'member-left': return ['info', ev.by ? `${ev.name} left (${ev.by} removed them from the room’s keys).` : `${ev.name} left.`];
+    case 'member-left': return ev.by ? ['error', `⚠ ${ev.by} removed ${ev.name} from the room’s keys while ${ev.name} was still here; if ${ev.name} is, their page joins again.`] : ['info', `${ev.name} left.`];
     case 'removed-you': return ['error', `${ev.by || 'Someone'} removed you from the room’s keys; joining again.`];
     case 'rejoining': return ['info', ev.why === 'behind' ? 'The room’s keys changed while you were away; joining again.' : 'Joining the room again.'];
     case 'waiting-old-self': return ['info', 'Your previous page is still in this room’s keys; it is removed once the others notice it left (a few seconds).'];
