@@ -17,7 +17,7 @@ var debPackage = map[string]string{
 	"firefox-esr":     "firefox-esr",
 	"systemd-analyze": "systemd",
 	"node":            "nodejs",
-	"npm":             "npm", // installs the page's pinned JavaScript for `make js` (never at run time)
+	"npm":             "npm",          // installs the page's pinned JavaScript for `make js` (never at run time)
 	"onionbalance":    "onionbalance", // the front of a cluster (issue 16); its tor is ours, its service never started
 }
 
