@@ -275,6 +275,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		if m != nil && m.inst == e.Instance && len(e.Body) > 0 && validBase64(e.Body) {
 			for _, o := range r.members {
 				if o.sid == e.To && o.inst == "" && o.conn != nil {
+					mix(m, o)
 					o.conn.push(h.directFrame(m, o, e.Body))
 				}
 			}
@@ -314,6 +315,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		for _, o := range r.members {
 			if o.inst == "" {
 				local++
+				mix(m, o)
 				if o.conn != nil {
 					o.conn.push(frame)
 				}

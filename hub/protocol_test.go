@@ -651,38 +651,43 @@ func TestAdmissionWhenFull(t *testing.T) {
 	z.join(roomID(24), "z")
 	l3b := dial(t, h, "l3b")
 	l3b.join(roomID(23), "l3b")
-	// Every room is shared: a new room is refused, and at MaxConns a new
-	// connection is refused too.
+	// Every room is shared (its members have exchanged frames): a new
+	// room is refused, and at MaxConns a new connection is refused too.
+	for _, c := range []*client{a, x, lone3} {
+		c.msg(body64("hi"))
+	}
+	for _, c := range []*client{a, b, n1, x, z, lone3, l3b} {
+		c.frames()
+	}
 	w := dial(t, h, "w")
 	w.frames()
 	w.joinErr(roomID(26), "w", CodeTooManyRooms)
 	rooms(3)
 	w.join(roomID(24), "w")
+	w.msg(body64("hi"))
 	h.cfg.MaxConns = h.Stats().Sessions
 	full := dial(t, h, "full")
 	if fs := full.expect("server", "error", "close"); fs[1].str("code") != CodeServerFull || fs[2].num("code") != CloseTryAgainLater {
 		t.Fatalf("refused with %v", fs)
 	}
 	full.s.End()
-	// Away sessions count toward MaxConns and MaxMembers.
+	// An away session makes way: a new connection comes in over
+	// MaxConns, and its join takes the away session's place.
 	b.drop()
 	full2 := dial(t, h, "full2")
-	full2.expect("server", "error", "close")
-	full2.s.End()
-	h.cfg.MaxConns = 100
-	v := dial(t, h, "v")
-	v.frames()
-	v.joinErr(shared, "v", CodeRoomFull)
-	for _, c := range []*client{a, n1, lone3, l3b, x, z, w, v} {
-		c.leave()
+	full2.expect("server")
+	h.cfg.MaxRooms = 10
+	full2.join(roomID(27), "f2")
+	if got := types(a.frames()); got != "away leave" {
+		t.Fatalf("a got [%s], want b away, then gone", got)
 	}
-	if st := h.Stats(); st.Away != 1 || st.Names != 1 {
-		t.Fatalf("stats %+v", st)
+	for _, c := range []*client{a, n1, lone3, l3b, x, z, w, full2} {
+		c.leave()
 	}
 	clk.advance(DefaultResumeWindow + time.Second)
 	h.sweep(nil)
 	checkEmpty(t, h)
-	for _, c := range []*client{a, b, idle, lone1, lone2, lone3, l3b, n1, n2, x, z, w, v, full, full2} {
+	for _, c := range []*client{a, b, idle, lone1, lone2, lone3, l3b, n1, n2, x, z, w, full, full2} {
 		c.frames()
 	}
 }
@@ -809,4 +814,83 @@ func TestCatchUpFramesShared(t *testing.T) {
 	for _, x := range []*client{a, b, c, d} {
 		x.leave()
 	}
+}
+
+// TestAwaySessionsCharged: the sessions one peer made, live or away, are
+// bounded by twice MaxConnsPerPeer, its own oldest away session making
+// way; when the hub is full, the away sessions of the peer holding the
+// most go first, those that exchanged nothing with another peer's before
+// any; and a member taking back its own session is never refused.
+func TestAwaySessionsCharged(t *testing.T) {
+	h, clk := testHub(t, Config{MaxConns: 12, MaxConnsPerPeer: 2, JoinBurst: 1000})
+	for i := range 5 {
+		c := dial(t, h, "x")
+		c.join(roomID(100+i), "x")
+		c.drop()
+		clk.advance(time.Second)
+	}
+	h.mu.Lock()
+	held := h.held["x"]
+	h.mu.Unlock()
+	if st := h.Stats(); held != 4 || st.Away != 4 || st.Rooms != 4 {
+		t.Fatalf("peer x holds %d sessions, %d away, %d rooms: want its bound, 4", held, st.Away, st.Rooms)
+	}
+
+	// Friends a and b chat (mixed); b drops. A peer y fills the rest with
+	// pairs of its own that exchange frames among themselves only.
+	a, b := dial(t, h, "a"), dial(t, h, "b")
+	a.join(roomID(1), "a")
+	wb, _ := b.join(roomID(1), "b")
+	a.msg(body64("hi"))
+	b.drop()
+	for i := range 2 {
+		p, q := dial(t, h, "y"), dial(t, h, "y")
+		p.join(roomID(200+i), "p")
+		q.join(roomID(200+i), "q")
+		p.msg(body64("self"))
+		p.drop()
+		q.drop()
+	}
+	// 4 (x) + a + b + 4 (y) = 10 of 12: two more fill it.
+	c1, c2 := dial(t, h, "c1"), dial(t, h, "c2")
+	c1.join(roomID(2), "c1")
+	c2.join(roomID(3), "c2")
+	if st := h.Stats(); st.Sessions+st.Away != 12 {
+		t.Fatalf("%+v: want 12 places taken", st)
+	}
+	// b takes its own session back, the hub full.
+	b2 := dial(t, h, "b")
+	b2.send(`{"v":2,"type":"join","room":%q,"name":"b","resume":%q}`, roomID(1), wb.str("resume"))
+	if w, _ := b2.welcome(); w["resumed"] != true {
+		t.Fatalf("b's resume: %v", w)
+	}
+	// Newcomers take away places: x's and y's (which never exchanged a
+	// frame with another peer's), x's first while it holds as many.
+	awayOf := func(peer string) int {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		n := 0
+		for e := h.away.Front(); e != nil; e = e.Next() {
+			if e.Value.(*member).peer == peer {
+				n++
+			}
+		}
+		return n
+	}
+	var newcomers []*client
+	for i := range 8 {
+		n := dial(t, h, fmt.Sprint("n", i))
+		n.join(roomID(300+i), "n")
+		newcomers = append(newcomers, n)
+		if ax, ay := awayOf("x"), awayOf("y"); ax+ay != 7-i || ax < ay-1 || ay < ax-1 {
+			t.Fatalf("after newcomer %d: x has %d away, y %d", i, ax, ay)
+		}
+	}
+	if got := types(a.frames()); got != "join away back" {
+		t.Fatalf("a got [%s]", got)
+	}
+	for _, c := range append(newcomers, a, b2, c1, c2) {
+		c.leave()
+	}
+	checkEmpty(t, h)
 }

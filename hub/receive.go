@@ -226,8 +226,14 @@ func (s *Session) join(f *ClientFrame, now int64) {
 			s.sendError(CodeRoomFull, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
 			return
 		}
+		if !s.makeWay(r, f.ID) {
+			return
+		}
 	} else {
-		if len(h.rooms) >= h.cfg.MaxRooms && !h.evictAlone() {
+		if !s.makeWay(nil, f.ID) {
+			return
+		}
+		if len(h.rooms) >= h.cfg.MaxRooms && !h.evictRoom() {
 			s.sendError(CodeTooManyRooms, "the server has "+strconv.Itoa(h.cfg.MaxRooms)+" rooms in use; try again later", f.ID)
 			return
 		}
@@ -236,9 +242,10 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 	}
-	m := &member{room: r, conn: s, sid: newSID(), resume: newToken(), name: name, keys: keys, acked: r.seq}
+	m := &member{room: r, conn: s, sid: newSID(), resume: newToken(), name: name, keys: keys, acked: r.seq, peer: s.peer, since: now}
 	r.members = append(r.members, m)
 	r.byKey[keys.key] = m
+	h.charge(s.peer, 1)
 	h.noteAlone(r)
 	s.attach(m)
 	s.push(h.welcomeFrame(r, m, false, int64(r.n), 0))
@@ -247,6 +254,29 @@ func (s *Session) join(f *ClientFrame, now int64) {
 	if h.cfg.Cluster != nil {
 		h.publish(&Event{Kind: EventJoin, Room: r.id, SID: m.sid, Name: m.name, Token: tokenHash(m.resume)})
 	}
+}
+
+// makeWay frees what a new session of s needs before it joins: within its
+// peer's bound, the peer's own oldest away session ends; a connection
+// admitted over MaxConns takes an away session's place (or a live one's
+// that outranks no newcomer) or is refused. locked is the room joined,
+// whose r.mu is held (nil for a new room). h.mu is held.
+func (s *Session) makeWay(locked *room, id int64) bool {
+	h := s.h
+	if h.held[s.peer] >= sessionsPerConn*h.cfg.MaxConnsPerPeer && !h.evictAway(locked, s.peer) {
+		s.sendError(CodeTooManyConns, "too many sessions from one place ("+strconv.Itoa(sessionsPerConn*h.cfg.MaxConnsPerPeer)+")", id)
+		return false
+	}
+	if s.over {
+		s.over = false
+		h.over--
+		if h.counted > h.cfg.MaxConns && !h.evictAway(locked, "") && !h.evictLive(locked) {
+			h.uncount(s)
+			s.fail(CloseTryAgainLater, CodeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
+			return false
+		}
+	}
+	return true
 }
 
 // resume hands member m, found by its name and resume token, to s: a
@@ -264,6 +294,15 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 	if c := m.conn; c != nil {
 		h.uncount(c)
 		c.fail(CloseReplaced, CodeReplaced, "this session continues on a newer connection", 0)
+	}
+	if s.over {
+		s.over = false // the place m held while away is s's now
+		h.over--
+	}
+	if m.peer != s.peer {
+		h.charge(m.peer, -1)
+		h.charge(s.peer, 1)
+		m.peer = s.peer
 	}
 	m.conn = s
 	s.attach(m)
@@ -288,6 +327,9 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 func (s *Session) attach(m *member) {
 	s.m = m
 	s.joined.Store(true)
+	if !m.mixed.Load() && m.quietElem == nil {
+		m.quietElem = s.h.quiet.PushBack(m)
+	}
 	if s.waiting != nil {
 		s.h.waiting.Remove(s.waiting)
 		s.waiting = nil
@@ -315,8 +357,10 @@ func (s *Session) message(f *ClientFrame, now int64) {
 		case !ok || to == nil || to == m:
 			s.sendError(CodeNoSuchMember, "nobody of that name is in the room", f.ID)
 		case to.conn != nil: // an away recipient gets nothing
+			mix(m, to)
 			to.conn.push(h.directFrame(m, to, f.Body))
 		case to.inst != "" && !to.away:
+			mix(m, to)
 			h.publish(&Event{Kind: EventDirect, Room: r.id, SID: m.sid, To: to.sid, Body: f.Body})
 		}
 		r.mu.Unlock()
@@ -348,6 +392,7 @@ func (s *Session) message(f *ClientFrame, now int64) {
 	for _, o := range r.members {
 		if o != m {
 			to++
+			mix(m, o)
 			if o.conn != nil {
 				o.conn.push(frame)
 			}

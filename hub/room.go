@@ -65,6 +65,16 @@ type member struct {
 
 	acked int64 // highest seq acknowledged, or the room's seq at joining
 
+	// peer is the peer whose connection made the session or last took
+	// it back: its sessions count toward that peer's bound (h.held).
+	// since is when it joined. mixed is set once it has sent a frame to,
+	// or received one from, a session of another peer (or instance):
+	// until then it outranks no newcomer (docs/protocol.md §5).
+	peer      string
+	since     int64
+	mixed     atomic.Bool
+	quietElem *list.Element // in h.quiet while live; guarded by h.mu
+
 	away      bool
 	awaySince int64
 	awayElem  *list.Element // in h.away
@@ -318,6 +328,10 @@ func (h *Hub) removeMember(r *room, m *member) {
 		m.awayElem = nil
 		h.counted--
 	}
+	h.unquiet(m)
+	if m.inst == "" && !m.gone {
+		h.charge(m.peer, -1)
+	}
 	m.away = false
 	m.conn = nil
 	m.gone = true
@@ -353,6 +367,32 @@ func (h *Hub) removeMember(r *room, m *member) {
 		}
 	}
 	m.name, m.keys, m.resume, m.pending = "", nameKeys{}, "", nil
+}
+
+// charge adds n to the sessions held by peer. h.mu is held.
+func (h *Hub) charge(peer string, n int) {
+	if v := h.held[peer] + n; v > 0 {
+		h.held[peer] = v
+	} else {
+		delete(h.held, peer)
+	}
+}
+
+// unquiet takes m off the list of live sessions. h.mu is held.
+func (h *Hub) unquiet(m *member) {
+	if m.quietElem != nil {
+		h.quiet.Remove(m.quietElem)
+		m.quietElem = nil
+	}
+}
+
+// mix records that a frame went between m and o, sessions of different
+// peers (or instances) if they are. r.mu is held.
+func mix(m, o *member) {
+	if o.inst != "" || m.inst != "" || o.peer != m.peer {
+		m.mixed.Store(true)
+		o.mixed.Store(true)
+	}
 }
 
 // event tells every live session of r but m's that m joined, went away,

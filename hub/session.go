@@ -35,6 +35,7 @@ type Session struct {
 	ended   bool
 	listed  bool          // in h.sessions and h.peers
 	counted bool          // counts toward MaxConns
+	over    bool          // admitted over MaxConns: its join takes an away session's place
 	waiting *list.Element // in h.waiting until it joins
 
 	// Owned by the hub's sweeper.
@@ -320,6 +321,7 @@ func (s *Session) End() {
 				m.conn = nil
 				m.away, m.awaySince = true, now
 				m.awayElem = h.away.PushBack(m)
+				h.unquiet(m)
 				h.counted++
 				r.event(h, "away", m)
 				if h.cfg.Cluster != nil {
