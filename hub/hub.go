@@ -64,8 +64,9 @@ const (
 	// one a second, at least one every 10 ms).
 	sweepsPerPing = 16
 
-	// floodFactor: a connection that has had this many times Burst frames
-	// dropped in a row is closed with ClosePolicy.
+	// floodFactor: a connection that has had more than this many times
+	// Burst frames dropped since its rate buckets were last full is
+	// closed with ClosePolicy.
 	floodFactor = 4
 
 	// oldCacheIdle is how long a room keeps the catch-up frames it made

@@ -581,7 +581,7 @@ func TestControlFrameFlood(t *testing.T) {
 			t.Fatal("refill not allowed")
 		}
 	}
-	for range 40 * floodFactor {
+	for range 40*floodFactor - 2 { // two were dropped above
 		c.s.Control()
 	}
 	c.expect() // dropped silently
@@ -590,6 +590,42 @@ func TestControlFrameFlood(t *testing.T) {
 	if c.s.Control() {
 		t.Fatal("a closed connection's control frame allowed")
 	}
+	c.s.End()
+}
+
+// TestPacedFloodClosed: frames admitted now and then do not reset the
+// flood count, so a client sending twice the rate, paced, is closed once
+// 4 × Burst frames were dropped; one that lets its buckets refill starts
+// afresh.
+func TestPacedFloodClosed(t *testing.T) {
+	h, clk := testHub(t, Config{Rate: 10, Burst: 40})
+	c := dial(t, h, "p")
+	c.frames()
+	for range 40 {
+		c.s.Control()
+	}
+	for range 100 {
+		c.s.Control() // dropped
+	}
+	clk.advance(5 * time.Second) // the buckets are full again: a new count
+	for range 40 {
+		c.s.Control()
+	}
+	drops := 0
+	for !c.s.closing.Load() {
+		if drops > 1000 {
+			t.Fatal("a client at twice the rate is never closed")
+		}
+		clk.advance(100 * time.Millisecond) // one frame's worth
+		c.s.Control()                       // admitted
+		if !c.s.Control() {
+			drops++
+		}
+	}
+	if drops != 40*floodFactor+1 {
+		t.Fatalf("closed after %d frames dropped, want %d", drops, 40*floodFactor+1)
+	}
+	c.expectClose(CodeRateLimited, ClosePolicy)
 	c.s.End()
 }
 

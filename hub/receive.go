@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 	"time"
@@ -55,18 +56,26 @@ func (s *Session) Receive(p []byte) {
 // then all arrive; one dropped chunk would fail a whole file. The wait is
 // at most the time the buckets take to refill one frame (a token, or
 // MaxFrameBytes at ByteRate), and only this connection's reader waits.
-// Any other frame over the rates is dropped as allow says.
+// Whether a frame over the rates may be a chunk is a scan for its key,
+// not a decode (mayBeBulk): a dropped frame costs no more than reading
+// it. Any other frame over the rates is dropped as allow says.
 func (s *Session) admit(now int64, p []byte) bool {
-	if wait := s.shortfall(now, len(p)); wait > 0 {
-		if f, err := DecodeClientFrame(p); err == nil && f.Type == TypeMsg && f.Bulk {
-			if !s.h.hold(s, wait) {
-				return false
-			}
-			now = s.h.now()
+	if wait := s.shortfall(now, len(p)); wait > 0 && s.m != nil && mayBeBulk(p) {
+		if !s.h.hold(s, wait) {
+			return false
 		}
+		now = s.h.now()
 	}
 	return s.allow(now, len(p), true)
 }
+
+// bulkKey is how a client frame names its bulk field.
+var bulkKey = []byte(`"bulk"`)
+
+// mayBeBulk reports whether a client frame may be a file's chunk: it has
+// the bulk key somewhere. A frame that merely mentions it (in a name,
+// escaped) is held rather than dropped, which slows only its sender.
+func mayBeBulk(p []byte) bool { return bytes.Contains(p, bulkKey) }
 
 // shortfall is how long the session's buckets take to hold a frame of n
 // bytes: 0 if they hold it now.
@@ -115,15 +124,21 @@ func (h *Hub) hold(s *Session, d time.Duration) bool {
 // allow spends a token from the session's frame bucket and n bytes from
 // its byte bucket (ByteRate, a burst of byteBurstFrames frames). Over
 // either rate, frames are dropped, text frames with a rate_limited error
-// (at most one a second), and a client that goes on flooding is closed.
+// (at most one a second), and a client that goes on flooding is closed:
+// one that has had floodFactor × Burst frames dropped since its buckets
+// were last full. A frame admitted now and then does not reset that
+// count, so a sustained excess is closed whatever its rhythm; only
+// keeping under the rates until the buckets have refilled does.
 func (s *Session) allow(now int64, n int, text bool) bool {
 	c := &s.h.cfg
 	s.tokens, s.byteTokens = s.buckets(now)
 	s.tokenAt = now
+	if s.tokens >= float64(c.Burst) && s.byteTokens >= float64(byteBurstFrames*c.MaxFrameBytes) {
+		s.dropped = 0
+	}
 	if s.tokens >= 1 && s.byteTokens >= float64(n) {
 		s.tokens--
 		s.byteTokens -= float64(n)
-		s.dropped = 0
 		return true
 	}
 	s.dropped++

@@ -28,7 +28,7 @@ type Session struct {
 	tokens     float64
 	tokenAt    int64
 	byteTokens float64 // the byte bucket (Config.ByteRate), refilled with tokens
-	dropped    int     // frames dropped in the current flood
+	dropped    int     // frames dropped since the buckets were last full
 	warned     int64   // when the last rate_limited error was sent
 
 	// Guarded by h.mu.
@@ -68,9 +68,9 @@ const (
 // frames.
 func (s *Session) Touch() { s.lastRead.Store(s.h.now()) }
 
-// Control counts a WebSocket control frame from the client (a ping or a
-// pong) against the connection's rate, as docs/protocol.md §5 says every
-// frame counts. It reports whether the frame is within the rate: if not,
+// Control counts a WebSocket frame from the client that the hub does not
+// see (a ping, a pong, a continuation frame) against the connection's
+// rate, as docs/protocol.md §5 says every frame counts. It reports whether the frame is within the rate: if not,
 // the transport drops it (it does not answer the ping). A client that
 // keeps sending over the rate is closed with ClosePolicy.
 func (s *Session) Control() bool {

@@ -2,12 +2,16 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+	"github.com/onionchat/onionchat/internal/procfs"
 	"github.com/onionchat/onionchat/internal/wstest"
 )
 
@@ -145,5 +149,146 @@ func TestAwaySessionsLockNobodyOut(t *testing.T) {
 				t.Fatalf("got %v", f)
 			}
 		}
+	}
+}
+
+// maskedFrame encodes a client frame (masked, as RFC 6455 requires of
+// clients) with opcode op, the FIN bit if fin.
+func maskedFrame(op byte, fin bool, payload []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	var b []byte
+	switch n := len(payload); {
+	case n < 126:
+		b = []byte{b0, 0x80 | byte(n)}
+	case n <= 0xffff:
+		b = []byte{b0, 0x80 | 126, byte(n >> 8), byte(n)}
+	default:
+		b = []byte{b0, 0x80 | 127, 0, 0, 0, 0, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+	}
+	mask := [4]byte{1, 2, 3, 4}
+	b = append(b, mask[:]...)
+	for i, c := range payload {
+		b = append(b, c^mask[i%4])
+	}
+	return b
+}
+
+// flood writes batches of raw frames on c (made by next, given how many
+// it wrote so far) until the server closes the connection, d passes or a
+// write fails, pausing pause between batches; it returns the frames
+// written, the close code (-1: none) and how long it took.
+func flood(t *testing.T, c *wstest.Client, first []byte, next func(sent int) []byte, perBatch int, pause, d time.Duration) (sent, code int, took time.Duration) {
+	t.Helper()
+	closed := make(chan int, 1)
+	go func() {
+		for {
+			_, err := c.Read(d + 5*time.Second)
+			if err != nil {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					closed <- ce.Code
+				} else {
+					closed <- -1
+				}
+				return
+			}
+		}
+	}()
+	nc := c.NetConn()
+	start := time.Now()
+	nc.SetWriteDeadline(start.Add(d))
+	if first != nil {
+		nc.Write(first)
+	}
+	code = -1
+	var batch []byte
+	for time.Since(start) < d {
+		select {
+		case code = <-closed:
+			return sent, code, time.Since(start)
+		default:
+		}
+		batch = batch[:0]
+		for range perBatch {
+			batch = append(batch, next(sent)...)
+			sent++
+		}
+		if _, err := nc.Write(batch); err != nil {
+			break
+		}
+		if pause > 0 {
+			time.Sleep(pause)
+		}
+	}
+	select {
+	case code = <-closed:
+	case <-time.After(5 * time.Second):
+	}
+	return sent, code, time.Since(start)
+}
+
+// cpuOf returns the CPU seconds process pid has used.
+func cpuOf(t *testing.T, pid int) float64 {
+	t.Helper()
+	st, err := procfs.ReadStat(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.CPUSeconds()
+}
+
+// TestFragmentFloodClosed: a text frame without FIN followed by empty
+// continuation frames was never charged (gorilla assembles fragments
+// below the frame reader): one connection made the server burn a core.
+// Now every frame counts, continuation frames too, and the fragment
+// flood is closed 1008 within the bound of a text flood (4 × burst
+// dropped); the figures of both floods are printed side by side, and a
+// member chats on.
+func TestFragmentFloodClosed(t *testing.T) {
+	p := Start(t, "--mode", "local", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
+	pid := p.Cmd.Process.Pid
+	member := wstest.DialJoin(t, p.URL, "r", "member")
+	friend := wstest.DialJoin(t, p.URL, "r", "friend")
+	member.Expect("join")
+
+	ping := maskedFrame(websocket.TextMessage, true, []byte(`{"v":2,"type":"ping"}`))
+	cont := maskedFrame(0, false, nil)
+	cpu := cpuOf(t, pid)
+	textSent, textCode, textTook := flood(t, wstest.Dial(t, p.URL), nil, func(int) []byte { return ping }, 64, 0, 10*time.Second)
+	textCPU := cpuOf(t, pid) - cpu
+	cpu = cpuOf(t, pid)
+	fragSent, fragCode, fragTook := flood(t, wstest.Dial(t, p.URL), maskedFrame(websocket.TextMessage, false, []byte("{")),
+		func(int) []byte { return cont }, 4096, 0, 10*time.Second)
+	fragCPU := cpuOf(t, pid) - cpu
+	t.Logf("text flood: %d frames written, closed %d after %v, server CPU %.2f s", textSent, textCode, textTook.Round(time.Millisecond), textCPU)
+	t.Logf("fragment flood: %d frames written, closed %d after %v, server CPU %.2f s", fragSent, fragCode, fragTook.Round(time.Millisecond), fragCPU)
+	if textCode != websocket.ClosePolicyViolation {
+		t.Errorf("text flood: close %d, want 1008", textCode)
+	}
+	if fragCode != websocket.ClosePolicyViolation {
+		t.Errorf("fragment flood: close %d, want 1008", fragCode)
+	}
+	member.Says(friend, "member", "still here")
+}
+
+// TestPacedFloodClosed: a client that never joins and sends 32 KiB frames
+// 40 times a second (6 times the byte rate and 4 times the frame rate),
+// so that a frame is admitted now and then, was never closed: every
+// admitted frame reset the flood count, and every dropped frame was
+// decoded in full first. Now a sustained excess is closed 1008 whatever
+// its rhythm.
+func TestPacedFloodClosed(t *testing.T) {
+	p := Start(t, "--mode", "local", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
+	pid := p.Cmd.Process.Pid
+	big := maskedFrame(websocket.TextMessage, true, []byte(`{"v":2,"type":"msg","body":"`+strings.Repeat("A", 32<<10)+`"}`))
+	cpu := cpuOf(t, pid)
+	sent, code, took := flood(t, wstest.Dial(t, p.URL), nil, func(int) []byte { return big }, 1, 25*time.Millisecond, 20*time.Second)
+	t.Logf("paced flood: %d frames of 32 KiB (%.1f MB/s) written, closed %d after %v, server CPU %.2f s",
+		sent, float64(sent*len(big))/took.Seconds()/1e6, code, took.Round(time.Millisecond), cpuOf(t, pid)-cpu)
+	if code != websocket.ClosePolicyViolation {
+		t.Fatalf("close %d, want 1008", code)
 	}
 }
