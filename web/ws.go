@@ -57,14 +57,18 @@ func (w *meteredWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return w.conn, brw, nil
 }
 
-// meteredConn is what gorilla reads from: it counts every continuation
-// frame against the client's rate (hub.Session.Control), since gorilla
+// meteredConn is what gorilla reads from: it counts continuation frames
+// against the client's rate (hub.Session.Control), since gorilla
 // assembles a fragmented message below its frame handlers and a flood of
 // empty fragments would otherwise cost the server a core and the client
-// nothing; a flood of them is closed 1008 like any other. (Pages never
-// fragment; other frames are counted where gorilla hands them over.) Once
-// the server has closed its side it reads nothing more, so that gorilla
-// stops; the connection's lingering reader drains beneath it.
+// nothing; a flood of them is closed 1008 like any other. A fragment of
+// at least minFragment bytes is paid for by its bytes instead (the
+// message's bytes count against the byte rate): clients that cut large
+// messages into pieces (gorilla's own, at its 4 KiB write buffer) must
+// not be held to the frame rate per piece. Other frames are counted where
+// gorilla hands them over. Once the server has closed its side it reads
+// nothing more, so that gorilla stops; the connection's lingering reader
+// drains beneath it.
 type meteredConn struct {
 	net.Conn
 	m wsread.Meter
@@ -83,8 +87,12 @@ func (mc *meteredConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (mc *meteredConn) frame(op byte, _ bool) error {
-	if op == 0 { // a continuation frame
+// minFragment is the least payload a continuation frame carries to be
+// paid for by its bytes rather than by a token of the frame rate.
+const minFragment = 1024
+
+func (mc *meteredConn) frame(op byte, _ bool, size uint64) error {
+	if op == 0 && size < minFragment { // a small continuation frame
 		mc.s.Control()
 	}
 	return nil

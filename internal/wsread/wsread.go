@@ -43,10 +43,10 @@ type Meter struct {
 	skip uint64 // payload bytes still to pass
 }
 
-// Scan passes p and calls frame with the opcode and FIN bit of every
-// frame whose header ends in p, in order. It stops at frame's first
-// error and returns it.
-func (m *Meter) Scan(p []byte, frame func(op byte, fin bool) error) error {
+// Scan passes p and calls frame with the opcode, FIN bit and payload
+// length of every frame whose header ends in p, in order. It stops at
+// frame's first error and returns it.
+func (m *Meter) Scan(p []byte, frame func(op byte, fin bool, size uint64) error) error {
 	for len(p) > 0 {
 		if m.skip > 0 {
 			k := min(uint64(len(p)), m.skip)
@@ -90,7 +90,7 @@ func (m *Meter) Scan(p []byte, frame func(op byte, fin bool) error) error {
 		}
 		op, fin := m.hdr[0]&0x0f, m.hdr[0]&0x80 != 0
 		m.n, m.need, m.skip = 0, 0, size
-		if err := frame(op, fin); err != nil {
+		if err := frame(op, fin, size); err != nil {
 			return err
 		}
 	}

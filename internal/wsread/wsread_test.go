@@ -29,7 +29,7 @@ func TestAppend(t *testing.T) {
 
 // frames encodes test frames as a client would (masked), with payloads
 // of every length class.
-func testStream() (stream []byte, want [][2]int) {
+func testStream() (stream []byte, want [][3]int) {
 	for i, n := range []int{0, 1, 125, 126, 200, 65535, 65536, 70000} {
 		op := byte(i % 3) // continuation, text, binary
 		fin := i%2 == 0
@@ -51,7 +51,7 @@ func testStream() (stream []byte, want [][2]int) {
 		if fin {
 			f = 1
 		}
-		want = append(want, [2]int{int(op), f})
+		want = append(want, [3]int{int(op), f, n})
 	}
 	return stream, want
 }
@@ -60,15 +60,15 @@ func TestMeter(t *testing.T) {
 	stream, want := testStream()
 	for _, piece := range []int{1, 2, 3, 7, 1000, len(stream)} {
 		var m Meter
-		var got [][2]int
+		var got [][3]int
 		for s := stream; len(s) > 0; {
 			k := min(piece, len(s))
-			m.Scan(s[:k], func(op byte, fin bool) error {
+			m.Scan(s[:k], func(op byte, fin bool, size uint64) error {
 				f := 0
 				if fin {
 					f = 1
 				}
-				got = append(got, [2]int{int(op), f})
+				got = append(got, [3]int{int(op), f, int(size)})
 				return nil
 			})
 			s = s[k:]
@@ -79,7 +79,7 @@ func TestMeter(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	var m Meter
-	if err := m.Scan(stream, func(byte, bool) error { return boom }); err != boom {
+	if err := m.Scan(stream, func(byte, bool, uint64) error { return boom }); err != boom {
 		t.Fatalf("error %v, want boom", err)
 	}
 }
@@ -96,10 +96,10 @@ func FuzzMeter(f *testing.F) {
 		}
 		var whole, cut Meter
 		var a, c []byte
-		whole.Scan(b, func(op byte, fin bool) error { a = append(a, op); return nil })
+		whole.Scan(b, func(op byte, _ bool, _ uint64) error { a = append(a, op); return nil })
 		for s := b; len(s) > 0; {
 			k := min(piece, len(s))
-			cut.Scan(s[:k], func(op byte, fin bool) error { c = append(c, op); return nil })
+			cut.Scan(s[:k], func(op byte, _ bool, _ uint64) error { c = append(c, op); return nil })
 			s = s[k:]
 		}
 		if !bytes.Equal(a, c) || whole != cut {
