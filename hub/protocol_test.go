@@ -528,6 +528,9 @@ func TestKeptCapsAndWipe(t *testing.T) {
 	a, b := dial(t, h, "p1"), dial(t, h, "p2")
 	a.join(r1, "a")
 	b.join(r2, "b")
+	a2, b2 := dial(t, h, "p4"), dial(t, h, "p5")
+	a2.join(r1, "a2")
+	b2.join(r2, "b2")
 	for range 25 {
 		a.msg(body)
 	}
@@ -551,12 +554,72 @@ func TestKeptCapsAndWipe(t *testing.T) {
 		t.Fatalf("catch-up %v", seqs(old))
 	}
 	a.leave()
+	a2.leave()
 	c.leave()
 	if st := h.Stats(); st.Rooms != 1 || st.History != 8 || st.KeptBytes != 8*size {
 		t.Fatalf("after r1 emptied: %+v", st)
 	}
 	b.leave()
+	b2.leave()
 	checkEmpty(t, h)
+}
+
+// TestKeptFramesOutsidersCannotErase: a frame its sender sent alone, with
+// nobody away, is not kept (nor those before it), and a resume is told
+// of no gap for it. At the hub's cap, kept frames go from the rooms that
+// hold the most, and a room with an away session keeps its fair share:
+// flooding rooms of one's own erases nobody else's catch-up.
+func TestKeptFramesOutsidersCannotErase(t *testing.T) {
+	h, _ := testHub(t, Config{Rate: 1e9, Burst: 1 << 20})
+	body := body64(strings.Repeat("x", 3000))
+	size := int64(len(body)) + keptOverhead
+	h.maxRoomBytes = 10 * size
+	h.maxKeptBytes = 12 * size
+
+	lone := dial(t, h, "lone")
+	wl, _ := lone.join(roomID(40), "lone")
+	for range 5 {
+		lone.msg(body)
+	}
+	if st := h.Stats(); st.History != 0 {
+		t.Fatalf("a lone sender's frames kept: %+v", st)
+	}
+	lone.drop()
+	l2 := dial(t, h, "lone")
+	l2.send(`{"v":2,"type":"join","room":%q,"name":"lone","resume":%q,"since":0}`, roomID(40), wl.str("resume"))
+	if w, old := l2.welcome(); w.num("gap") != 0 || len(old) != 0 {
+		t.Fatalf("the lone sender's resume: %v %v", w, old)
+	}
+	l2.leave()
+
+	a, a2 := dial(t, h, "pa"), dial(t, h, "pa2")
+	a.join(roomID(41), "a")
+	w2, _ := a2.join(roomID(41), "a2")
+	a2.drop()
+	for range 4 {
+		a.msg(body) // kept for a2, away
+	}
+	flood := func(room int) {
+		x, y := dial(t, h, fmt.Sprint("x", room)), dial(t, h, fmt.Sprint("y", room))
+		x.join(roomID(room), "x")
+		y.join(roomID(room), "y")
+		for range 10 {
+			x.msg(body)
+		}
+	}
+	flood(42)
+	flood(43)
+	h.mu.Lock()
+	n41, n42, n43 := h.rooms[roomID(41)].n, h.rooms[roomID(42)].n, h.rooms[roomID(43)].n
+	h.mu.Unlock()
+	if n41 != 4 || n42+n43 != 8 || h.kept.Load() != 12*size {
+		t.Fatalf("kept %d, %d and %d frames, %d bytes: want the away member's 4 and 8 of the floods", n41, n42, n43, h.kept.Load())
+	}
+	b := dial(t, h, "pa2")
+	b.send(`{"v":2,"type":"join","room":%q,"name":"a2","resume":%q,"since":0}`, roomID(41), w2.str("resume"))
+	if w, old := b.welcome(); w.num("gap") != 0 || !slices.Equal(seqs(old), []int64{1, 2, 3, 4}) {
+		t.Fatalf("resume after the floods: %v, catch-up %v", w, seqs(old))
+	}
 }
 
 // TestControlFrameFlood: WebSocket pings and pongs spend the same tokens
@@ -803,8 +866,9 @@ func TestCloseFrames(t *testing.T) {
 func TestCatchUpFramesShared(t *testing.T) {
 	h, clk := testHub(t, Config{})
 	room := roomID(32)
-	a := dial(t, h, "pa")
+	a, x := dial(t, h, "pa"), dial(t, h, "px")
 	a.join(room, "a")
+	x.join(room, "x")
 	for i := range 3 {
 		a.msg(body64(fmt.Sprint("m", i)))
 	}
@@ -847,8 +911,8 @@ func TestCatchUpFramesShared(t *testing.T) {
 	if encoding() == same {
 		t.Fatal("the dropped encoding was reused")
 	}
-	for _, x := range []*client{a, b, c, d} {
-		x.leave()
+	for _, y := range []*client{a, x, b, c, d} {
+		y.leave()
 	}
 }
 

@@ -305,6 +305,7 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 		h.away.Remove(m.awayElem)
 		m.away, m.awayElem = false, nil
 		h.counted--
+		r.awayN--
 	}
 	if c := m.conn; c != nil {
 		h.uncount(c)
@@ -323,7 +324,7 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 	s.attach(m)
 	since = min(since, r.seq)
 	from := max(since+1, r.first())
-	gap := max(0, r.first()-1-since)
+	gap := r.gap(since)
 	s.push(h.welcomeFrame(r, m, true, r.seq-from+1, gap))
 	r.catchUp(h, s, since, now)
 	for _, p := range m.pending {
@@ -422,9 +423,15 @@ func (s *Session) message(f *ClientFrame, now int64) {
 			id = 0
 		}
 	}
-	if len(r.remote) == 0 {
+	switch {
+	case to == 0:
+		// Alone, and nobody away: nobody can need this frame, nor those
+		// kept before it.
+		r.wipe(h)
+		r.unneeded = r.seq
+	case len(r.remote) == 0:
 		r.keep(h, m, f.Body, id, to, now)
-	} else {
+	default:
 		// Members of other instances are confirmed by their instance.
 		r.keep(h, m, f.Body, id, to-len(r.remote), now)
 		if id != 0 {

@@ -29,6 +29,15 @@ type room struct {
 	n     int
 	bytes int64 // charged toward MaxRoomBytes
 
+	// unneeded is the seq up to which no frame can be owed to anyone: a
+	// frame sent while its sender was alone, with nobody away, is not
+	// kept, and with it go those kept before. A resume is told of no gap
+	// up to it.
+	unneeded int64
+	// awayN counts this instance's away sessions in the room; h.mu and
+	// r.mu are held to change it.
+	awayN int
+
 	// frontAt is the time of the oldest kept frame (MaxInt64 with none),
 	// for Hub.expire and trimKept, which read it without r.mu.
 	frontAt atomic.Int64
@@ -163,6 +172,12 @@ func (r *room) keep(h *Hub, from *member, body []byte, id int64, to int, now int
 	if r.n == 1 {
 		r.frontAt.Store(now)
 	}
+}
+
+// gap is how many frames after since a resume can no longer be given:
+// those dropped from the kept frames that someone may have needed.
+func (r *room) gap(since int64) int64 {
+	return max(0, r.first()-1-max(since, r.unneeded))
 }
 
 // resize moves the ring into a buffer of size entries (a power of two, at
@@ -327,6 +342,7 @@ func (h *Hub) removeMember(r *room, m *member) {
 		h.away.Remove(m.awayElem)
 		m.awayElem = nil
 		h.counted--
+		r.awayN--
 	}
 	h.unquiet(m)
 	if m.inst == "" && !m.gone {
@@ -406,34 +422,50 @@ func (r *room) event(h *Hub, typ string, m *member) {
 	}
 }
 
-// trimKept drops the oldest kept frames of the whole hub until their bytes
-// are within MaxKeptBytes. It takes the rooms' locks one at a time, so it
-// must be called with none held.
+// trimKept drops kept frames until their bytes are within MaxKeptBytes:
+// the oldest of the room that holds the most, so that nobody can push out
+// another room's frames by flooding rooms of their own, and never taking
+// a room with away sessions below a fair share of the cap (the cap over
+// the rooms that keep frames) while another room can give. It takes the
+// rooms' locks one at a time, so it must be called with none held.
 func (h *Hub) trimKept() {
 	if h.kept.Load() <= h.maxKeptBytes || !h.trimming.TryLock() {
 		return
 	}
 	defer h.trimming.Unlock()
 	for h.kept.Load() > h.maxKeptBytes {
-		var oldest *room
-		at, next := int64(math.MaxInt64), int64(math.MaxInt64)
 		h.mu.Lock()
+		n := 0
 		for _, r := range h.rooms {
-			switch f := r.frontAt.Load(); {
-			case f < at:
-				oldest, at, next = r, f, at
-			case f < next:
-				next = f
+			if r.frontAt.Load() != math.MaxInt64 {
+				n++
+			}
+		}
+		fair := h.maxKeptBytes / int64(max(n, 1))
+		var most, give *room
+		var mostBytes, giveBytes int64
+		for _, r := range h.rooms {
+			r.mu.Lock()
+			b, ok := r.bytes, r.n > 0 && (r.awayN == 0 || r.bytes-r.buf[r.head].size >= fair)
+			r.mu.Unlock()
+			if b > mostBytes {
+				most, mostBytes = r, b
+			}
+			if ok && b > giveBytes {
+				give, giveBytes = r, b
 			}
 		}
 		h.mu.Unlock()
-		if oldest == nil {
+		if give == nil {
+			give = most // every room is at its share: the cap holds all the same
+		}
+		if give == nil {
 			return
 		}
-		oldest.mu.Lock()
-		for oldest.n > 0 && h.kept.Load() > h.maxKeptBytes && oldest.buf[oldest.head].at <= next {
-			oldest.dropOldest(h)
+		give.mu.Lock()
+		if give.n > 0 {
+			give.dropOldest(h)
 		}
-		oldest.mu.Unlock()
+		give.mu.Unlock()
 	}
 }

@@ -321,6 +321,7 @@ func (s *Session) End() {
 				m.conn = nil
 				m.away, m.awaySince = true, now
 				m.awayElem = h.away.PushBack(m)
+				r.awayN++
 				h.unquiet(m)
 				h.counted++
 				r.event(h, "away", m)

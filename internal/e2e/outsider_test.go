@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -290,5 +293,93 @@ func TestPacedFloodClosed(t *testing.T) {
 		sent, float64(sent*len(big))/took.Seconds()/1e6, code, took.Round(time.Millisecond), cpuOf(t, pid)-cpu)
 	if code != websocket.ClosePolicyViolation {
 		t.Fatalf("close %d, want 1008", code)
+	}
+}
+
+// sendPaced sends 31 KiB message frames on c, under the default byte
+// rate (4 a second, after a burst of 6), until stop, reading nothing.
+func sendPaced(c *wstest.Client, stop <-chan struct{}, sent *atomic.Int64) {
+	body := base64.StdEncoding.EncodeToString(make([]byte, 23<<10)) // 31 KiB of base64
+	frame := []byte(`{"v":2,"type":"msg","body":"` + body + `"}`)
+	tick := time.NewTicker(time.Second / 4)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		if i >= 6 {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if c.WriteMessage(websocket.TextMessage, frame) != nil {
+			return
+		}
+		sent.Add(int64(len(frame)))
+	}
+}
+
+// TestFloodsEraseNoCatchUp: bob is away; alice sends him five messages.
+// Forty outsider connections, each alone in a room of its own, and forty
+// more in twenty rooms of two, send 31 KiB frames at two thirds of the
+// byte rate for 8 s. Before, every frame was kept, even a lone sender's, and the hub's cap
+// dropped the oldest frames of all: bob came back to catchup=0 gap=5, his
+// messages gone. Now a lone sender's frames are not kept, the cap takes
+// from the rooms holding the most, and bob gets all five on his resume.
+func TestFloodsEraseNoCatchUp(t *testing.T) {
+	p := Start(t, "--mode", "local", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
+	alice := dialAs(t, p.URL, "127.0.0.150")
+	bob := dialAs(t, p.URL, "127.0.0.151")
+	alice.JoinOK("friends", "alice")
+	bobWelcome := bob.JoinOK("friends", "bob")
+	alice.Expect("join")
+	bob.NetConn().Close()
+	alice.Expect("away")
+	for i := range 5 {
+		alice.Msg(fmt.Sprint("for bob ", i))
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	addr := 0
+	next := func() string { addr++; return fmt.Sprintf("127.0.3.%d", 1+(addr-1)/4) }
+	for i := range 40 {
+		c := dialAs(t, p.URL, next())
+		c.JoinOK(fmt.Sprint("lone ", i), "x")
+		wg.Go(func() { sendPaced(c, stop, &sent) })
+	}
+	for i := range 20 {
+		x, y := dialAs(t, p.URL, next()), dialAs(t, p.URL, next())
+		x.JoinOK(fmt.Sprint("pair ", i), "x")
+		y.JoinOK(fmt.Sprint("pair ", i), "y")
+		wg.Go(func() { sendPaced(x, stop, &sent) })
+		wg.Go(func() { // y reads what x sends, as a member would
+			for {
+				if _, err := y.Read(2 * time.Second); err != nil {
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(8 * time.Second)
+	close(stop)
+	wg.Wait()
+	stats(t, p)
+	lines := statsRe.FindAllString(p.Output(), -1)
+	t.Logf("80 outsider connections sent %.1f MiB in 8 s; server: %s", float64(sent.Load())/(1<<20), lines[len(lines)-1])
+
+	back := dialAs(t, p.URL, "127.0.0.151")
+	back.Resume("friends", bobWelcome, 0)
+	w := back.Expect("welcome")
+	var got []string
+	for range w.Int("catchup") {
+		if f := back.Next(); f.Type() == "msg" && f.Str("from") == "alice" {
+			got = append(got, wstest.Body(f))
+		}
+	}
+	t.Logf("bob came back: resumed %v, catchup=%d gap=%d, alice's messages %q", w["resumed"], w.Int("catchup"), w.Int("gap"), got)
+	if w["resumed"] != true || w.Int("gap") != 0 || len(got) != 5 {
+		t.Fatalf("bob missed alice's messages after the flood")
 	}
 }
