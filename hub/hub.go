@@ -22,10 +22,6 @@ const (
 	// DefaultMaxConnsPerPeer: a Tor Browser reaches an onion site over one
 	// circuit for all its tabs, and a page needs one WebSocket.
 	DefaultMaxConnsPerPeer = 4
-	// sessionsPerConn bounds the sessions one peer made, live or away:
-	// sessionsPerConn × MaxConnsPerPeer. Beyond it, a new session from
-	// that peer ends the peer's own oldest away session.
-	sessionsPerConn = 2
 	DefaultMaxRooms        = 200
 	DefaultMaxMembers      = 100
 	DefaultSendQueue       = 4096    // frames waiting for one slow reader
@@ -68,6 +64,11 @@ const (
 	// Burst frames dropped since its rate buckets were last full is
 	// closed with ClosePolicy.
 	floodFactor = 4
+
+	// sessionsPerConn bounds the sessions one peer made, live or away:
+	// sessionsPerConn × MaxConnsPerPeer. Beyond it, a new session from
+	// that peer ends the peer's own oldest away session.
+	sessionsPerConn = 2
 
 	// oldCacheIdle is how long a room keeps the catch-up frames it made
 	// after the last catch-up that used them.
