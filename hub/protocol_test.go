@@ -994,3 +994,30 @@ func TestAwaySessionsCharged(t *testing.T) {
 	}
 	checkEmpty(t, h)
 }
+
+// TestForgedClaimEndsNobody: a claim carrying a session's token hash (which
+// every instance learns from join events) but not proof of the token
+// itself is refused and ends nothing; the member's own claim, from another
+// instance, ends the session and frees the name.
+func TestForgedClaimEndsNobody(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	room := roomID(50)
+	a := dial(t, h, "pa")
+	w, _ := a.join(room, "alice")
+	token := w.str("resume")
+	keys := keysOf("alice")
+	forged := &Claim{Room: room, Key: keys.key, Skel: keys.skel, SkelLower: keys.skelLower, Token: tokenHash(token)}
+	if code := h.Vet(forged); code != CodeNameTaken {
+		t.Fatalf("a forged claim: %q, want %s", code, CodeNameTaken)
+	}
+	if st := h.Stats(); st.Names != 1 || a.conn.isClosed() {
+		t.Fatalf("a forged claim ended the session: %+v", st)
+	}
+	forged.Proof = claimProof(token, room, keys.key)
+	if code := h.Vet(forged); code != "" {
+		t.Fatalf("the member's own claim: %q", code)
+	}
+	a.expectClose(CodeReplaced, CloseReplaced)
+	a.s.End()
+	checkEmpty(t, h)
+}

@@ -158,7 +158,8 @@ func appendClaim(b []byte, c *hub.Claim) []byte {
 	b = appendString(b, c.Key)
 	b = appendString(b, c.Skel)
 	b = appendString(b, c.SkelLower)
-	return appendBytes(b, c.Token)
+	b = appendBytes(b, c.Token)
+	return appendBytes(b, c.Proof)
 }
 
 func decodeClaim(b []byte) (hub.Claim, error) {
@@ -166,6 +167,9 @@ func decodeClaim(b []byte) (hub.Claim, error) {
 	c := hub.Claim{Room: string(r.bytes()), Key: string(r.bytes()), Skel: string(r.bytes()), SkelLower: string(r.bytes())}
 	if t := r.bytes(); len(t) > 0 {
 		c.Token = t
+	}
+	if p := r.bytes(); len(p) > 0 {
+		c.Proof = p
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errors.New("cluster: trailing bytes")
