@@ -444,14 +444,18 @@ func (h *Hub) trimKept() {
 		fair := h.maxKeptBytes / int64(max(n, 1))
 		var most, give *room
 		var mostBytes, giveBytes int64
+		// more: r holds more than x, or as much with older frames.
+		more := func(r *room, b int64, x *room, xb int64) bool {
+			return x == nil || b > xb || b == xb && r.frontAt.Load() < x.frontAt.Load()
+		}
 		for _, r := range h.rooms {
 			r.mu.Lock()
 			b, ok := r.bytes, r.n > 0 && (r.awayN == 0 || r.bytes-r.buf[r.head].size >= fair)
 			r.mu.Unlock()
-			if b > mostBytes {
+			if b > 0 && more(r, b, most, mostBytes) {
 				most, mostBytes = r, b
 			}
-			if ok && b > giveBytes {
+			if ok && more(r, b, give, giveBytes) {
 				give, giveBytes = r, b
 			}
 		}
