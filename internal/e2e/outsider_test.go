@@ -383,3 +383,33 @@ func TestFloodsEraseNoCatchUp(t *testing.T) {
 		t.Fatalf("bob missed alice's messages after the flood")
 	}
 }
+
+// TestWholeScriptLookAlikes: names written wholly in another script, or
+// with small capitals, digits or letter pairs that look like a present
+// member's, were accepted beside it. Now each is refused as
+// name_confusable over a real socket; a different name still joins.
+func TestWholeScriptLookAlikes(t *testing.T) {
+	p := Start(t, "--mode", "local", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
+	var accepted []string
+	for i, pair := range [][2]string{
+		{"Alice", "Аӏісе"}, {"Alice", "ᴀlice"}, {"bob", "b0b"}, {"oscar", "0scar"},
+		{"dave", "clave"}, {"kim", "ĸim"}, {"tom", "ᴛom"},
+	} {
+		room := fmt.Sprint("look-alikes ", i)
+		first := dialAs(t, p.URL, fmt.Sprintf("127.0.4.%d", 2*i+1))
+		first.JoinOK(room, pair[0])
+		c := dialAs(t, p.URL, fmt.Sprintf("127.0.4.%d", 2*i+2))
+		if typ, code := joinResult(c, room, pair[1]); typ != "error" || code != "name_confusable" {
+			accepted = append(accepted, fmt.Sprintf("%q beside %q (%s %s)", pair[1], pair[0], typ, code))
+		}
+		c.Close()
+		if i < 6 {
+			first.Close()
+		}
+	}
+	t.Logf("accepted beside a look-alike: %d of 7 %v", len(accepted), accepted)
+	if len(accepted) > 0 {
+		t.Fatalf("look-alike names accepted")
+	}
+	dialAs(t, p.URL, "127.0.4.100").JoinOK("look-alikes 6", "Carol")
+}
