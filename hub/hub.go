@@ -448,10 +448,12 @@ func (h *Hub) Open(conn Conn, peer string) *Session {
 	switch {
 	case h.closed:
 		h.mu.Unlock()
+		s.refused.Store(true)
 		s.fail(CloseGoingAway, CodeShuttingDown, "the server is shutting down", 0)
 		return s
 	case h.peers[peer] >= h.cfg.MaxConnsPerPeer:
 		h.mu.Unlock()
+		s.refused.Store(true)
 		s.fail(ClosePolicy, CodeTooManyConns, "too many connections from one place ("+strconv.Itoa(h.cfg.MaxConnsPerPeer)+")", 0)
 		return s
 	case h.counted < h.cfg.MaxConns:
@@ -461,6 +463,7 @@ func (h *Hub) Open(conn Conn, peer string) *Session {
 		h.over++
 	case !h.evictLive(nil):
 		h.mu.Unlock()
+		s.refused.Store(true)
 		s.fail(CloseTryAgainLater, CodeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
 		return s
 	}

@@ -47,6 +47,7 @@ type Session struct {
 	joined     atomic.Bool
 	closing    atomic.Bool // set once the session will say nothing more
 	leaving    atomic.Bool // the connection ends on purpose: its member leaves rather than going away
+	refused    atomic.Bool // Open refused it: its transport closes at once after its last frames
 
 	mu      sync.Mutex
 	q       [][]byte
@@ -241,7 +242,12 @@ func (s *Session) writeLoop() {
 			}
 			s.mu.Unlock()
 			if closing {
-				if gc, ok := s.conn.(GracefulCloser); ok {
+				// A connection Open refused closes at once: it has sent
+				// nothing the server read (a client waits for the
+				// upgrade's answer), so its frames still arrive, and one
+				// address opening thousands a second must not hold a
+				// socket each for the lingering close.
+				if gc, ok := s.conn.(GracefulCloser); ok && !s.refused.Load() {
 					gc.CloseGracefully() // the reader ends the session
 				} else {
 					s.conn.Close()

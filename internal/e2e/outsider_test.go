@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -412,4 +414,108 @@ func TestWholeScriptLookAlikes(t *testing.T) {
 		t.Fatalf("look-alike names accepted")
 	}
 	dialAs(t, p.URL, "127.0.4.100").JoinOK("look-alikes 6", "Carol")
+}
+
+// upgradeRequest is a WebSocket upgrade request for host, as a page's.
+func upgradeRequest(host string) []byte {
+	return []byte("GET /ws HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://" + host + "\r\n\r\n")
+}
+
+// openFDs counts the file descriptors process pid holds.
+func openFDs(pid int) int {
+	es, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(es)
+}
+
+// TestRefusedUpgradesReleased: one address opens WebSocket upgrades as fast
+// as it can and never reads. Past max_conns_per_peer each is refused
+// (too_many_conns), and each refused socket used to linger up to 2 s for
+// a close that never came: the server sat at its bound on open
+// connections and a friend's chat slowed to seconds. Now a refused upgrade
+// releases its socket at once: the server's file descriptors stay far
+// below that bound, and the friends' round trips are printed beside.
+func TestRefusedUpgradesReleased(t *testing.T) {
+	p := Start(t, "--mode", "local", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
+	pid := p.Cmd.Process.Pid
+	host := hostPort(p.URL)
+	alice, bob := dialAs(t, p.URL, "127.0.0.150"), dialAs(t, p.URL, "127.0.0.151")
+	wstest.Pair(alice, bob, "friends")
+	roundTrips := func(n int) (median, worst time.Duration) {
+		var ds []time.Duration
+		for i := range n {
+			start := time.Now()
+			alice.Says(bob, "alice", fmt.Sprint("ping ", i))
+			ds = append(ds, time.Since(start))
+			time.Sleep(50 * time.Millisecond)
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2], ds[len(ds)-1]
+	}
+	quietMedian, quietWorst := roundTrips(10)
+	// A refused upgrade still tells its page why, then closes.
+	for range 4 {
+		defer dialAs(t, p.URL, "127.0.0.20").Close()
+	}
+	fifth := dialAs(t, p.URL, "127.0.0.20")
+	fifth.ExpectError("too_many_conns")
+	if code := fifth.ExpectClose(); code != websocket.ClosePolicyViolation {
+		t.Fatalf("a refused upgrade closed %d, want 1008", code)
+	}
+	idle := openFDs(pid)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var dials atomic.Int64
+	req := upgradeRequest(host)
+	attackStart := time.Now()
+	for range 16 {
+		wg.Go(func() {
+			// About 220 upgrades a second from each of 16 goroutines; each
+			// socket is kept open, unread, for 2.5 s.
+			type heldConn struct {
+				c  net.Conn
+				at time.Time
+			}
+			var held []heldConn
+			defer func() {
+				for _, h := range held {
+					h.c.Close()
+				}
+			}()
+			tick := time.NewTicker(time.Second / 220)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				for len(held) > 0 && time.Since(held[0].at) > 2500*time.Millisecond {
+					held[0].c.Close()
+					held = held[1:]
+				}
+				c, err := dialFrom("127.0.0.9", host)
+				if err != nil {
+					continue
+				}
+				dials.Add(1)
+				c.Write(req)
+				held = append(held, heldConn{c, time.Now()})
+			}
+		})
+	}
+	time.Sleep(3 * time.Second)
+	most := openFDs(pid)
+	median, worst := roundTrips(20)
+	most = max(most, openFDs(pid))
+	close(stop)
+	wg.Wait()
+	took := time.Since(attackStart)
+	t.Logf("one address opened %d upgrades in %.1f s (%.0f a second); server file descriptors: %d idle, at most %d under attack; friends' round trip: median %v, worst %v (quiet: %v, %v)",
+		dials.Load(), took.Seconds(), float64(dials.Load())/took.Seconds(), idle, most,
+		median.Round(time.Millisecond), worst.Round(time.Millisecond), quietMedian.Round(time.Millisecond), quietWorst.Round(time.Millisecond))
+	if most > idle+256 {
+		t.Fatalf("refused upgrades held %d file descriptors (idle: %d)", most, idle)
+	}
 }
