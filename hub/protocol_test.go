@@ -515,15 +515,22 @@ func TestAckIsAmortised(t *testing.T) {
 	}
 }
 
+// keptHub returns a hub without rate limits whose caps on kept frames
+// are room and all frames of body, and what one of them costs.
+func keptHub(t *testing.T, room, all int64) (h *Hub, clk *clock, body string, size int64) {
+	h, clk = testHub(t, Config{Rate: 1e9, Burst: 1 << 20})
+	body = body64(strings.Repeat("x", 3000))
+	size = int64(len(body)) + keptOverhead
+	h.maxRoomBytes = room * size
+	h.maxKeptBytes = all * size
+	return h, clk, body, size
+}
+
 // TestKeptCapsAndWipe: a room keeps at most maxRoomBytes, the hub at most
-// maxKeptBytes with the oldest frames of any room dropped first, and a
-// room's frames go with the room.
+// maxKeptBytes, the room holding the most giving its oldest frames first,
+// and a room's frames go with the room.
 func TestKeptCapsAndWipe(t *testing.T) {
-	h, clk := testHub(t, Config{Rate: 1e9, Burst: 1 << 20})
-	body := body64(strings.Repeat("x", 3000))
-	size := int64(len(body)) + keptOverhead
-	h.maxRoomBytes = 10 * size
-	h.maxKeptBytes = 15 * size
+	h, clk, body, size := keptHub(t, 10, 15)
 	r1, r2 := roomID(10), roomID(11)
 	a, b := dial(t, h, "p1"), dial(t, h, "p2")
 	a.join(r1, "a")
@@ -570,11 +577,7 @@ func TestKeptCapsAndWipe(t *testing.T) {
 // hold the most, and a room with an away session keeps its fair share:
 // flooding rooms of one's own erases nobody else's catch-up.
 func TestKeptFramesOutsidersCannotErase(t *testing.T) {
-	h, _ := testHub(t, Config{Rate: 1e9, Burst: 1 << 20})
-	body := body64(strings.Repeat("x", 3000))
-	size := int64(len(body)) + keptOverhead
-	h.maxRoomBytes = 10 * size
-	h.maxKeptBytes = 12 * size
+	h, _, body, size := keptHub(t, 10, 12)
 
 	lone := dial(t, h, "lone")
 	wl, _ := lone.join(roomID(40), "lone")
