@@ -8,13 +8,13 @@ require (
 	github.com/cretz/bine v0.2.1-0.20221201125941-b9d31d9c7866
 	github.com/evanw/esbuild v0.28.2
 	github.com/gorilla/websocket v1.5.3
-	github.com/mtibben/confusables v0.0.0-20210201002637-9d1b0723b659
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/rogpeppe/go-internal v1.16.0
+	go.mau.fi/util v0.11.1
 	go.uber.org/goleak v1.3.0
-	golang.org/x/sys v0.49.0
+	golang.org/x/sys v0.50.0
 	golang.org/x/text v0.44.0
 	rsc.io/qr v0.2.0
 )

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"slices"
@@ -44,10 +45,12 @@ type Claim struct {
 	// its UTS #39 skeletons (as written and lower-cased).
 	Key, Skel, SkelLower string
 	// Token is the SHA-256 of the resume token the join carries, if
-	// any: the instance whose session has the name and this token ends
-	// that session and lets the join take the name (a member moving to
-	// another instance).
-	Token []byte
+	// any, and Proof its claimProof: the instance whose session has the
+	// name ends that session and lets the join take the name (a member
+	// moving to another instance) only if Proof is right. Every instance
+	// learns Token from join events; only the token's holder can make
+	// Proof, so a claim can end nobody else's session.
+	Token, Proof []byte
 
 	// Commit, if not 0, makes this a commit's claim instead: its epoch
 	// plus one. OverInst and OverSeq name the commit taken for that
@@ -57,6 +60,19 @@ type Claim struct {
 	OverInst string
 	OverSeq  int64
 	SID      string
+}
+
+// claimProof proves, to the instance that made a resume token, that a
+// claim for the name in room comes with the token itself: the links
+// carry only the token's SHA-256 otherwise, from which this cannot be
+// made.
+func claimProof(token, room, key string) []byte {
+	if token == "" {
+		return nil
+	}
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("onionchat claim\x00" + room + "\x00" + key))
+	return m.Sum(nil)
 }
 
 // EventKind says what an Event is about.
@@ -210,7 +226,8 @@ func (s *Session) claim(room string, keys nameKeys, resume string) (code string,
 		}
 		h.mu.Unlock()
 	}
-	code = h.cfg.Cluster.Claim(&Claim{Room: room, Key: keys.key, Skel: keys.skel, SkelLower: keys.skelLower, Token: tokenHash(resume)})
+	code = h.cfg.Cluster.Claim(&Claim{Room: room, Key: keys.key, Skel: keys.skel, SkelLower: keys.skelLower,
+		Token: tokenHash(resume), Proof: claimProof(resume, room, keys.key)})
 	return code, done
 }
 
@@ -268,6 +285,9 @@ func (h *Hub) Vet(c *Claim) string {
 			return CodeNameTaken
 		}
 		if old.inst == "" {
+			if !hmac.Equal(c.Proof, claimProof(old.resume, c.Room, keys.key)) {
+				return CodeNameTaken // the token's hash, not the token: not the member
+			}
 			if conn := old.conn; conn != nil {
 				h.uncount(conn)
 				conn.fail(CloseReplaced, CodeReplaced, "this session continues on a newer connection", 0)
@@ -359,6 +379,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		if m != nil && m.inst == e.Instance && len(e.Body) > 0 && validBase64(e.Body) {
 			for _, o := range r.members {
 				if o.sid == e.To && o.inst == "" && o.conn != nil {
+					mix(m, o)
 					o.conn.push(h.directFrame(m, o, e.Body))
 				}
 			}
@@ -408,6 +429,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		for _, o := range r.members {
 			if o.inst == "" {
 				local++
+				mix(m, o)
 				if o.conn != nil {
 					o.conn.push(frame)
 				}

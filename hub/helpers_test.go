@@ -280,8 +280,9 @@ func checkEmpty(t *testing.T, h *Hub) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.counted != 0 || h.waiting.Len() != 0 || h.alone.Len() != 0 || h.away.Len() != 0 || h.kept.Load() != 0 {
-		t.Fatalf("counted %d, waiting %d, alone %d, away %d, kept %d: want all 0",
-			h.counted, h.waiting.Len(), h.alone.Len(), h.away.Len(), h.kept.Load())
+	if h.counted != 0 || h.waiting.Len() != 0 || h.alone.Len() != 0 || h.away.Len() != 0 || h.kept.Load() != 0 ||
+		len(h.held) != 0 || h.over != 0 || h.quiet.Len() != 0 {
+		t.Fatalf("counted %d, waiting %d, alone %d, away %d, kept %d, held %v, over %d, quiet %d: want all 0",
+			h.counted, h.waiting.Len(), h.alone.Len(), h.away.Len(), h.kept.Load(), h.held, h.over, h.quiet.Len())
 	}
 }

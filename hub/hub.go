@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -59,9 +60,15 @@ const (
 	// one a second, at least one every 10 ms).
 	sweepsPerPing = 16
 
-	// floodFactor: a connection that has had this many times Burst frames
-	// dropped in a row is closed with ClosePolicy.
+	// floodFactor: a connection that has had more than this many times
+	// Burst frames dropped since its rate buckets were last full is
+	// closed with ClosePolicy.
 	floodFactor = 4
+
+	// sessionsPerConn bounds the sessions one peer made, live or away:
+	// sessionsPerConn × MaxConnsPerPeer. Beyond it, a new session from
+	// that peer ends the peer's own oldest away session.
+	sessionsPerConn = 2
 
 	// oldCacheIdle is how long a room keeps the catch-up frames it made
 	// after the last catch-up that used them.
@@ -80,7 +87,7 @@ type Config struct {
 	Rate            float64 // frames per second one connection may send, sustained (control frames too)
 	Burst           int     // frames one connection may send at once
 	MaxConns        int     // sessions in all: open connections and away sessions
-	MaxConnsPerPeer int     // open connections from one peer (address or Tor circuit)
+	MaxConnsPerPeer int     // open connections from one peer (address or Tor circuit); its sessions, live or away, at most twice as many
 	MaxRooms        int     // rooms in all
 	MaxMembers      int     // sessions in one room, away ones included
 	SendQueue       int     // frames queued for one connection before it is dropped as too slow
@@ -225,11 +232,14 @@ type Hub struct {
 	rooms    map[string]*room
 	sessions map[*Session]struct{} // open connections, until End
 	peers    map[string]int        // open connections per peer
+	held     map[string]int        // this instance's sessions, live or away, per peer that made or last resumed them
 	joins    map[string]*bucket    // join allowance of peers that joined lately
 	counted  int                   // toward MaxConns: counted connections and away sessions
 	waiting  list.List             // of *Session: counted connections that have not joined, oldest first
 	alone    list.List             // of *room: rooms with one session, alone the longest first
 	away     list.List             // of *member: away sessions, away the longest first
+	quiet    list.List             // of *member: live sessions, oldest first, some of which have exchanged frames with another peer's since (dropped lazily)
+	over     int                   // connections admitted over MaxConns while as many away sessions could make way (Open)
 	pending  []*pendingJoin        // joins asking the other instances (Cluster)
 	closed   bool
 	drained  chan struct{} // closed when closed and sessions is empty
@@ -256,6 +266,7 @@ func New(cfg Config) *Hub {
 		rooms:        make(map[string]*room),
 		sessions:     make(map[*Session]struct{}),
 		peers:        make(map[string]int),
+		held:         make(map[string]int),
 		joins:        make(map[string]*bucket),
 		drained:      make(chan struct{}),
 	}
@@ -421,10 +432,13 @@ func (h *Hub) shutdown() {
 // Session.End once when it stops reading.
 //
 // When the hub has MaxConns sessions, the new connection takes the place
-// of the oldest connection that has not joined, or else of the session
-// alone in its room the longest (docs/protocol.md §5). When a limit
-// refuses the connection, Open still returns a session: it sends the
-// client an error frame and a close frame and ends itself.
+// of the oldest connection that has not joined; or, while away sessions
+// could make way, it comes in over MaxConns and its join ends one (or
+// takes back its own); or else it takes the place of the session alone in
+// its room the longest, or of the oldest that has exchanged no frame with
+// another peer's (docs/protocol.md §5). When a limit refuses the
+// connection, Open still returns a session: it sends the client an error
+// frame and a close frame and ends itself.
 func (h *Hub) Open(conn Conn, peer string) *Session {
 	s := &Session{h: h, conn: conn, peer: peer}
 	s.opened = h.now()
@@ -435,15 +449,23 @@ func (h *Hub) Open(conn Conn, peer string) *Session {
 	switch {
 	case h.closed:
 		h.mu.Unlock()
+		s.refused.Store(true)
 		s.fail(CloseGoingAway, CodeShuttingDown, "the server is shutting down", 0)
 		return s
 	case h.peers[peer] >= h.cfg.MaxConnsPerPeer:
 		h.mu.Unlock()
+		s.refused.Store(true)
 		s.fail(ClosePolicy, CodeTooManyConns, "too many connections from one place ("+strconv.Itoa(h.cfg.MaxConnsPerPeer)+")", 0)
 		return s
-	case h.counted >= h.cfg.MaxConns && !h.evictForConn():
+	case h.counted < h.cfg.MaxConns:
+	case h.evictWaiting():
+	case h.over < h.away.Len():
+		s.over = true
+		h.over++
+	case !h.evictLive(nil):
 		h.mu.Unlock()
-		s.fail(CloseTryAgainLater, CodeServerFull, "the server has "+strconv.Itoa(h.cfg.MaxConns)+" sessions, all in shared rooms; try again later", 0)
+		s.refused.Store(true)
+		s.fail(CloseTryAgainLater, CodeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
 		return s
 	}
 	h.sessions[s] = struct{}{}
@@ -456,39 +478,164 @@ func (h *Hub) Open(conn Conn, peer string) *Session {
 	return s
 }
 
-// evictForConn frees a place for a new connection: the oldest connection
-// that has not joined, or else the session alone in its room the longest.
-// h.mu is held.
-func (h *Hub) evictForConn() bool {
-	if e := h.waiting.Front(); e != nil {
-		s := e.Value.(*Session)
-		h.uncount(s)
-		s.fail(CloseTryAgainLater, CodeEvicted, evictedMsg, 0)
-		return true
-	}
-	return h.evictAlone()
+func serverFullMsg(n int) string {
+	return "the server has " + strconv.Itoa(n) + " sessions, all in shared rooms; try again later"
 }
 
 const evictedMsg = "the server is full and gave your place to someone joining friends; try again later"
 
-// evictAlone ends the session that has been alone in its room the longest,
-// and with it the room. h.mu is held.
-func (h *Hub) evictAlone() bool {
-	e := h.alone.Front()
+// evictWaiting ends the oldest connection that has not joined. h.mu is
+// held.
+func (h *Hub) evictWaiting() bool {
+	e := h.waiting.Front()
 	if e == nil {
 		return false
 	}
-	r := e.Value.(*room)
-	r.mu.Lock()
-	m := r.members[0]
+	s := e.Value.(*Session)
+	h.uncount(s)
+	s.fail(CloseTryAgainLater, CodeEvicted, evictedMsg, 0)
+	return true
+}
+
+// evictLive ends the live session that has been alone in its room the
+// longest, or else the oldest that has exchanged no frame with a session
+// of another peer: neither outranks a newcomer. A session of the room
+// locked (whose r.mu the caller holds) is never taken. h.mu is held.
+func (h *Hub) evictLive(locked *room) bool {
+	for e := h.alone.Front(); e != nil; e = e.Next() {
+		if r := e.Value.(*room); r != locked {
+			h.dropRoom(r)
+			return true
+		}
+	}
+	for e := h.quiet.Front(); e != nil; {
+		m := e.Value.(*member)
+		next := e.Next()
+		if m.mixed.Load() {
+			h.quiet.Remove(e) // exchanged frames since: off the list
+			m.quietElem = nil
+		} else if m.room != locked {
+			h.dropMember(m, nil)
+			return true
+		}
+		e = next
+	}
+	return false
+}
+
+// evictAway ends an away session to make a place: one that has exchanged
+// no frame with another peer's first, then of the peer that holds the
+// most sessions, then the one away the longest. A session in the room
+// locked is taken only if others stay in it. With only set, only that
+// peer's away sessions count. h.mu is held.
+func (h *Hub) evictAway(locked *room, only string) bool {
+	var best *member
+	var bestMixed bool
+	bestHeld := -1
+	for e := h.away.Front(); e != nil; e = e.Next() {
+		m := e.Value.(*member)
+		if only != "" && m.peer != only || m.room == locked && len(locked.members) < 2 {
+			continue
+		}
+		mixed, held := m.mixed.Load(), h.held[m.peer]
+		if best == nil || bestMixed && !mixed || bestMixed == mixed && held > bestHeld {
+			best, bestMixed, bestHeld = m, mixed, held
+		}
+	}
+	if best == nil {
+		return false
+	}
+	h.dropMember(best, locked)
+	return true
+}
+
+// dropMember ends a session to make room: its connection, if live, is
+// told it was evicted. locked is the room whose r.mu the caller holds
+// (nil: none). h.mu is held.
+func (h *Hub) dropMember(m *member, locked *room) {
+	r := m.room
+	if r != locked {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+	}
 	c := m.conn
 	h.removeMember(r, m)
-	r.mu.Unlock()
 	if c != nil {
 		h.uncount(c)
 		c.fail(CloseTryAgainLater, CodeEvicted, evictedMsg, 0)
 	}
+}
+
+// dropRoom ends every session of a room, and with them the room. h.mu is
+// held; r.mu is not.
+func (h *Hub) dropRoom(r *room) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range slices.Clone(r.members) {
+		if m.inst == "" {
+			h.dropMember(m, r)
+		}
+	}
+}
+
+// evictRoom ends a room to make way for a new one, choosing among the
+// rooms without sessions of other instances where no session that has
+// exchanged frames with another peer's is live beside others: first
+// those whose sessions are all away and have exchanged nothing, then
+// those of one session (alone), then those whose sessions have exchanged
+// nothing, then those all away; among them, the room with a session of
+// the peer that holds the most, then the oldest. h.mu is held.
+func (h *Hub) evictRoom() bool {
+	var best *room
+	bestClass, bestHeld, bestSince := roomKept, -1, int64(0)
+	for _, r := range h.rooms {
+		r.mu.Lock()
+		class, held, since := h.roomClass(r)
+		r.mu.Unlock()
+		if class < roomKept && (best == nil || class < bestClass || class == bestClass && (held > bestHeld || held == bestHeld && since < bestSince)) {
+			best, bestClass, bestHeld, bestSince = r, class, held, since
+		}
+	}
+	if best == nil {
+		return false
+	}
+	h.dropRoom(best)
 	return true
+}
+
+// roomKept is the class of a room evictRoom never takes.
+const roomKept = 4
+
+// roomClass ranks a room for evictRoom: 0 to 3 (lower goes first) or
+// roomKept; the most sessions a peer of its members holds; and when its
+// first session joined. h.mu and r.mu are held.
+func (h *Hub) roomClass(r *room) (class, held int, since int64) {
+	if len(r.remote) > 0 || len(r.members) == 0 {
+		return roomKept, 0, 0
+	}
+	allAway, anyMixed := true, false
+	for _, m := range r.members {
+		mixed := m.mixed.Load()
+		if !m.away {
+			allAway = false
+			if mixed && len(r.members) > 1 {
+				return roomKept, 0, 0 // friends chatting
+			}
+		}
+		anyMixed = anyMixed || mixed
+		held = max(held, h.held[m.peer])
+	}
+	switch {
+	case allAway && !anyMixed:
+		class = 0
+	case len(r.members) == 1:
+		class = 1
+	case !anyMixed:
+		class = 2
+	default:
+		class = 3
+	}
+	return class, held, r.members[0].since
 }
 
 // uncount stops counting a connection toward MaxConns once it is on its
@@ -497,6 +644,10 @@ func (h *Hub) uncount(s *Session) {
 	if s.counted {
 		s.counted = false
 		h.counted--
+	}
+	if s.over {
+		s.over = false
+		h.over--
 	}
 	if s.waiting != nil {
 		h.waiting.Remove(s.waiting)

@@ -8,7 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/mtibben/confusables"
+	"go.mau.fi/util/confusable"
+	"golang.org/x/text/cases"
 	"golang.org/x/text/secure/precis"
 )
 
@@ -142,9 +143,9 @@ func oneScript(scripts []string) bool {
 }
 
 // nameKeys are what a room compares a prepared name by: its PRECIS
-// comparison key (case-folded; equal keys are the same member) and the
-// UTS #39 skeletons of the name as written and of its key (lower-cased),
-// for look-alikes.
+// comparison key (case-folded; equal keys are the same member) and two
+// look-alike skeletons (skeleton), of the name as written and of its key,
+// for look-alikes. The hub and the cluster's claims both compare by them.
 type nameKeys struct {
 	key, skel, skelLower string
 }
@@ -154,13 +155,47 @@ func keysOf(prepared string) nameKeys {
 	if err != nil { // cannot happen for a prepared name; compare it as it is
 		key = prepared
 	}
-	return nameKeys{key: key, skel: confusables.Skeleton(prepared), skelLower: confusables.Skeleton(key)}
+	return nameKeys{key: key, skel: skeleton(prepared), skelLower: skeleton(key)}
 }
 
 // confusable reports whether two names look alike: a skeleton of one, as
 // written or lower-cased, equals a skeleton of the other.
 func (a nameKeys) confusable(b nameKeys) bool {
 	return a.skel == b.skel || a.skel == b.skelLower || a.skelLower == b.skel || a.skelLower == b.skelLower
+}
+
+var fold = cases.Fold()
+
+// skeleton is what two names that look alike share: the UTS #39 skeleton
+// (Unicode's current confusables data, which maps whole-script look-alikes
+// such as Cyrillic "Аӏісе" to "Alice"), then lookAlikes and the skeleton
+// again, case-folded, so that "b0b" (skeleton "bOb") meets "bob". Taken of
+// a name as written it keeps "I" beside "l"; of its case-folded key it
+// meets the lower-case forms.
+func skeleton(s string) string {
+	t := confusable.Skeleton(s)
+	var b strings.Builder
+	for _, r := range t {
+		if v, ok := lookAlikes[r]; ok {
+			b.WriteString(v)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return fold.String(confusable.Skeleton(b.String()))
+}
+
+// lookAlikes are what Unicode's table keeps apart but a name shows as the
+// same letter: the Latin small capitals it leaves unmapped or makes
+// prototypes of their own (ᴛ for Greek tau and Cyrillic te), written at
+// the height of lower case in the capital's shape; kra, which the table
+// makes the prototype of Greek kappa; turned w, the prototype it gives
+// small capital M and Cyrillic м; and "d", which "cl" imitates as "rn"
+// imitates "m" in the table.
+var lookAlikes = map[rune]string{
+	'ᴀ': "a", 'ʙ': "b", 'ᴅ': "cl", 'ᴇ': "e", 'ꜰ': "f", 'ɢ': "g", 'ʜ': "h", 'ᴊ': "j", 'ʟ': "l",
+	'ɴ': "n", 'ᴘ': "p", 'ꞯ': "q", 'ʀ': "r", 'ᴛ': "t",
+	'ĸ': "k", 'ʍ': "m", 'd': "cl",
 }
 
 // nameKey returns the comparison key of a name as a client wrote it (a

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"golang.org/x/text/unicode/runenames"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -97,6 +98,41 @@ func TestConfusable(t *testing.T) {
 	// A whole-script look-alike: Cyrillic letters only.
 	if !keysOf("сосо").confusable(keysOf("coco")) {
 		t.Error("Cyrillic сосо is not confusable with Latin coco")
+	}
+	// What an outsider tried (issue 25), each beside the name it imitates;
+	// and names that merely share letters stay apart.
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"Аӏісе", "Alice", true}, {"ᴀlice", "Alice", true}, {"b0b", "bob", true}, {"0scar", "oscar", true},
+		{"clave", "dave", true}, {"ĸim", "kim", true}, {"ᴛom", "tom", true}, {"ᴍax", "max", true},
+		{"dave", "clara", false}, {"kim", "kin", false}, {"tom", "torn", true}, {"Ioan", "loan", true},
+		{"Zoë", "Zoe", false}, {"bob", "boo", false},
+	} {
+		a, err1 := PrepareName(tc.a)
+		b, err2 := PrepareName(tc.b)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%q, %q: %v %v", tc.a, tc.b, err1, err2)
+		}
+		if got := keysOf(a).confusable(keysOf(b)); got != tc.want {
+			t.Errorf("%q beside %q: confusable %v, want %v (skeletons %q %q)", tc.a, tc.b, got, tc.want, keysOf(a).skelLower, keysOf(b).skelLower)
+		}
+	}
+}
+
+// TestLookAlikesTable: every entry of lookAlikes but kra, turned w and "d"
+// is a Latin small capital by its Unicode name, mapped to its letter.
+func TestLookAlikesTable(t *testing.T) {
+	for r, to := range lookAlikes {
+		if r == 'ĸ' || r == 'ʍ' || r == 'd' {
+			continue
+		}
+		name := runenames.Name(r)
+		letter, ok := strings.CutPrefix(name, "LATIN LETTER SMALL CAPITAL ")
+		if !ok || len(letter) != 1 || strings.ToLower(letter) != map[string]string{"cl": "d"}[to]+strings.TrimPrefix(to, "cl") {
+			t.Errorf("%U %s maps to %q", r, name, to)
+		}
 	}
 }
 

@@ -515,19 +515,29 @@ func TestAckIsAmortised(t *testing.T) {
 	}
 }
 
+// keptHub returns a hub without rate limits whose caps on kept frames
+// are room and all frames of body, and what one of them costs.
+func keptHub(t *testing.T, room, all int64) (h *Hub, clk *clock, body string, size int64) {
+	h, clk = testHub(t, Config{Rate: 1e9, Burst: 1 << 20})
+	body = body64(strings.Repeat("x", 3000))
+	size = int64(len(body)) + keptOverhead
+	h.maxRoomBytes = room * size
+	h.maxKeptBytes = all * size
+	return h, clk, body, size
+}
+
 // TestKeptCapsAndWipe: a room keeps at most maxRoomBytes, the hub at most
-// maxKeptBytes with the oldest frames of any room dropped first, and a
-// room's frames go with the room.
+// maxKeptBytes, the room holding the most giving its oldest frames first,
+// and a room's frames go with the room.
 func TestKeptCapsAndWipe(t *testing.T) {
-	h, clk := testHub(t, Config{Rate: 1e9, Burst: 1 << 20})
-	body := body64(strings.Repeat("x", 3000))
-	size := int64(len(body)) + keptOverhead
-	h.maxRoomBytes = 10 * size
-	h.maxKeptBytes = 15 * size
+	h, clk, body, size := keptHub(t, 10, 15)
 	r1, r2 := roomID(10), roomID(11)
 	a, b := dial(t, h, "p1"), dial(t, h, "p2")
 	a.join(r1, "a")
 	b.join(r2, "b")
+	a2, b2 := dial(t, h, "p4"), dial(t, h, "p5")
+	a2.join(r1, "a2")
+	b2.join(r2, "b2")
 	for range 25 {
 		a.msg(body)
 	}
@@ -551,12 +561,68 @@ func TestKeptCapsAndWipe(t *testing.T) {
 		t.Fatalf("catch-up %v", seqs(old))
 	}
 	a.leave()
+	a2.leave()
 	c.leave()
 	if st := h.Stats(); st.Rooms != 1 || st.History != 8 || st.KeptBytes != 8*size {
 		t.Fatalf("after r1 emptied: %+v", st)
 	}
 	b.leave()
+	b2.leave()
 	checkEmpty(t, h)
+}
+
+// TestKeptFramesOutsidersCannotErase: a frame its sender sent alone, with
+// nobody away, is not kept (nor those before it), and a resume is told
+// of no gap for it. At the hub's cap, kept frames go from the rooms that
+// hold the most, and a room with an away session keeps its fair share:
+// flooding rooms of one's own erases nobody else's catch-up.
+func TestKeptFramesOutsidersCannotErase(t *testing.T) {
+	h, _, body, size := keptHub(t, 10, 12)
+
+	lone := dial(t, h, "lone")
+	wl, _ := lone.join(roomID(40), "lone")
+	for range 5 {
+		lone.msg(body)
+	}
+	if st := h.Stats(); st.History != 0 {
+		t.Fatalf("a lone sender's frames kept: %+v", st)
+	}
+	lone.drop()
+	l2 := dial(t, h, "lone")
+	l2.send(`{"v":2,"type":"join","room":%q,"name":"lone","resume":%q,"since":0}`, roomID(40), wl.str("resume"))
+	if w, old := l2.welcome(); w.num("gap") != 0 || len(old) != 0 {
+		t.Fatalf("the lone sender's resume: %v %v", w, old)
+	}
+	l2.leave()
+
+	a, a2 := dial(t, h, "pa"), dial(t, h, "pa2")
+	a.join(roomID(41), "a")
+	w2, _ := a2.join(roomID(41), "a2")
+	a2.drop()
+	for range 4 {
+		a.msg(body) // kept for a2, away
+	}
+	flood := func(room int) {
+		x, y := dial(t, h, fmt.Sprint("x", room)), dial(t, h, fmt.Sprint("y", room))
+		x.join(roomID(room), "x")
+		y.join(roomID(room), "y")
+		for range 10 {
+			x.msg(body)
+		}
+	}
+	flood(42)
+	flood(43)
+	h.mu.Lock()
+	n41, n42, n43 := h.rooms[roomID(41)].n, h.rooms[roomID(42)].n, h.rooms[roomID(43)].n
+	h.mu.Unlock()
+	if n41 != 4 || n42+n43 != 8 || h.kept.Load() != 12*size {
+		t.Fatalf("kept %d, %d and %d frames, %d bytes: want the away member's 4 and 8 of the floods", n41, n42, n43, h.kept.Load())
+	}
+	b := dial(t, h, "pa2")
+	b.send(`{"v":2,"type":"join","room":%q,"name":"a2","resume":%q,"since":0}`, roomID(41), w2.str("resume"))
+	if w, old := b.welcome(); w.num("gap") != 0 || !slices.Equal(seqs(old), []int64{1, 2, 3, 4}) {
+		t.Fatalf("resume after the floods: %v, catch-up %v", w, seqs(old))
+	}
 }
 
 // TestControlFrameFlood: WebSocket pings and pongs spend the same tokens
@@ -581,7 +647,7 @@ func TestControlFrameFlood(t *testing.T) {
 			t.Fatal("refill not allowed")
 		}
 	}
-	for range 40 * floodFactor {
+	for range 40*floodFactor - 2 { // two were dropped above
 		c.s.Control()
 	}
 	c.expect() // dropped silently
@@ -590,6 +656,42 @@ func TestControlFrameFlood(t *testing.T) {
 	if c.s.Control() {
 		t.Fatal("a closed connection's control frame allowed")
 	}
+	c.s.End()
+}
+
+// TestPacedFloodClosed: frames admitted now and then do not reset the
+// flood count, so a client sending twice the rate, paced, is closed once
+// 4 × Burst frames were dropped; one that lets its buckets refill starts
+// afresh.
+func TestPacedFloodClosed(t *testing.T) {
+	h, clk := testHub(t, Config{Rate: 10, Burst: 40})
+	c := dial(t, h, "p")
+	c.frames()
+	for range 40 {
+		c.s.Control()
+	}
+	for range 100 {
+		c.s.Control() // dropped
+	}
+	clk.advance(5 * time.Second) // the buckets are full again: a new count
+	for range 40 {
+		c.s.Control()
+	}
+	drops := 0
+	for !c.s.closing.Load() {
+		if drops > 1000 {
+			t.Fatal("a client at twice the rate is never closed")
+		}
+		clk.advance(100 * time.Millisecond) // one frame's worth
+		c.s.Control()                       // admitted
+		if !c.s.Control() {
+			drops++
+		}
+	}
+	if drops != 40*floodFactor+1 {
+		t.Fatalf("closed after %d frames dropped, want %d", drops, 40*floodFactor+1)
+	}
+	c.expectClose(CodeRateLimited, ClosePolicy)
 	c.s.End()
 }
 
@@ -651,38 +753,43 @@ func TestAdmissionWhenFull(t *testing.T) {
 	z.join(roomID(24), "z")
 	l3b := dial(t, h, "l3b")
 	l3b.join(roomID(23), "l3b")
-	// Every room is shared: a new room is refused, and at MaxConns a new
-	// connection is refused too.
+	// Every room is shared (its members have exchanged frames): a new
+	// room is refused, and at MaxConns a new connection is refused too.
+	for _, c := range []*client{a, x, lone3} {
+		c.msg(body64("hi"))
+	}
+	for _, c := range []*client{a, b, n1, x, z, lone3, l3b} {
+		c.frames()
+	}
 	w := dial(t, h, "w")
 	w.frames()
 	w.joinErr(roomID(26), "w", CodeTooManyRooms)
 	rooms(3)
 	w.join(roomID(24), "w")
+	w.msg(body64("hi"))
 	h.cfg.MaxConns = h.Stats().Sessions
 	full := dial(t, h, "full")
 	if fs := full.expect("server", "error", "close"); fs[1].str("code") != CodeServerFull || fs[2].num("code") != CloseTryAgainLater {
 		t.Fatalf("refused with %v", fs)
 	}
 	full.s.End()
-	// Away sessions count toward MaxConns and MaxMembers.
+	// An away session makes way: a new connection comes in over
+	// MaxConns, and its join takes the away session's place.
 	b.drop()
 	full2 := dial(t, h, "full2")
-	full2.expect("server", "error", "close")
-	full2.s.End()
-	h.cfg.MaxConns = 100
-	v := dial(t, h, "v")
-	v.frames()
-	v.joinErr(shared, "v", CodeRoomFull)
-	for _, c := range []*client{a, n1, lone3, l3b, x, z, w, v} {
-		c.leave()
+	full2.expect("server")
+	h.cfg.MaxRooms = 10
+	full2.join(roomID(27), "f2")
+	if got := types(a.frames()); got != "away leave" {
+		t.Fatalf("a got [%s], want b away, then gone", got)
 	}
-	if st := h.Stats(); st.Away != 1 || st.Names != 1 {
-		t.Fatalf("stats %+v", st)
+	for _, c := range []*client{a, n1, lone3, l3b, x, z, w, full2} {
+		c.leave()
 	}
 	clk.advance(DefaultResumeWindow + time.Second)
 	h.sweep(nil)
 	checkEmpty(t, h)
-	for _, c := range []*client{a, b, idle, lone1, lone2, lone3, l3b, n1, n2, x, z, w, v, full, full2} {
+	for _, c := range []*client{a, b, idle, lone1, lone2, lone3, l3b, n1, n2, x, z, w, full, full2} {
 		c.frames()
 	}
 }
@@ -762,8 +869,9 @@ func TestCloseFrames(t *testing.T) {
 func TestCatchUpFramesShared(t *testing.T) {
 	h, clk := testHub(t, Config{})
 	room := roomID(32)
-	a := dial(t, h, "pa")
+	a, x := dial(t, h, "pa"), dial(t, h, "px")
 	a.join(room, "a")
+	x.join(room, "x")
 	for i := range 3 {
 		a.msg(body64(fmt.Sprint("m", i)))
 	}
@@ -806,7 +914,113 @@ func TestCatchUpFramesShared(t *testing.T) {
 	if encoding() == same {
 		t.Fatal("the dropped encoding was reused")
 	}
-	for _, x := range []*client{a, b, c, d} {
-		x.leave()
+	for _, y := range []*client{a, x, b, c, d} {
+		y.leave()
 	}
+}
+
+// TestAwaySessionsCharged: the sessions one peer made, live or away, are
+// bounded by twice MaxConnsPerPeer, its own oldest away session making
+// way; when the hub is full, the away sessions of the peer holding the
+// most go first, those that exchanged nothing with another peer's before
+// any; and a member taking back its own session is never refused.
+func TestAwaySessionsCharged(t *testing.T) {
+	h, clk := testHub(t, Config{MaxConns: 12, MaxConnsPerPeer: 2, JoinBurst: 1000})
+	for i := range 5 {
+		c := dial(t, h, "x")
+		c.join(roomID(100+i), "x")
+		c.drop()
+		clk.advance(time.Second)
+	}
+	h.mu.Lock()
+	held := h.held["x"]
+	h.mu.Unlock()
+	if st := h.Stats(); held != 4 || st.Away != 4 || st.Rooms != 4 {
+		t.Fatalf("peer x holds %d sessions, %d away, %d rooms: want its bound, 4", held, st.Away, st.Rooms)
+	}
+
+	// Friends a and b chat (mixed); b drops. A peer y fills the rest with
+	// pairs of its own that exchange frames among themselves only.
+	a, b := dial(t, h, "a"), dial(t, h, "b")
+	a.join(roomID(1), "a")
+	wb, _ := b.join(roomID(1), "b")
+	a.msg(body64("hi"))
+	b.drop()
+	for i := range 2 {
+		p, q := dial(t, h, "y"), dial(t, h, "y")
+		p.join(roomID(200+i), "p")
+		q.join(roomID(200+i), "q")
+		p.msg(body64("self"))
+		p.drop()
+		q.drop()
+	}
+	// 4 (x) + a + b + 4 (y) = 10 of 12: two more fill it.
+	c1, c2 := dial(t, h, "c1"), dial(t, h, "c2")
+	c1.join(roomID(2), "c1")
+	c2.join(roomID(3), "c2")
+	if st := h.Stats(); st.Sessions+st.Away != 12 {
+		t.Fatalf("%+v: want 12 places taken", st)
+	}
+	// b takes its own session back, the hub full.
+	b2 := dial(t, h, "b")
+	b2.send(`{"v":2,"type":"join","room":%q,"name":"b","resume":%q}`, roomID(1), wb.str("resume"))
+	if w, _ := b2.welcome(); w["resumed"] != true {
+		t.Fatalf("b's resume: %v", w)
+	}
+	// Newcomers take away places: x's and y's (which never exchanged a
+	// frame with another peer's), x's first while it holds as many.
+	awayOf := func(peer string) int {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		n := 0
+		for e := h.away.Front(); e != nil; e = e.Next() {
+			if e.Value.(*member).peer == peer {
+				n++
+			}
+		}
+		return n
+	}
+	var newcomers []*client
+	for i := range 8 {
+		n := dial(t, h, fmt.Sprint("n", i))
+		n.join(roomID(300+i), "n")
+		newcomers = append(newcomers, n)
+		if ax, ay := awayOf("x"), awayOf("y"); ax+ay != 7-i || ax < ay-1 || ay < ax-1 {
+			t.Fatalf("after newcomer %d: x has %d away, y %d", i, ax, ay)
+		}
+	}
+	if got := types(a.frames()); got != "join away back" {
+		t.Fatalf("a got [%s]", got)
+	}
+	for _, c := range append(newcomers, a, b2, c1, c2) {
+		c.leave()
+	}
+	checkEmpty(t, h)
+}
+
+// TestForgedClaimEndsNobody: a claim carrying a session's token hash (which
+// every instance learns from join events) but not proof of the token
+// itself is refused and ends nothing; the member's own claim, from another
+// instance, ends the session and frees the name.
+func TestForgedClaimEndsNobody(t *testing.T) {
+	h, _ := testHub(t, Config{})
+	room := roomID(50)
+	a := dial(t, h, "pa")
+	w, _ := a.join(room, "alice")
+	token := w.str("resume")
+	keys := keysOf("alice")
+	forged := &Claim{Room: room, Key: keys.key, Skel: keys.skel, SkelLower: keys.skelLower, Token: tokenHash(token)}
+	if code := h.Vet(forged); code != CodeNameTaken {
+		t.Fatalf("a forged claim: %q, want %s", code, CodeNameTaken)
+	}
+	if st := h.Stats(); st.Names != 1 || a.conn.isClosed() {
+		t.Fatalf("a forged claim ended the session: %+v", st)
+	}
+	forged.Proof = claimProof(token, room, keys.key)
+	if code := h.Vet(forged); code != "" {
+		t.Fatalf("the member's own claim: %q", code)
+	}
+	a.expectClose(CodeReplaced, CloseReplaced)
+	a.s.End()
+	checkEmpty(t, h)
 }

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strconv"
@@ -60,18 +61,26 @@ func (s *Session) Receive(p []byte) {
 // then all arrive; one dropped chunk would fail a whole file. The wait is
 // at most the time the buckets take to refill one frame (a token, or
 // MaxFrameBytes at ByteRate), and only this connection's reader waits.
-// Any other frame over the rates is dropped as allow says.
+// Whether a frame over the rates may be a chunk is a scan for its key,
+// not a decode (mayBeBulk): a dropped frame costs no more than reading
+// it. Any other frame over the rates is dropped as allow says.
 func (s *Session) admit(now int64, p []byte) bool {
-	if wait := s.shortfall(now, len(p)); wait > 0 {
-		if f, err := DecodeClientFrame(p); err == nil && f.Type == TypeMsg && f.Bulk {
-			if !s.h.hold(s, wait) {
-				return false
-			}
-			now = s.h.now()
+	if wait := s.shortfall(now, len(p)); wait > 0 && s.m != nil && mayBeBulk(p) {
+		if !s.h.hold(s, wait) {
+			return false
 		}
+		now = s.h.now()
 	}
 	return s.allow(now, len(p), true)
 }
+
+// bulkKey is how a client frame names its bulk field.
+var bulkKey = []byte(`"bulk"`)
+
+// mayBeBulk reports whether a client frame may be a file's chunk: it has
+// the bulk key somewhere. A frame that merely mentions it (in a name,
+// escaped) is held rather than dropped, which slows only its sender.
+func mayBeBulk(p []byte) bool { return bytes.Contains(p, bulkKey) }
 
 // shortfall is how long the session's buckets take to hold a frame of n
 // bytes: 0 if they hold it now.
@@ -120,15 +129,21 @@ func (h *Hub) hold(s *Session, d time.Duration) bool {
 // allow spends a token from the session's frame bucket and n bytes from
 // its byte bucket (ByteRate, a burst of byteBurstFrames frames). Over
 // either rate, frames are dropped, text frames with a rate_limited error
-// (at most one a second), and a client that goes on flooding is closed.
+// (at most one a second), and a client that goes on flooding is closed:
+// one that has had floodFactor × Burst frames dropped since its buckets
+// were last full. A frame admitted now and then does not reset that
+// count, so a sustained excess is closed whatever its rhythm; only
+// keeping under the rates until the buckets have refilled does.
 func (s *Session) allow(now int64, n int, text bool) bool {
 	c := &s.h.cfg
 	s.tokens, s.byteTokens = s.buckets(now)
 	s.tokenAt = now
+	if s.tokens >= float64(c.Burst) && s.byteTokens >= float64(byteBurstFrames*c.MaxFrameBytes) {
+		s.dropped = 0
+	}
 	if s.tokens >= 1 && s.byteTokens >= float64(n) {
 		s.tokens--
 		s.byteTokens -= float64(n)
-		s.dropped = 0
 		return true
 	}
 	s.dropped++
@@ -231,8 +246,14 @@ func (s *Session) join(f *ClientFrame, now int64) {
 			s.sendError(CodeRoomFull, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
 			return
 		}
+		if !s.makeWay(r, f.ID) {
+			return
+		}
 	} else {
-		if len(h.rooms) >= h.cfg.MaxRooms && !h.evictAlone() {
+		if !s.makeWay(nil, f.ID) {
+			return
+		}
+		if len(h.rooms) >= h.cfg.MaxRooms && !h.evictRoom() {
 			s.sendError(CodeTooManyRooms, "the server has "+strconv.Itoa(h.cfg.MaxRooms)+" rooms in use; try again later", f.ID)
 			return
 		}
@@ -241,9 +262,10 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 	}
-	m := &member{room: r, conn: s, sid: newSID(), resume: newToken(), name: name, keys: keys, acked: r.seq}
+	m := &member{room: r, conn: s, sid: newSID(), resume: newToken(), name: name, keys: keys, acked: r.seq, peer: s.peer, since: now}
 	r.members = append(r.members, m)
 	r.byKey[keys.key] = m
+	h.charge(s.peer, 1)
 	h.noteAlone(r)
 	s.attach(m)
 	s.push(h.welcomeFrame(r, m, false, int64(r.n), 0))
@@ -252,6 +274,29 @@ func (s *Session) join(f *ClientFrame, now int64) {
 	if h.cfg.Cluster != nil {
 		h.publish(&Event{Kind: EventJoin, Room: r.id, SID: m.sid, Name: m.name, Token: tokenHash(m.resume)})
 	}
+}
+
+// makeWay frees what a new session of s needs before it joins: within its
+// peer's bound, the peer's own oldest away session ends; a connection
+// admitted over MaxConns takes an away session's place (or a live one's
+// that outranks no newcomer) or is refused. locked is the room joined,
+// whose r.mu is held (nil for a new room). h.mu is held.
+func (s *Session) makeWay(locked *room, id int64) bool {
+	h := s.h
+	if h.held[s.peer] >= sessionsPerConn*h.cfg.MaxConnsPerPeer && !h.evictAway(locked, s.peer) {
+		s.sendError(CodeTooManyConns, "too many sessions from one place ("+strconv.Itoa(sessionsPerConn*h.cfg.MaxConnsPerPeer)+")", id)
+		return false
+	}
+	if s.over {
+		s.over = false
+		h.over--
+		if h.counted > h.cfg.MaxConns && !h.evictAway(locked, "") && !h.evictLive(locked) {
+			h.uncount(s)
+			s.fail(CloseTryAgainLater, CodeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
+			return false
+		}
+	}
+	return true
 }
 
 // resume hands member m, found by its name and resume token, to s: a
@@ -265,16 +310,26 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 		h.away.Remove(m.awayElem)
 		m.away, m.awayElem = false, nil
 		h.counted--
+		r.awayN--
 	}
 	if c := m.conn; c != nil {
 		h.uncount(c)
 		c.fail(CloseReplaced, CodeReplaced, "this session continues on a newer connection", 0)
 	}
+	if s.over {
+		s.over = false // the place m held while away is s's now
+		h.over--
+	}
+	if m.peer != s.peer {
+		h.charge(m.peer, -1)
+		h.charge(s.peer, 1)
+		m.peer = s.peer
+	}
 	m.conn = s
 	s.attach(m)
 	since = min(since, r.seq)
 	from := max(since+1, r.first())
-	gap := max(0, r.first()-1-since)
+	gap := r.gap(since)
 	s.push(h.welcomeFrame(r, m, true, r.seq-from+1, gap))
 	r.catchUp(h, s, since, now)
 	for _, p := range m.pending {
@@ -293,6 +348,9 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 func (s *Session) attach(m *member) {
 	s.m = m
 	s.joined.Store(true)
+	if !m.mixed.Load() && m.quietElem == nil {
+		m.quietElem = s.h.quiet.PushBack(m)
+	}
 	if s.waiting != nil {
 		s.h.waiting.Remove(s.waiting)
 		s.waiting = nil
@@ -320,8 +378,10 @@ func (s *Session) message(f *ClientFrame, now int64) {
 		case !ok || to == nil || to == m:
 			s.sendError(CodeNoSuchMember, "nobody of that name is in the room", f.ID)
 		case to.conn != nil: // an away recipient gets nothing
+			mix(m, to)
 			to.conn.push(h.directFrame(m, to, f.Body))
 		case to.inst != "" && !to.away:
+			mix(m, to)
 			h.publish(&Event{Kind: EventDirect, Room: r.id, SID: m.sid, To: to.sid, Body: f.Body})
 		}
 		r.mu.Unlock()
@@ -364,6 +424,7 @@ func (s *Session) broadcast(r *room, m *member, f *ClientFrame, now, commit int6
 	for _, o := range r.members {
 		if o != m {
 			to++
+			mix(m, o)
 			if o.conn != nil {
 				o.conn.push(frame)
 			}
@@ -378,9 +439,15 @@ func (s *Session) broadcast(r *room, m *member, f *ClientFrame, now, commit int6
 			id = 0
 		}
 	}
-	if len(r.remote) == 0 {
+	switch {
+	case to == 0:
+		// Alone, and nobody away: nobody can need this frame, nor those
+		// kept before it.
+		r.wipe(h)
+		r.unneeded = r.seq
+	case len(r.remote) == 0:
 		r.keep(h, m, f.Body, id, to, now, commit)
-	} else {
+	default:
 		// Members of other instances are confirmed by their instance.
 		r.keep(h, m, f.Body, id, to-len(r.remote), now, commit)
 		if id != 0 {

@@ -29,6 +29,15 @@ type room struct {
 	n     int
 	bytes int64 // charged toward MaxRoomBytes
 
+	// unneeded is the seq up to which no frame can be owed to anyone: a
+	// frame sent while its sender was alone, with nobody away, is not
+	// kept, and with it go those kept before. A resume is told of no gap
+	// up to it.
+	unneeded int64
+	// awayN counts this instance's away sessions in the room; h.mu and
+	// r.mu are held to change it.
+	awayN int
+
 	// frontAt is the time of the oldest kept frame (MaxInt64 with none),
 	// for Hub.expire and trimKept, which read it without r.mu.
 	frontAt atomic.Int64
@@ -84,6 +93,16 @@ type member struct {
 	keys   nameKeys
 
 	acked int64 // highest seq acknowledged, or the room's seq at joining
+
+	// peer is the peer whose connection made the session or last took
+	// it back: its sessions count toward that peer's bound (h.held).
+	// since is when it joined. mixed is set once it has sent a frame to,
+	// or received one from, a session of another peer (or instance):
+	// until then it outranks no newcomer (docs/protocol.md §5).
+	peer      string
+	since     int64
+	mixed     atomic.Bool
+	quietElem *list.Element // in h.quiet while live; guarded by h.mu
 
 	away      bool
 	awaySince int64
@@ -177,6 +196,12 @@ func (r *room) keep(h *Hub, from *member, body []byte, id int64, to int, now int
 	}
 }
 
+// gap is how many frames after since a resume can no longer be given:
+// those dropped from the kept frames that someone may have needed.
+func (r *room) gap(since int64) int64 {
+	return max(0, r.first()-1-max(since, r.unneeded))
+}
+
 // resize moves the ring into a buffer of size entries (a power of two, at
 // least r.n).
 func (r *room) resize(size int) {
@@ -225,12 +250,17 @@ func (r *room) expire(h *Hub, now int64) {
 	}
 }
 
-// wipe forgets every kept frame, the commits taken and the GroupInfo;
-// the room has no session left.
+// wipe forgets every kept frame.
 func (r *room) wipe(h *Hub) {
 	for r.n > 0 {
 		r.dropOldest(h)
 	}
+}
+
+// forget forgets everything the room holds: its kept frames, the commits
+// taken and its GroupInfo. The room has no session left.
+func (r *room) forget(h *Hub) {
+	r.wipe(h)
 	r.setInfo(h, nil)
 	r.commits = nil
 }
@@ -393,6 +423,11 @@ func (h *Hub) removeMember(r *room, m *member) {
 		h.away.Remove(m.awayElem)
 		m.awayElem = nil
 		h.counted--
+		r.awayN--
+	}
+	h.unquiet(m)
+	if m.inst == "" && !m.gone {
+		h.charge(m.peer, -1)
 	}
 	m.away = false
 	m.conn = nil
@@ -407,7 +442,7 @@ func (h *Hub) removeMember(r *room, m *member) {
 	h.noteAlone(r)
 	if len(r.members) == 0 {
 		delete(h.rooms, r.id)
-		r.wipe(h)
+		r.forget(h)
 	} else {
 		r.event(h, "leave", m)
 	}
@@ -431,6 +466,32 @@ func (h *Hub) removeMember(r *room, m *member) {
 	m.name, m.keys, m.resume, m.pending = "", nameKeys{}, "", nil
 }
 
+// charge adds n to the sessions held by peer. h.mu is held.
+func (h *Hub) charge(peer string, n int) {
+	if v := h.held[peer] + n; v > 0 {
+		h.held[peer] = v
+	} else {
+		delete(h.held, peer)
+	}
+}
+
+// unquiet takes m off the list of live sessions. h.mu is held.
+func (h *Hub) unquiet(m *member) {
+	if m.quietElem != nil {
+		h.quiet.Remove(m.quietElem)
+		m.quietElem = nil
+	}
+}
+
+// mix records that a frame went between m and o, sessions of different
+// peers (or instances) if they are. r.mu is held.
+func mix(m, o *member) {
+	if o.inst != "" || m.inst != "" || o.peer != m.peer {
+		m.mixed.Store(true)
+		o.mixed.Store(true)
+	}
+}
+
 // event tells every live session of r but m's that m joined, went away,
 // came back or left.
 func (r *room) event(h *Hub, typ string, m *member) {
@@ -442,34 +503,54 @@ func (r *room) event(h *Hub, typ string, m *member) {
 	}
 }
 
-// trimKept drops the oldest kept frames of the whole hub until their bytes
-// are within MaxKeptBytes. It takes the rooms' locks one at a time, so it
-// must be called with none held.
+// trimKept drops kept frames until their bytes are within MaxKeptBytes:
+// the oldest of the room that holds the most, so that nobody can push out
+// another room's frames by flooding rooms of their own, and never taking
+// a room with away sessions below a fair share of the cap (the cap over
+// the rooms that keep frames) while another room can give. It takes the
+// rooms' locks one at a time, so it must be called with none held.
 func (h *Hub) trimKept() {
 	if h.kept.Load() <= h.maxKeptBytes || !h.trimming.TryLock() {
 		return
 	}
 	defer h.trimming.Unlock()
 	for h.kept.Load() > h.maxKeptBytes {
-		var oldest *room
-		at, next := int64(math.MaxInt64), int64(math.MaxInt64)
 		h.mu.Lock()
+		n := 0
 		for _, r := range h.rooms {
-			switch f := r.frontAt.Load(); {
-			case f < at:
-				oldest, at, next = r, f, at
-			case f < next:
-				next = f
+			if r.frontAt.Load() != math.MaxInt64 {
+				n++
+			}
+		}
+		fair := h.maxKeptBytes / int64(max(n, 1))
+		var most, give *room
+		var mostBytes, giveBytes int64
+		// more: r holds more than x, or as much with older frames.
+		more := func(r *room, b int64, x *room, xb int64) bool {
+			return x == nil || b > xb || b == xb && r.frontAt.Load() < x.frontAt.Load()
+		}
+		for _, r := range h.rooms {
+			r.mu.Lock()
+			b, ok := r.bytes, r.n > 0 && (r.awayN == 0 || r.bytes-r.buf[r.head].size >= fair)
+			r.mu.Unlock()
+			if b > 0 && more(r, b, most, mostBytes) {
+				most, mostBytes = r, b
+			}
+			if ok && more(r, b, give, giveBytes) {
+				give, giveBytes = r, b
 			}
 		}
 		h.mu.Unlock()
-		if oldest == nil {
+		if give == nil {
+			give = most // every room is at its share: the cap holds all the same
+		}
+		if give == nil {
 			return
 		}
-		oldest.mu.Lock()
-		for oldest.n > 0 && h.kept.Load() > h.maxKeptBytes && oldest.buf[oldest.head].at <= next {
-			oldest.dropOldest(h)
+		give.mu.Lock()
+		if give.n > 0 {
+			give.dropOldest(h)
 		}
-		oldest.mu.Unlock()
+		give.mu.Unlock()
 	}
 }

@@ -28,13 +28,14 @@ type Session struct {
 	tokens     float64
 	tokenAt    int64
 	byteTokens float64 // the byte bucket (Config.ByteRate), refilled with tokens
-	dropped    int     // frames dropped in the current flood
+	dropped    int     // frames dropped since the buckets were last full
 	warned     int64   // when the last rate_limited error was sent
 
 	// Guarded by h.mu.
 	ended   bool
 	listed  bool          // in h.sessions and h.peers
 	counted bool          // counts toward MaxConns
+	over    bool          // admitted over MaxConns: its join takes an away session's place
 	waiting *list.Element // in h.waiting until it joins
 
 	// Owned by the hub's sweeper.
@@ -46,6 +47,7 @@ type Session struct {
 	joined     atomic.Bool
 	closing    atomic.Bool // set once the session will say nothing more
 	leaving    atomic.Bool // the connection ends on purpose: its member leaves rather than going away
+	refused    atomic.Bool // Open refused it: its transport closes at once after its last frames
 
 	mu      sync.Mutex
 	q       [][]byte
@@ -67,9 +69,9 @@ const (
 // frames.
 func (s *Session) Touch() { s.lastRead.Store(s.h.now()) }
 
-// Control counts a WebSocket control frame from the client (a ping or a
-// pong) against the connection's rate, as docs/protocol.md §5 says every
-// frame counts. It reports whether the frame is within the rate: if not,
+// Control counts a WebSocket frame from the client that the hub does not
+// see (a ping, a pong, a continuation frame) against the connection's
+// rate, as docs/protocol.md §5 says every frame counts. It reports whether the frame is within the rate: if not,
 // the transport drops it (it does not answer the ping). A client that
 // keeps sending over the rate is closed with ClosePolicy.
 func (s *Session) Control() bool {
@@ -240,7 +242,12 @@ func (s *Session) writeLoop() {
 			}
 			s.mu.Unlock()
 			if closing {
-				if gc, ok := s.conn.(GracefulCloser); ok {
+				// A connection Open refused closes at once: it has sent
+				// nothing the server read (a client waits for the
+				// upgrade's answer), so its frames still arrive, and one
+				// address opening thousands a second must not hold a
+				// socket each for the lingering close.
+				if gc, ok := s.conn.(GracefulCloser); ok && !s.refused.Load() {
 					gc.CloseGracefully() // the reader ends the session
 				} else {
 					s.conn.Close()
@@ -320,6 +327,8 @@ func (s *Session) End() {
 				m.conn = nil
 				m.away, m.awaySince = true, now
 				m.awayElem = h.away.PushBack(m)
+				r.awayN++
+				h.unquiet(m)
 				h.counted++
 				r.event(h, "away", m)
 				if h.cfg.Cluster != nil {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -27,13 +28,74 @@ type wsHandler struct {
 // reader runs in its own goroutine, so the HTTP server's goroutine and its
 // buffers are freed for the life of the connection.
 func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ws, err := wh.upgrader.Upgrade(w, r, nil)
+	mw := &meteredWriter{ResponseWriter: w}
+	ws, err := wh.upgrader.Upgrade(mw, r, nil)
 	if err != nil {
 		return // gorilla has answered with an HTTP error (403 for a foreign Origin)
 	}
-	c := &conn{Conn: ws.NetConn()}
+	mc := mw.conn
+	c := &conn{Conn: mc.Conn}
+	mc.c = c
 	s := wh.hub.Open(c, hostKey(r.RemoteAddr))
+	mc.s = s
 	go readLoop(ws, c, s, wh.limit)
+}
+
+// meteredWriter hands gorilla the hijacked connection behind a
+// meteredConn, so that every frame gorilla reads passes the meter.
+type meteredWriter struct {
+	http.ResponseWriter
+	conn *meteredConn
+}
+
+func (w *meteredWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.conn = &meteredConn{Conn: nc}
+	return w.conn, brw, nil
+}
+
+// meteredConn is what gorilla reads from: it counts continuation frames
+// against the client's rate (hub.Session.Control), since gorilla
+// assembles a fragmented message below its frame handlers and a flood of
+// empty fragments would otherwise cost the server a core and the client
+// nothing; a flood of them is closed 1008 like any other. A fragment of
+// at least minFragment bytes is paid for by its bytes instead (the
+// message's bytes count against the byte rate): clients that cut large
+// messages into pieces (gorilla's own, at its 4 KiB write buffer) must
+// not be held to the frame rate per piece. Other frames are counted where
+// gorilla hands them over. Once the server has closed its side it reads
+// nothing more, so that gorilla stops; the connection's lingering reader
+// drains beneath it.
+type meteredConn struct {
+	net.Conn
+	m wsread.Meter
+	c *conn
+	s *hub.Session
+}
+
+func (mc *meteredConn) Read(p []byte) (int, error) {
+	if mc.c != nil && mc.c.lingering.Load() {
+		return 0, errLingering
+	}
+	n, err := mc.Conn.Read(p)
+	if n > 0 && mc.s != nil {
+		mc.m.Scan(p[:n], mc.frame)
+	}
+	return n, err
+}
+
+// minFragment is the least payload a continuation frame carries to be
+// paid for by its bytes rather than by a token of the frame rate.
+const minFragment = 1024
+
+func (mc *meteredConn) frame(op byte, _ bool, size uint64) error {
+	if op == 0 && size < minFragment { // a small continuation frame
+		mc.s.Control()
+	}
+	return nil
 }
 
 // conn adapts the upgraded net.Conn to hub.Conn. The hub's writer writes

@@ -224,6 +224,13 @@ func clusterOptions(cfg config.Config) (*cluster.Options, error) {
 	o := &cluster.Options{Listen: c.Listen, Peers: c.Peers, URL: c.URL, CertFile: c.TLSCert, KeyFile: c.TLSKey,
 		CAFile: c.TLSCA, User: c.User, DeadAfter: c.DeadAfter.Duration}
 	if c.PasswordFile != "" {
+		fi, err := os.Stat(c.PasswordFile)
+		if err != nil {
+			return nil, cfg.Errorf("cluster.password_file", "%v", err)
+		}
+		if m := fi.Mode().Perm(); m&0o077 != 0 {
+			return nil, cfg.Errorf("cluster.password_file", "%s can be read by others (mode %04o): chmod 600 it", c.PasswordFile, m)
+		}
 		b, err := os.ReadFile(c.PasswordFile)
 		if err != nil {
 			return nil, cfg.Errorf("cluster.password_file", "%v", err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,9 +33,10 @@ func (c Cluster) OK() bool {
 }
 
 // clusterConfig is benchConfig for an instance whose NATS routes listen
-// on 127.0.0.1:port and reach the other instance's.
-func clusterConfig(port, peer int) string {
-	return benchConfig + fmt.Sprintf("[cluster]\nlisten = \"127.0.0.1:%d\"\npeers = [\"127.0.0.1:%d\"]\n", port, peer)
+// on 127.0.0.1:port and reach the other instance's, with the links'
+// password in the file pw.
+func clusterConfig(port, peer int, pw string) string {
+	return benchConfig + fmt.Sprintf("[cluster]\nlisten = \"127.0.0.1:%d\"\npeers = [\"127.0.0.1:%d\"]\nuser = \"bench\"\npassword_file = %q\n", port, peer, pw)
 }
 
 func freePorts2() (int, int, error) {
@@ -58,12 +61,21 @@ func clusterRun(ctx context.Context, bin string, single *server, url string, n, 
 	if err != nil {
 		return r, fmt.Errorf("ports: %w", err)
 	}
-	a, err := startServer(ctx, bin, clusterConfig(pa, pb), nil, nil)
+	dir, err := os.MkdirTemp("", "onionchat-bench-links")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+	pw := filepath.Join(dir, "links.password")
+	if err := os.WriteFile(pw, []byte("bench links\n"), 0o600); err != nil {
+		return r, err
+	}
+	a, err := startServer(ctx, bin, clusterConfig(pa, pb, pw), nil, nil)
 	if err != nil {
 		return r, err
 	}
 	defer a.stop()
-	b, err := startServer(ctx, bin, clusterConfig(pb, pa), nil, nil)
+	b, err := startServer(ctx, bin, clusterConfig(pb, pa, pw), nil, nil)
 	if err != nil {
 		return r, err
 	}

@@ -60,7 +60,7 @@ func startCluster(t *testing.T, k int, cfg hub.Config) []*instance {
 			}
 		}
 		out[i] = startInstance(t, string(rune('A'+i)), Options{Listen: "127.0.0.1:" + strconv.Itoa(ports[i]), Peers: peers,
-			Heartbeat: testBeat, DeadAfter: testDead}, cfg)
+			User: "onionchat", Password: "test links", Heartbeat: testBeat, DeadAfter: testDead}, cfg)
 	}
 	waitFor(t, "every instance to see the others", 20*time.Second, func() bool {
 		for _, in := range out {

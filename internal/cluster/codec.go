@@ -163,7 +163,7 @@ func decodeSnapshot(b []byte) (uint64, []hub.Event, error) {
 	return n, out, r.err
 }
 
-// A claim is its room, name keys and token, then for a commit's claim its
+// A claim is its room, name keys, token and proof, then for a commit's claim its
 // epoch plus one, the commit it goes over and the sender's session id.
 func appendClaim(b []byte, c *hub.Claim) []byte {
 	b = appendString(b, c.Room)
@@ -171,6 +171,7 @@ func appendClaim(b []byte, c *hub.Claim) []byte {
 	b = appendString(b, c.Skel)
 	b = appendString(b, c.SkelLower)
 	b = appendBytes(b, c.Token)
+	b = appendBytes(b, c.Proof)
 	b = binary.AppendVarint(b, c.Commit)
 	b = appendString(b, c.OverInst)
 	b = binary.AppendVarint(b, c.OverSeq)
@@ -182,6 +183,9 @@ func decodeClaim(b []byte) (hub.Claim, error) {
 	c := hub.Claim{Room: string(r.bytes()), Key: string(r.bytes()), Skel: string(r.bytes()), SkelLower: string(r.bytes())}
 	if t := r.bytes(); len(t) > 0 {
 		c.Token = t
+	}
+	if p := r.bytes(); len(p) > 0 {
+		c.Proof = p
 	}
 	c.Commit = r.varint()
 	c.OverInst = string(r.bytes())

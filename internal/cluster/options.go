@@ -37,7 +37,7 @@ type Options struct {
 	// links between instances are mutual TLS. Required unless every
 	// address is loopback.
 	CertFile, KeyFile, CAFile string
-	// User and Password authenticate the links (both or neither).
+	// User and Password authenticate the links; both are required.
 	User, Password string
 
 	Name      string        // cluster name; "": DefaultName
@@ -70,7 +70,9 @@ func (o Options) withDefaults() Options {
 func (o Options) TLS() bool { return o.CertFile != "" || o.KeyFile != "" || o.CAFile != "" }
 
 // Check refuses options that would carry room traffic in clear over a
-// network, or that cannot work. Links between instances run over a LAN or
+// network, that would let anyone who reaches a route address in (a
+// cluster always needs credentials, on loopback too), or that cannot
+// work. Links between instances run over a LAN or
 // a VPN and carry every room's ciphertext, names and session ids: a
 // listen or peer address that is not loopback needs TLS (all three
 // files). It fails closed: nothing starts on an error.
@@ -87,9 +89,6 @@ func (o Options) Check() error {
 	}
 	if o.TLS() && (o.CertFile == "" || o.KeyFile == "" || o.CAFile == "") {
 		return optErr("tls_cert", "TLS needs tls_cert, tls_key and tls_ca together")
-	}
-	if (o.User == "") != (o.Password == "") {
-		return optErr("user", "user and password go together")
 	}
 	if o.Heartbeat > 0 && o.DeadAfter > 0 && o.DeadAfter < 2*o.Heartbeat {
 		return optErr("dead_after", fmt.Sprintf("%v must be at least twice the heartbeat (%v)", o.DeadAfter, o.Heartbeat))
@@ -122,6 +121,12 @@ func (o Options) Check() error {
 		if !o.TLS() && !loopback(u.Hostname()) {
 			return optErr("url", fmt.Sprintf("%s: an external NATS server that is not on loopback needs tls_cert, tls_key and tls_ca", o.URL))
 		}
+	}
+	if o.User == "" {
+		return optErr("user", "a cluster always needs credentials, or anyone who reaches a route address joins and reads every room: set user and password_file")
+	}
+	if o.Password == "" {
+		return optErr("password_file", "a cluster always needs credentials, or anyone who reaches a route address joins and reads every room: set password_file")
 	}
 	return nil
 }

@@ -105,7 +105,10 @@ func TestCheckFailsClosed(t *testing.T) {
 		{Options{Listen: "127.0.0.1:6222", Peers: []string{"10.0.0.2:6222"}}, "peers"},
 		{Options{Listen: "127.0.0.1:6222", Peers: []string{"pi2.local:6222"}}, "peers"},
 		{Options{Listen: "192.168.1.5:6222", CertFile: "c", KeyFile: "k"}, "tls_cert"},
-		{Options{Listen: "127.0.0.1:6222", User: "u"}, "user"},
+		{Options{Listen: "127.0.0.1:6222"}, "user"},
+		{Options{Listen: "127.0.0.1:6222", Peers: []string{"[::1]:6223"}}, "user"},
+		{Options{Listen: "127.0.0.1:6222", User: "u"}, "password_file"},
+		{Options{URL: "nats://127.0.0.1:4222"}, "user"},
 		{Options{}, "listen"},
 		{Options{URL: "nats://10.0.0.2:4222"}, "url"},
 		{Options{URL: "nats://127.0.0.1:4222", Listen: "127.0.0.1:6222"}, "url"},
@@ -121,9 +124,9 @@ func TestCheckFailsClosed(t *testing.T) {
 		}
 	}
 	for _, o := range []Options{
-		{Listen: "127.0.0.1:6222", Peers: []string{"[::1]:6223", "localhost:6224"}},
-		{Listen: "192.168.1.5:6222", Peers: []string{"192.168.1.6:6222"}, CertFile: "c", KeyFile: "k", CAFile: "ca"},
-		{URL: "nats://127.0.0.1:4222"},
+		{Listen: "127.0.0.1:6222", Peers: []string{"[::1]:6223", "localhost:6224"}, User: "u", Password: "p"},
+		{Listen: "192.168.1.5:6222", Peers: []string{"192.168.1.6:6222"}, CertFile: "c", KeyFile: "k", CAFile: "ca", User: "u", Password: "p"},
+		{URL: "nats://127.0.0.1:4222", User: "u", Password: "p"},
 	} {
 		if err := o.Check(); err != nil {
 			t.Errorf("%+v: %v", o, err)

@@ -19,8 +19,8 @@ type Cluster struct {
 	TLSCert      string `toml:"tls_cert"`      // this instance's certificate (PEM)
 	TLSKey       string `toml:"tls_key"`       // its key
 	TLSCA        string `toml:"tls_ca"`        // the authority that signed every instance's certificate
-	User         string `toml:"user"`          // with password_file: the links' credentials
-	PasswordFile string `toml:"password_file"` // a file holding the password (one line)
+	User         string `toml:"user"`          // with password_file: the links' credentials, required
+	PasswordFile string `toml:"password_file"` // a file holding the password (one line), readable by its owner only
 
 	// Front is the Onionbalance front's address, "….onion": onion mode
 	// serves behind it (HiddenServiceOnionbalanceInstance and ob_config)
@@ -52,9 +52,6 @@ func (c *Cluster) validate(mode string) error {
 			return bad(f.key, "want an absolute path, not %q", f.path)
 		}
 	}
-	if (c.User == "") != (c.PasswordFile == "") {
-		return bad("cluster.user", "set both user and password_file, or neither")
-	}
 	if c.Front != "" {
 		if mode != ModeOnion {
 			return bad("cluster.front", "an Onionbalance front is for onion mode, not %q", mode)
@@ -65,6 +62,12 @@ func (c *Cluster) validate(mode string) error {
 	}
 	if d := c.DeadAfter.Duration; d < 2*time.Second || d > 10*time.Minute {
 		return bad("cluster.dead_after", "want 2s to 10m, not %v", d)
+	}
+	if c.User == "" {
+		return bad("cluster.user", "a cluster always needs credentials: set user and password_file")
+	}
+	if c.PasswordFile == "" {
+		return bad("cluster.password_file", "a cluster always needs credentials: set password_file (a file only the service can read)")
 	}
 	return nil
 }

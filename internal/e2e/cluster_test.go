@@ -43,7 +43,11 @@ func startBackend(t *testing.T, n *tortest.Network, front string, route int, pee
 		}
 		fmt.Fprintf(&b, "%q", p)
 	}
-	b.WriteString("]\n")
+	pw := filepath.Join(t.TempDir(), "links.password")
+	if err := os.WriteFile(pw, []byte("backends' links\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(&b, "]\nuser = \"oc\"\npassword_file = %q\n", pw)
 	cfg := filepath.Join(t.TempDir(), "backend.toml")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
