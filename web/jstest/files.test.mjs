@@ -218,9 +218,70 @@ test('a missing chunk: the transfer is reported broken after a while, and no par
   await relay.advance(STALL_MS + 2000, 1000);
   const [r] = results(s.bob);
   assert.equal(r.state, 'failed');
-  assert.match(r.why, /3 of 4 pieces/);
+  assert.deepEqual([r.why, r.whyArgs.got, r.whyArgs.chunks], ['stalled', 3, 4]);
   assert.equal(r.bytes, null);
+  // Its sender learns it did not arrive whole at bob.
+  await relay.advance(3000, 500);
+  const out = s.alice.events.filter((e) => e.type === 'outgoing-file').pop().transfer;
+  assert.deepEqual([out.delivery, out.missed], ['partly', [{ name: 'bob', why: 'failed' }]]);
 });
+
+test('a file of ours is delivered once every member has it whole; one who declines is named', async () => {
+  const { relay, s } = await room(['alice', 'bob', 'carol']);
+  const t = await s.alice.sendFile({ name: 'a.bin', type: 'application/octet-stream', bytes: new Uint8Array(100000).fill(4) });
+  await relay.advance(6000, 250);
+  assert.equal(t.delivery, 'delivered');
+  const t2 = await s.alice.sendFile({ name: 'b.bin', type: 'application/octet-stream', bytes: new Uint8Array(900000).fill(5) });
+  await relay.advance(300, 100);
+  s.carol.cancelFile(got(s.carol).find((x) => x.name === 'b.bin'));
+  await relay.advance(10000, 250);
+  assert.deepEqual([t2.delivery, t2.missed], ['partly', [{ name: 'carol', why: 'cancelled' }]]);
+  const alone = await room(['dave']);
+  const t3 = await alone.s.dave.sendFile({ name: 'c.bin', type: 'application/octet-stream', bytes: new Uint8Array(1000) });
+  await alone.relay.advance(3000, 250);
+  assert.equal(t3.delivery, 'nobody');
+});
+
+test('receive slots: offers of tiny pieces are refused, a trickle loses its place, the sender learns why, and a friend’s file gets through', async () => {
+  const { relay, s } = await room(['alice', 'bob', 'mallory', 'eve']);
+  const { offerPayload, K_OFFER } = await import('../static/envelope.mjs');
+  const offer = (who, id, size, chunkSize, name) => s[who].group.sealRoom(K_OFFER,
+    offerPayload({ id, size, chunkSize, hash: new Uint8Array(32), flags: 0, type: 'application/octet-stream', name }), null);
+  // mallory and eve each offer two files of 1-byte pieces: refused.
+  for (const who of ['mallory', 'eve']) for (let i = 0; i < 2; i++) await offer(who, randomBytesN(16), 4000, 1, 'tiny');
+  await relay.advance(3000, 250);
+  const refused = finished(s.alice).filter((x) => x.name === 'tiny');
+  assert.equal(refused.length, 4);
+  assert.ok(refused.every((x) => x.state === 'refused' && x.why === 'too-small'));
+  // Then two 10 MiB files each, and a piece of each every 25 s (which kept
+  // clear of the stall timeout): they take alice's four slots at first …
+  const slow = [];
+  for (const who of ['mallory', 'eve']) {
+    for (let i = 0; i < 2; i++) { const id = randomBytesN(16); slow.push([who, id]); await offer(who, id, 10 << 20, 31 << 10, 'slow'); }
+  }
+  await relay.advance(1000, 250);
+  assert.equal(s.alice.files.incoming.size, 4);
+  for (let t = 0, k = 0; t < 60000; t += 1000) {
+    if (t % 25000 === 0) {
+      for (const [who, id] of slow) {
+        const body = await s[who].group.sealChunk({ id, index: k, data: new Uint8Array(31 << 10) });
+        if (body) relay.inject(who, { type: 'msg', body: toBase64(body), bulk: true });
+      }
+      k++;
+    }
+    await relay.advance(1000, 500);
+  }
+  // … and lose them: they fell behind the least rate a file must keep.
+  assert.equal(s.alice.files.incoming.size, 0);
+  const lost = finished(s.alice).filter((x) => x.name === 'slow');
+  assert.ok(lost.length === 4 && lost.every((x) => x.state === 'failed' && x.why === 'too-slow'), JSON.stringify(lost.map((x) => [x.state, x.why])));
+  // A friend's file gets a slot now, and arrives.
+  await s.bob.sendFile({ name: 'friend.bin', type: 'application/octet-stream', bytes: new Uint8Array(200000).fill(6) });
+  await relay.advance(8000, 250);
+  assert.equal(finished(s.alice).find((x) => x.name === 'friend.bin').state, 'done');
+});
+
+function randomBytesN(n) { return globalThis.crypto.getRandomValues(new Uint8Array(n)); }
 
 test('an altered chunk, or one forged by another member (who can derive the file key): the file is refused as altered', async () => {
   const { relay, s, send, deliver } = await pair();
@@ -287,4 +348,22 @@ test('safe names: no directories, no bidirectional tricks, no leading dots, boun
   const long = safeName('a'.repeat(300) + '.jpeg');
   assert.equal([...long].length, 100);
   assert.ok(long.endsWith('.jpeg'));
+});
+
+test('a file interrupted by a server restart says so, not that its sender left', async () => {
+  const { relay, s } = await room(['alice', 'bob']);
+  await s.alice.sendFile({ name: 'big.bin', type: 'application/octet-stream', bytes: new Uint8Array(3 << 20).fill(3) });
+  await relay.advance(2000, 250);
+  // The relay restarts with pieces on their way, and alice's page takes
+  // long to come back (a slow circuit): bob's transfer stalls.
+  let down = true;
+  s.alice.connect = (u) => (down ? relay.dead() : relay.connect(u));
+  relay.restart();
+  await relay.advance(40000, 1000);
+  down = false;
+  await relay.advance(20000, 1000);
+  const [r] = finished(s.bob);
+  assert.ok(r, 'bob’s transfer ended');
+  assert.notEqual(r.why, 'left');
+  assert.ok(r.state === 'done' || r.why === 'restart', `${r.state} ${r.why}`);
 });

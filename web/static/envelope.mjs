@@ -23,8 +23,9 @@
 //   and chain in the epoch, so that gaps and split views show):
 //     kind(1) ‖ index(4) ‖ previous(32) ‖ time(8) ‖ payload
 //     kind 01 text (UTF-8), 02 file offer (below), 03 file cancelled (file id),
-//          04 file declined by a receiver (file id),
-//          05 here: the relay session id (16) this leaf speaks through from now on
+//          04 file declined or refused by a receiver (file id, why (1)),
+//          05 here: the relay session id (16) this leaf speaks through from now on,
+//          06 file received whole by a receiver (file id)
 //   acknowledgements (bulk, never kept):
 //     10 ‖ n(2) ‖ n × (sender leaf(4) ‖ epoch(8) ‖ index(4) ‖ chain(32))
 //   offer payload = file id(16) ‖ size(8) ‖ chunk size(4) ‖ SHA-256(32) ‖ flags(1) ‖ type length(1) ‖ type ‖ name
@@ -41,8 +42,12 @@ export const K_OFFER = 0x02;
 export const K_CANCEL = 0x03;
 export const K_DECLINE = 0x04;
 export const K_HERE = 0x05;
+export const K_RECEIVED = 0x06;
 export const K_ACK = 0x10;
-export const ROOM_KINDS = [K_TEXT, K_OFFER, K_CANCEL, K_DECLINE, K_HERE];
+export const ROOM_KINDS = [K_TEXT, K_OFFER, K_CANCEL, K_DECLINE, K_HERE, K_RECEIVED];
+
+// Why a receiver declined a file (K_DECLINE): the words are view.mjs's.
+export const DECLINED = ['cancelled', 'busy', 'too-large', 'too-small', 'failed'];
 
 export const F_PICTURE = 0x01;
 export const F_STRIPPED = 0x02;

@@ -19,9 +19,10 @@
 import { toHex, randomBytes, subtle } from './bytes.mjs';
 import { stripMetadata, StripError } from './strip.mjs';
 import {
-  FILE_ID_BYTES, F_PICTURE, F_STRIPPED, K_OFFER, K_CANCEL, K_DECLINE, offerPayload, parseOffer, openChunk,
-  maxChunkBytes, EnvelopeError,
+  FILE_ID_BYTES, F_PICTURE, F_STRIPPED, K_OFFER, K_CANCEL, K_DECLINE, K_RECEIVED, DECLINED, offerPayload, parseOffer,
+  openChunk, maxChunkBytes, EnvelopeError,
 } from './envelope.mjs';
+import { concat } from './bytes.mjs';
 
 export const PICTURE_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'image/gif'];
 export const DEFAULT_MAX_FILE = 10 << 20;
@@ -29,6 +30,8 @@ export const MAX_INCOMING = 4;            // files being received at once, all s
 export const MAX_INCOMING_PER_SENDER = 2;
 export const MAX_OUTGOING = 4;            // files waiting to be sent
 export const STALL_MS = 30000;            // no chunk for this long: the transfer is reported as broken
+export const MIN_RATE = 8 << 10;          // bytes a second a transfer must keep up, after STALL_MS, to keep its slot
+export const MIN_CHUNK = 1024;            // smaller pieces (but for a file of one) are refused
 export const PROGRESS_EVERY = 0.05;       // progress is reported in steps of 5%
 
 export class Transfers {
@@ -77,7 +80,8 @@ export class Transfers {
     const id = randomBytes(FILE_ID_BYTES);
     const out = {
       id, idHex: toHex(id), name: file.name || 'file', type, size: bytes.length, removed, picture: !!(flags & F_PICTURE),
-      chunkSize, chunks: Math.ceil(bytes.length / chunkSize), sent: 0, bytes, state: 'offering', reported: 0, declined: [],
+      chunkSize, chunks: Math.ceil(bytes.length / chunkSize), sent: 0, bytes, state: 'offering', reported: 0,
+      outcome: new Map(), delivery: '', missed: [],
     };
     const hash = new Uint8Array(await subtle().digest('SHA-256', bytes));
     out.sha256 = toHex(hash);
@@ -120,8 +124,7 @@ export class Transfers {
   async cancel(t) {
     if (t.incoming) {
       if (t.state !== 'receiving') return;
-      this.finish(t, 'cancelled', 'you cancelled it');
-      await this.group.sealRoom(K_DECLINE, t.id, null);
+      await this.finish(t, 'cancelled', 'you-cancelled');
       return;
     }
     const i = this.outgoing.indexOf(t);
@@ -131,6 +134,43 @@ export class Transfers {
     t.bytes = null;
     this.report(t, true);
     await this.group.sealRoom(K_CANCEL, t.id, null);
+  }
+
+  // The sender learns what became of a file at each receiver: received
+  // whole (K_RECEIVED), or declined, refused or failed (K_DECLINE, why);
+  // members removed meanwhile did not get it. Delivered once every member
+  // of the group when it was offered has it.
+
+  onReceived(ev) { this.heard(ev, 'received'); }
+
+  // onDecline: a receiver cancelled a file of ours, refused it or could
+  // not take it whole; the sender is told who, and why.
+  onDecline(ev) {
+    const t = this.heard(ev, DECLINED[ev.why] || 'cancelled');
+    if (t) this.onEvent({ type: 'file-declined', transfer: t, by: ev.sender, why: DECLINED[ev.why] || 'cancelled' });
+  }
+
+  heard(ev, what) {
+    const id = toHex(ev.fileId);
+    const t = this.outgoing.find((x) => x.idHex === id) || this.recent.find((x) => x.idHex === id);
+    if (!t || !t.required || !t.required.has(ev.leaf) || t.outcome.has(ev.leaf)) return null;
+    t.outcome.set(ev.leaf, what);
+    this.settle(t);
+    return t;
+  }
+
+  // settle ends a file of ours once every receiver is accounted for.
+  settle(t) {
+    if (t.delivery || !t.required || t.state === 'cancelled') return;
+    for (const [leaf, name] of t.required) {
+      const l = this.group.leafSeen.get(leaf);
+      if (!t.outcome.has(leaf) && (!l || l.name !== name)) t.outcome.set(leaf, 'left');
+    }
+    if (t.outcome.size < t.required.size) return;
+    const got = [...t.outcome.values()].filter((x) => x === 'received').length;
+    t.delivery = t.required.size && got === t.required.size ? 'delivered' : got === 0 ? 'nobody' : 'partly';
+    t.missed = [...t.outcome].filter(([, x]) => x !== 'received').map(([leaf, x]) => ({ name: t.required.get(leaf), why: x }));
+    this.report(t, true);
   }
 
   report(t, force) {
@@ -151,14 +191,15 @@ export class Transfers {
       incoming: true, key, id: o.id, leaf: ev.leaf, sender: ev.sender, code: ev.code, changed: ev.changed, time: ev.time,
       name: safeName(o.name), type: o.type, size: o.size, picture: !!(o.flags & F_PICTURE), stripped: !!(o.flags & F_STRIPPED),
       chunkSize: o.chunkSize, chunks: Math.ceil(o.size / o.chunkSize), got: 0, parts: null, at: this.now(), state: 'receiving', reported: 0,
-      keys: new Map(), hash: o.hash,
+      keys: new Map(), hash: o.hash, started: this.now(), bytesIn: 0,
     };
-    const refuse = (why) => { this.finish(t, 'refused', why); };
+    const refuse = (why, args) => this.finish(t, 'refused', why, args);
     if (this.incoming.has(key) || this.done.has(key)) return undefined;
-    if (o.size > this.maxFile) return refuse(`it is larger than the ${mib(this.maxFile)} this server allows`);
-    if (o.chunkSize > maxChunkBytes(this.group.maxBucket) || t.chunks > (1 << 20)) return refuse('its chunks do not fit this server');
+    if (o.size > this.maxFile) return refuse('too-large', { max: this.maxFile });
+    if (o.chunkSize > maxChunkBytes(this.group.maxBucket) || t.chunks > (1 << 20)) return refuse('bad-chunks');
+    if (t.chunks > 1 && o.chunkSize < MIN_CHUNK) return refuse('too-small');
     if (this.incoming.size >= MAX_INCOMING || [...this.incoming.values()].filter((x) => x.leaf === ev.leaf).length >= MAX_INCOMING_PER_SENDER) {
-      return refuse('too many files are on their way at once; ask them to send it again later');
+      return refuse('busy');
     }
     t.parts = new Array(t.chunks);
     this.incoming.set(key, t);
@@ -179,24 +220,25 @@ export class Transfers {
       return;
     }
     const i = ev.parsed.index;
-    if (i >= t.chunks) return this.finish(t, 'failed', 'it was altered (a piece beyond its end)');
-    if (t.parts[i]) return undefined; // a copy
+    if (i >= t.chunks) return this.finish(t, 'failed', 'altered');
+    if (!t.parts || t.parts[i]) return undefined; // a copy (of the last piece, too, while the whole is checked)
     let data;
     try {
       const e = ev.parsed.epoch;
       if (!t.keys.has(e)) t.keys.set(e, await this.group.fileKey(e, t.leaf, t.id, 'decrypt'));
       const fileKey = t.keys.get(e);
-      if (!fileKey) return this.finish(t, 'failed', 'a piece came under keys this page no longer holds');
+      if (!fileKey) return this.finish(t, 'failed', 'old-keys');
       data = await openChunk({ fileKey, ctx: this.group.ctx, parsed: ev.parsed });
     } catch (e) {
       if (!(e instanceof EnvelopeError)) throw e;
-      return this.finish(t, 'failed', 'it was altered (a piece did not open)');
+      return this.finish(t, 'failed', 'altered');
     }
-    if (t.state !== 'receiving') return undefined;
+    if (t.state !== 'receiving' || !t.parts || t.parts[i]) return undefined;
     const want = i === t.chunks - 1 ? t.size - i * t.chunkSize : t.chunkSize;
-    if (data.length !== want) return this.finish(t, 'failed', 'it was altered (a piece of the wrong size)');
+    if (data.length !== want) return this.finish(t, 'failed', 'altered');
     t.parts[i] = data;
     t.got++;
+    t.bytesIn += data.length;
     t.at = this.now();
     if (t.got === t.chunks) return this.complete(t);
     this.report(t);
@@ -208,7 +250,7 @@ export class Transfers {
     t.parts.forEach((p, i) => bytes.set(p, i * t.chunkSize));
     t.parts = null;
     const hash = new Uint8Array(await subtle().digest('SHA-256', bytes));
-    if (toHex(hash) !== toHex(t.hash)) return this.finish(t, 'failed', 'it was altered: it is not the file that was offered');
+    if (toHex(hash) !== toHex(t.hash)) return this.finish(t, 'failed', 'altered');
     t.bytes = bytes;
     t.sha256 = toHex(hash);
     // Shown as a picture only if it is one of ours, by its bytes.
@@ -219,23 +261,17 @@ export class Transfers {
 
   onCancel(ev) {
     const t = this.incoming.get(ev.leaf + ':' + toHex(ev.fileId));
-    if (t) this.finish(t, 'cancelled', `${t.sender} cancelled it`);
-  }
-
-  // onDecline: a receiver cancelled a file of ours; the sender is told who.
-  onDecline(ev) {
-    const id = toHex(ev.fileId);
-    const t = this.outgoing.find((x) => x.idHex === id) || this.recent.find((x) => x.idHex === id);
-    if (!t || t.declined.includes(ev.sender)) return;
-    t.declined.push(ev.sender);
-    this.onEvent({ type: 'file-declined', transfer: t, by: ev.sender });
+    if (t) this.finish(t, 'cancelled', 'sender-cancelled');
   }
 
   // finish ends an incoming transfer: done (with its bytes), failed,
-  // refused or cancelled; what it held is let go.
-  finish(t, state, why) {
+  // refused or cancelled (why: a code view.mjs words); what it held is let
+  // go, and its sender is told: received, or why not (unless the sender
+  // cancelled or left, or the server restarted under it).
+  finish(t, state, why = '', args = {}) {
     t.state = state;
-    t.why = why || '';
+    t.why = why;
+    t.whyArgs = args;
     t.parts = null;
     t.keys = null;
     if (state !== 'done') t.bytes = null;
@@ -243,15 +279,35 @@ export class Transfers {
     this.done.add(t.key);
     while (this.done.size > 1000) this.done.delete(this.done.values().next().value);
     this.report(t, true);
+    const l = this.group.leafSeen.get(t.leaf);
+    if (state === 'done') return this.tell(K_RECEIVED, t.id);
+    if (!l || l.name !== t.sender || why === 'sender-cancelled' || why === 'restart') return undefined;
+    const code = { 'you-cancelled': 'cancelled', busy: 'busy', 'too-large': 'too-large', 'too-small': 'too-small' }[why] || 'failed';
+    return this.tell(K_DECLINE, concat(t.id, new Uint8Array([DECLINED.indexOf(code)])));
+  }
+
+  // tell sends the sender of a file what became of it here; it goes when
+  // the group may send, and is not worth a failure of its own.
+  tell(kind, payload) {
+    return this.group.sealRoom(kind, payload, null).catch(() => {});
+  }
+
+  // restarted: the relay restarted (a new relay session). Files on their
+  // way may have lost pieces with it; one that stalls says so.
+  restarted() {
+    for (const t of this.incoming.values()) t.restarted = true;
   }
 
   sweep() {
     const now = this.now();
     for (const t of [...this.incoming.values()]) {
       const l = this.group.leafSeen.get(t.leaf);
-      if (!l || l.name !== t.sender) this.finish(t, 'failed', `${t.sender} left before all of it arrived (${t.got} of ${t.chunks} pieces)`);
-      else if (now - t.at >= STALL_MS) this.finish(t, 'failed', `some of it never arrived (${t.got} of ${t.chunks} pieces); ask them to send it again`);
+      const args = { got: t.got, chunks: t.chunks, sender: t.sender };
+      if (!l || l.name !== t.sender) this.finish(t, 'failed', 'left', args);
+      else if (now - t.at >= STALL_MS) this.finish(t, 'failed', t.restarted ? 'restart' : 'stalled', args);
+      else if (now - t.started > STALL_MS && t.bytesIn < ((now - t.started - STALL_MS) / 1000) * MIN_RATE) this.finish(t, 'failed', 'too-slow', args);
     }
+    for (const t of [...this.outgoing, ...this.recent]) this.settle(t);
   }
 
   destroy() {

@@ -32,7 +32,7 @@ import { toHex, fromBase64, fromBase64url, toBase64url, equal, concat, subtle, u
 import * as mls from './mls.mjs';
 import { publicBytes, safetyCode, newSigningPair } from './identity.mjs';
 import {
-  T_MLS, T_GROUPINFO, T_CHUNK, K_TEXT, K_OFFER, K_CANCEL, K_DECLINE, K_HERE, K_ACK, HASH_BYTES, ACK_ENTRY_BYTES, SID_BYTES,
+  T_MLS, T_GROUPINFO, T_CHUNK, K_TEXT, K_OFFER, K_CANCEL, K_DECLINE, K_HERE, K_RECEIVED, K_ACK, HASH_BYTES, ACK_ENTRY_BYTES, SID_BYTES,
   EnvelopeError, context, seal, open, roomContent, parseContent, ackContent, chainNext, textPayload, readText,
   maxTextBytes, BUCKETS, makeChunk, parseChunk, importFileKey,
 } from './envelope.mjs';
@@ -301,10 +301,11 @@ export class Group {
       epoch: e, index: this.mine.index, chain: toHex(head), tag, at: this.now(), state: '',
       required: new Set(this.others().map((l) => l.index)), acked: new Set(), missed: new Set(),
     };
+    if (tag && tag.file) tag.file.required = new Map(this.others().map((l) => [l.index, l.name]));
     this.mine.index++;
     this.mine.head = head;
     this.onFrame({ type: 'msg', body, kind: kind === K_HERE ? 'here' : kind === K_TEXT ? 'message' : 'file', tag });
-    if (kind !== K_HERE) {
+    if (kind === K_TEXT || kind === K_OFFER) {
       this.outs.push(out);
       while (this.outs.length > MAX_OUT) this.finishOut(this.outs[0], 'unknown');
       if (out.required.size === 0) this.finishOut(out, 'nobody');
@@ -915,7 +916,8 @@ export class Group {
       }
       case K_OFFER: return this.onEvent({ type: 'file-offer', ...base, epoch: e, payload: c.payload });
       case K_CANCEL: return this.onEvent({ type: 'file-cancel', ...base, fileId: c.payload.slice(0, 16) });
-      case K_DECLINE: return this.onEvent({ type: 'file-decline', ...base, fileId: c.payload.slice(0, 16) });
+      case K_DECLINE: return this.onEvent({ type: 'file-decline', ...base, fileId: c.payload.slice(0, 16), why: c.payload[16] | 0 });
+      case K_RECEIVED: return this.onEvent({ type: 'file-received', ...base, fileId: c.payload.slice(0, 16) });
     }
     return undefined;
   }

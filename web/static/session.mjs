@@ -399,6 +399,7 @@ export class Session {
     }
     if (first) this.emit({ type: 'joined', room: this.room, name: this.name, code: this.group.code, check: this.keys.checkCode });
     else this.emit({ type: 'reconnected' });
+    if (!first && !resumed && this.files) this.files.restarted();
     this.status('ready');
     const group = this.group;
     await welcomed; // the group's new hello, if any, is queued first
@@ -535,6 +536,7 @@ export class Session {
       case 'chunk': if (this.files) this.track(this.files.onChunk(ev)); return;
       case 'file-cancel': if (this.files) this.files.onCancel(ev); return;
       case 'file-decline': if (this.files) this.files.onDecline(ev); return;
+      case 'file-received': if (this.files) this.files.onReceived(ev); return;
     }
     this.emit(ev);
   }

@@ -170,10 +170,16 @@ export function updateFile(li, t, progress) {
   li.dataset.transfer = t.state;
   const done = t.state === 'done' || t.state === 'sent';
   if (!done && t.state !== 'receiving' && t.state !== 'sending' && t.state !== 'offering') {
-    li.querySelector('progress').remove();
-    li.querySelector('button.cancel').remove();
-    li.querySelector('.why').textContent = t.incoming ? `Not received: ${t.why}.` : 'Cancelled.';
+    li.querySelector('progress')?.remove();
+    li.querySelector('button.cancel')?.remove();
+    li.querySelector('.why').textContent = t.incoming ? `Not received: ${fileWhy(t)}.` : 'Cancelled.';
     return;
+  }
+  if (!t.incoming && t.delivery) {
+    let d = li.querySelector('.delivery');
+    if (!d) { d = el('div', 'delivery'); li.append(d); }
+    d.textContent = fileDelivery(t);
+    li.dataset.delivery = t.delivery;
   }
   if (!done) return;
   li.querySelector('progress')?.remove();
@@ -287,6 +293,34 @@ const NOTES = {
   'send-failed': (e) => ['error', `Could not send: ${e.error}`],
 };
 
+// FILE_WHY words why a file did not arrive here (files.mjs's codes).
+const FILE_WHY = {
+  'you-cancelled': () => 'you cancelled it',
+  'sender-cancelled': (t) => `${t.sender} cancelled it`,
+  'too-large': (t) => `it is larger than the ${size(t.whyArgs.max)} this server allows`,
+  'too-small': () => 'its pieces are too small (a page of onionchat never sends such)',
+  'bad-chunks': () => 'its pieces do not fit this server',
+  busy: () => 'too many files are on their way at once; ask them to send it again later',
+  altered: () => 'it was altered on the way: it is not the file that was offered',
+  'old-keys': () => 'a piece came under keys this page no longer holds',
+  left: (t) => `${t.sender} left before all of it arrived (${t.got} of ${t.chunks} pieces)`,
+  stalled: (t) => `some of it never arrived (${t.got} of ${t.chunks} pieces); ask them to send it again`,
+  restart: (t) => `the server restarted while it was on its way (${t.got} of ${t.chunks} pieces); ${t.sender} can send it again`,
+  'too-slow': (t) => `it came too slowly to keep its place (${t.got} of ${t.chunks} pieces); ask them to send it again`,
+};
+
+function fileWhy(t) { return FILE_WHY[t.why] ? FILE_WHY[t.why](t) : String(t.why || 'it did not arrive'); }
+
+// DECLINED_WHY words why a receiver did not take a file of ours.
+const DECLINED_WHY = { cancelled: 'cancelled it', busy: 'had too many files on their way', 'too-large': 'found it too large', 'too-small': 'refused its pieces', failed: 'did not get it whole', left: 'left' };
+
+function fileDelivery(t) {
+  if (t.delivery === 'delivered') return 'delivered';
+  if (t.delivery === 'nobody' && !t.required.size) return 'reached nobody: you are alone in this room';
+  const who = t.missed.map((m) => `${m.name} ${DECLINED_WHY[m.why] || 'did not get it'}`).join('; ');
+  return t.delivery === 'nobody' ? `reached nobody (${who})` : `did not reach everyone (${who})`;
+}
+
 // words returns [level, text] for an event of the session or the group
 // that people should read, or null.
 export function words(ev) {
@@ -304,7 +338,7 @@ export function words(ev) {
     case 'in-group': return ev.again ? ['info', 'You are in the room’s keys again.'] : null;
     case 'earlier': return ['info', `Up to ${count(ev.count, 'earlier message')} ${ev.count === 1 ? 'was' : 'were'} sent before you joined; ${ev.count === 1 ? 'it' : 'they'} cannot be read here (by design: you get the room’s keys from when you join).`];
     case 'internal': return ['error', `⚠ Internal error: ${ev.error}`];
-    case 'file-declined': return ['info', `${ev.by} declined “${ev.transfer.name}”.`];
+    case 'file-declined': return ['info', ev.why === 'cancelled' ? `${ev.by} declined “${ev.transfer.name}”.` : `${ev.by} ${DECLINED_WHY[ev.why] || 'did not get'} “${ev.transfer.name}”.`];
     case 'file-unknown': return ['error', `⚠ ${ev.sender} is sending a file that started before you joined or while you were away; it will not reach you.`];
   }
   return null;
