@@ -17,7 +17,8 @@ var debPackage = map[string]string{
 	"firefox-esr":     "firefox-esr",
 	"systemd-analyze": "systemd",
 	"node":            "nodejs",
-	"onionbalance":    "onionbalance", // the front of a cluster (issue 16); its tor is ours, its service never started
+	"exiftool":        "libimage-exiftool-perl", // the independent reader of what picture cleaning leaves (issue 23)
+	"onionbalance":    "onionbalance",           // the front of a cluster (issue 16); its tor is ours, its service never started
 }
 
 // ensure installs, from Debian's archive, the packages of the commands
