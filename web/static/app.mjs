@@ -7,6 +7,7 @@ import { Group } from './group.mjs';
 import { deriveRoom } from './roomkey.mjs';
 import * as keystore from './keystore.mjs';
 import * as view from './view.mjs';
+import { NotCleanable } from './strip.mjs';
 
 const $ = view.$;
 
@@ -232,16 +233,23 @@ function sendComposer() {
   sent.set(item, view.addMessage({ sender: session.name, text, time: item.time, own: true, code: session.group ? session.group.code : '' }));
 }
 
-// sendFiles offers each file to the room (pictures are stripped of their
-// location and camera data first, in files.mjs).
+// sendFiles offers each file to the room (pictures are cleaned of their
+// location and camera data first, in files.mjs). A photo the page cannot
+// clean is not sent unless the sender then chooses to send it as a file.
 async function sendFiles(list) {
   for (const f of [...list]) {
     if (!session) return;
+    const fail = (e) => view.notice(`“${f.name}” was not sent: ${e.message}`, 'error');
     try {
-      const bytes = new Uint8Array(await f.arrayBuffer());
-      await session.sendFile({ name: f.name, type: f.type, bytes });
+      const file = { name: f.name, type: f.type, bytes: new Uint8Array(await f.arrayBuffer()) };
+      await session.sendFile(file).catch((e) => {
+        if (!(e instanceof NotCleanable)) throw e;
+        view.askSendAsFile(f.name, e.format, () => {
+          if (session) session.sendFile({ ...file, asFile: true }).catch(fail);
+        });
+      });
     } catch (e) {
-      view.notice(`“${f.name}” was not sent: ${e.message}`, 'error');
+      fail(e);
     }
   }
 }

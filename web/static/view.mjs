@@ -5,6 +5,8 @@
 // <bdi>, so right-to-left text cannot reorder the line around them; the
 // server's CSP (Trusted Types) refuses innerHTML anyway.
 
+import { inlineSize } from './strip.mjs';
+
 export const $ = (id) => document.getElementById(id);
 
 const MAX_ITEMS = 2000;
@@ -172,18 +174,44 @@ export function updateFile(li, t, progress) {
   li.querySelector('progress')?.remove();
   li.querySelector('button.cancel')?.remove();
   if (t.sha256) li.dataset.sha256 = t.sha256; // what the page checked the bytes against
-  if (!t.incoming && !t.picture) return;
-  if (t.picture && t.bytes) {
+  if (!t.bytes || (!t.incoming && !t.picture)) return;
+  const fit = t.picture ? inlineSize(t.bytes) : null;
+  if (fit && fit.ok) {
     const img = document.createElement('img');
     img.alt = t.name;
+    img.decoding = 'async';
     img.src = blobURL(li, t.bytes, t.type);
     li.append(img);
-  } else if (t.bytes) {
-    const a = el('a', 'download', `Save ${t.name}`);
-    a.download = t.name;
-    a.href = blobURL(li, t.bytes, 'application/octet-stream'); // never rendered by the page or the browser
-    li.append(a);
+    return;
   }
+  if (fit) {
+    li.append(el('div', 'note', fit.width
+      ? `Not shown here: at ${fit.width} × ${fit.height} pixels it is too large to draw safely.`
+      : 'Not shown here: its size could not be read.'));
+  }
+  if (!t.incoming) return;
+  const a = el('a', 'download', `Save ${t.name}`);
+  a.download = t.name;
+  a.href = blobURL(li, t.bytes, 'application/octet-stream'); // never rendered by the page or the browser
+  li.append(a);
+}
+
+// askSendAsFile tells the sender that a photo (name, of format) cannot be
+// cleaned and was not sent, and offers to send it as a file anyway:
+// onSend runs if they choose to.
+export function askSendAsFile(fileName, format, onSend) {
+  const li = el('li', 'notice ask', `“${fileName}” is a ${format} photo. This page cannot remove location and camera data from ${format} photos, so it has not been sent. ` +
+    'You can save it as JPEG or PNG and send that, or send this one as a file, with everything it carries.');
+  const row = el('div', 'actions');
+  const yes = el('button', 'anyway', 'Send it as a file anyway');
+  const no = el('button', 'keep', 'Don’t send');
+  yes.type = no.type = 'button';
+  const done = (text) => { row.replaceChildren(el('span', '', text)); };
+  yes.addEventListener('click', () => { done('Sent as a file, as it is.'); onSend(); });
+  no.addEventListener('click', () => done('Not sent.'));
+  row.append(yes, ' ', no);
+  li.append(row);
+  append(li);
 }
 
 // badge puts the unread count on the tab's icon (an SVG made here), or
