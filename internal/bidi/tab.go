@@ -258,3 +258,15 @@ func (t *Tab) Logs() []LogEntry {
 func (t *Tab) Errors() []LogEntry {
 	return t.b.c.logEntries(t.ID, "error")
 }
+
+// SetViewport sets the size of the tab's viewport in CSS pixels, as a
+// phone's or a desktop's screen.
+func (t *Tab) SetViewport(ctx context.Context, width, height int) error {
+	err := t.b.c.call(ctx, "browsingContext.setViewport", map[string]any{
+		"context": t.ID, "viewport": map[string]any{"width": width, "height": height},
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("bidi: set viewport: %w", err)
+	}
+	return nil
+}

@@ -70,6 +70,12 @@ func (c cdpTab) screenshot() ([]byte, error) {
 	return chromedp.Run(ctx, chromedp.CaptureScreenshot())
 }
 
+func (c cdpTab) viewport(width, height int) error {
+	ctx, cancel := context.WithTimeout(c.ctx, waitShort)
+	defer cancel()
+	return chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), int64(height)))
+}
+
 func (c cdpTab) reload() error {
 	ctx, cancel := context.WithTimeout(c.ctx, waitShort)
 	defer cancel()

@@ -51,6 +51,12 @@ func (b bidiTab) screenshot() ([]byte, error) {
 	return b.t.Screenshot(ctx)
 }
 
+func (b bidiTab) viewport(width, height int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	return b.t.SetViewport(ctx, width, height)
+}
+
 // cspPreload is cspRecorder as a BiDi preload function.
 const cspPreload = "() => {" + cspRecorder + "}"
 

@@ -26,6 +26,7 @@ type driver interface {
 	enter(id string) error
 	click(id string) error
 	screenshot() ([]byte, error)
+	viewport(width, height int) error
 }
 
 // Every wait in a scenario is bounded by one of these.

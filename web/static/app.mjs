@@ -22,7 +22,8 @@ const STATUS = {
 };
 
 let session = null;
-let room = '';
+let room = '';      // the room's name as shown, once in it
+let typedRoom = ''; // what the room field held at Join
 let unread = 0;
 const sent = new Map(); // session item -> its <li>
 const transfers = new Map(); // file transfer -> its <li>
@@ -67,6 +68,7 @@ function init() {
     if (session && e.dataTransfer && e.dataTransfer.files.length) { e.preventDefault(); sendFiles(e.dataTransfer.files); }
   });
   $('notify').addEventListener('click', askNotifications);
+  $('members-toggle').addEventListener('click', () => view.toggleSide());
   $('share').addEventListener('focus', (e) => e.target.select());
   document.addEventListener('visibilitychange', () => { if (!document.hidden) { unread = 0; updateTitle(); } });
   if (!('Notification' in window)) {
@@ -113,6 +115,7 @@ async function onJoinSubmit(e) {
     signing,
     onEvent,
   });
+  typedRoom = $('room').value.trim();
   const bad = session.start({ room: $('room').value, name: $('name').value, passphrase: pass });
   if (bad) {
     session = null;
@@ -174,17 +177,19 @@ function onEvent(ev) {
 }
 
 function enterChat(ev) {
-  room = ev.room;
+  // The room is shown as typed (its key uses a normalised form, ev.room).
+  room = typedRoom || ev.room;
   view.clearMessages();
-  $('room-title').textContent = ev.room;
+  view.toggleSide(false);
+  $('room-title').textContent = room;
   view.checkCode(ev.check);
-  $('share').value = location.origin + '/#room=' + encodeURIComponent(ev.room);
+  $('share').value = location.origin + '/#room=' + encodeURIComponent(room);
   view.myCode(ev.code);
-  history.replaceState(null, '', '#room=' + encodeURIComponent(ev.room));
+  history.replaceState(null, '', '#room=' + encodeURIComponent(room));
   updateTitle();
   $('join').disabled = false;
   view.show('chat-view');
-  view.notice(`You joined “${ev.room}” as ${ev.name}.`);
+  view.notice(`You joined “${room}” as ${ev.name}.`);
   $('composer').focus();
 }
 

@@ -256,6 +256,18 @@ export function members(list) {
     return li;
   }));
   $('member-count').textContent = list.length ? `(${list.length})` : '';
+  $('member-count-short').textContent = list.length ? `(${list.length})` : '';
+}
+
+// toggleSide opens or closes the side panel (members, codes, the room
+// link, notifications) where it is folded away: on a phone's narrow
+// screen. Without an argument it flips it.
+export function toggleSide(open) {
+  const side = $('side');
+  const on = open === undefined ? !side.classList.contains('open') : open;
+  side.classList.toggle('open', on);
+  side.parentElement.classList.toggle('side-open', on);
+  $('members-toggle').setAttribute('aria-expanded', String(on));
 }
 
 export function myCode(code) { $('my-code').textContent = code || ''; }
