@@ -57,6 +57,12 @@ func (b bidiTab) viewport(width, height int) error {
 	return b.t.SetViewport(ctx, width, height)
 }
 
+func (b bidiTab) wheel(selector string, dy int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	return b.t.Wheel(ctx, selector, dy)
+}
+
 // cspPreload is cspRecorder as a BiDi preload function.
 const cspPreload = "() => {" + cspRecorder + "}"
 

@@ -31,9 +31,12 @@ const blobURLs = new WeakMap(); // li -> [url]
 export function clearMessages() {
   for (const li of $('messages').children) revoke(li);
   $('messages').replaceChildren();
+  follow = true;
+  $('new-below').hidden = true;
 }
 
 function revoke(li) {
+  if (sizes) sizes.unobserve(li);
   for (const u of blobURLs.get(li) || []) URL.revokeObjectURL(u);
   blobURLs.delete(li);
 }
@@ -92,7 +95,7 @@ export function addMessage(m) {
   sender.title = 'Show the safety code this message was signed with';
   li.append(head, code, el('div', 'text', m.text));
   if (m.own) li.append(el('div', 'delivery', DELIVERY.queued));
-  append(li);
+  append(li, { mine: m.own && !m.old });
   return li;
 }
 
@@ -111,12 +114,58 @@ export function notice(text, kind) {
   append(el('li', 'notice' + (kind ? ' ' + kind : ''), text));
 }
 
-function append(li) {
+// The message list follows what arrives while its reader is at the end
+// (within FOLLOW_SLACK pixels), whatever it is: when an item is added, and
+// when an item or the list changes size later (a picture loads, a phone's
+// keyboard opens). A reader who scrolled up stays where they are, and
+// "new messages below" says that more came and takes them there. Only the
+// reader's own scrolling (wheel, touch, keys, the scroll bar) stops the
+// following: the list's own changes move the view too (an item that
+// shrinks clamps it), and a picture may load before the scroll event
+// that such a change raised is handled.
+const FOLLOW_SLACK = 40;
+const INTENT_MS = 1000;
+let follow = true;
+const reader = { at: -Infinity, holding: false }; // the reader's last scrolling input
+let sizes = null; // ResizeObserver of the list and its items, once set up
+
+function watchScroll() {
+  if (sizes) return;
   const ol = $('messages');
-  const atEnd = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
+  const intent = () => { reader.at = performance.now(); };
+  for (const ev of ['wheel', 'touchstart', 'touchmove', 'keydown']) ol.addEventListener(ev, intent, { passive: true });
+  ol.addEventListener('pointerdown', () => { reader.holding = true; intent(); });
+  window.addEventListener('pointerup', () => { if (reader.holding) { reader.holding = false; intent(); } });
+  ol.addEventListener('scroll', () => {
+    if (ol.scrollHeight - ol.scrollTop - ol.clientHeight < FOLLOW_SLACK) {
+      follow = true;
+      $('new-below').hidden = true;
+    } else if (reader.holding || performance.now() - reader.at < INTENT_MS) {
+      follow = false;
+    }
+  }, { passive: true });
+  $('new-below').addEventListener('click', () => { follow = true; toEnd(); });
+  sizes = new ResizeObserver(keepFollowing);
+  sizes.observe(ol);
+}
+
+function keepFollowing() { if (follow) toEnd(); }
+
+function toEnd() {
+  const ol = $('messages');
+  ol.scrollTop = ol.scrollHeight;
+  $('new-below').hidden = true;
+}
+
+function append(li, { mine = false } = {}) {
+  watchScroll();
+  const ol = $('messages');
   ol.append(li);
+  sizes.observe(li);
   while (ol.children.length > MAX_ITEMS) { revoke(ol.firstElementChild); ol.firstElementChild.remove(); }
-  if (atEnd) ol.scrollTop = ol.scrollHeight;
+  if (mine) follow = true; // what you send, you see
+  if (follow) toEnd();
+  else if (li.classList.contains('msg') || li.classList.contains('notice')) $('new-below').hidden = false;
 }
 
 export function size(n) {
@@ -156,7 +205,7 @@ export function fileItem(t, { sender, time, code, changed, onCancel }) {
   const why = el('div', 'why', '');
   li.append(head, codeEl, fname, note, bar, cancel, why);
   li.dataset.transfer = t.incoming ? 'receiving' : 'sending';
-  append(li);
+  append(li, { mine: !t.incoming });
   return li;
 }
 
@@ -180,6 +229,7 @@ export function updateFile(li, t, progress) {
     const img = document.createElement('img');
     img.alt = t.name;
     img.decoding = 'async';
+    img.addEventListener('load', keepFollowing); // its height is known only now
     img.src = blobURL(li, t.bytes, t.type);
     li.append(img);
     return;
@@ -211,7 +261,7 @@ export function askSendAsFile(fileName, format, onSend) {
   no.addEventListener('click', () => done('Not sent.'));
   row.append(yes, ' ', no);
   li.append(row);
-  append(li);
+  append(li, { mine: true });
 }
 
 // badge puts the unread count on the tab's icon (an SVG made here), or
