@@ -63,6 +63,12 @@ func (b bidiTab) wheel(selector string, dy int) error {
 	return b.t.Wheel(ctx, selector, dy)
 }
 
+func (b bidiTab) navigate(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	return b.t.Navigate(ctx, url)
+}
+
 // cspPreload is cspRecorder as a BiDi preload function.
 const cspPreload = "() => {" + cspRecorder + "}"
 

@@ -42,6 +42,7 @@ function unsupportedReason() {
 }
 
 function init() {
+  $('loading').hidden = true;
   const why = unsupportedReason();
   if (why) {
     $('unsupported-why').textContent = why;
@@ -201,7 +202,7 @@ function stopped(ev) {
   if (ev.first || ev.field) {
     view.show('join-view');
     view.setState('join');
-    $('join-error').textContent = ev.message;
+    $('join-error').textContent = view.refusal(ev.code) || ev.message;
     $(ev.field || 'passphrase').focus();
     return;
   }

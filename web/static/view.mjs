@@ -19,6 +19,17 @@ export function show(id) {
 
 export function status(text) { $('status').textContent = text; }
 
+// REFUSED says why the server refused this page's connection before it
+// joined, and what to do, by the relay's error code.
+const REFUSED = {
+  too_many_conns: 'The server refused this tab: too many onionchat tabs or windows are open from your address ' +
+    '(in Tor Browser: from this browser). Close one of them, then press Join again.',
+  server_full: 'The server is full: it already holds as many people as its owner allows. Try again in a few minutes.',
+  evicted: 'The server was full and gave this place to someone else. Try again in a few minutes.',
+};
+
+export function refusal(code) { return REFUSED[code] || ''; }
+
 export function title(room, unread) {
   const base = room ? `${room} — onionchat` : 'onionchat';
   document.title = unread ? `(${unread}) ${base}` : base;
