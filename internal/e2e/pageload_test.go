@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
 	"github.com/onionchat/onionchat/hub"
 	"github.com/onionchat/onionchat/web"
 )
@@ -135,3 +137,35 @@ func TestFirefoxPageLoads(t *testing.T) {
 // pendingPerPeer is the server's bound on one peer's connections before
 // the upgrade, with the hub's defaults.
 var pendingPerPeer, _ = web.PendingLimits(hub.DefaultMaxConns, hub.DefaultMaxConnsPerPeer)
+
+// TestChromiumPageNotStartedSaysSo: a page that loaded but whose script
+// could not (a module refused, as a server over its bounds refuses a
+// connection) says to reload and close some tabs, instead of staying
+// blank; a page that started never shows it.
+func TestChromiumPageNotStartedSaysSo(t *testing.T) {
+	browser := Chromium(t)
+	lan := startLANRoom(t, 1, "")
+	tab := cdpTab{Tab(t, browser)}
+	loadAll(t, lan.url(0, "room"), "a normal load", tab)
+	if v, _ := tab.eval(`document.getElementById("loading").hidden`); v != true {
+		t.Error("a page that started shows the loading notice")
+	}
+	ctx, cancel := context.WithTimeout(tab.ctx, waitShort)
+	defer cancel()
+	_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
+	must(t, err)
+	_, err = chromedp.Call(ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{
+		URLPatterns: []*network.BlockPattern{{URLPattern: "*://*:*/strip.mjs", Block: true}},
+	})
+	must(t, err)
+	must(t, tab.reload())
+	must(t, tab.waitFor("the notice", `!document.getElementById("loading").hidden && getComputedStyle(document.getElementById("loading")).visibility === "visible"`, waitShort))
+	if v, _ := tab.eval(`document.documentElement.dataset.state`); v != "loading" {
+		t.Fatalf("with strip.mjs blocked the page's state is %v: the check proves nothing", v)
+	}
+	if v, _ := tab.eval(`document.getElementById("loading").textContent`); !strings.Contains(fmt.Sprint(v), "reload") || !strings.Contains(fmt.Sprint(v), "close some") {
+		t.Errorf("the notice says %q", v)
+	}
+	wholeShown(t, tab, "a page that did not start", "#loading")
+	keepScreenshot(t, tab, "chromium-not-started.png")
+}

@@ -268,7 +268,7 @@ export function askSendAsFile(fileName, format, onSend) {
   const no = el('button', 'keep', 'Don’t send');
   yes.type = no.type = 'button';
   const done = (text) => { row.replaceChildren(el('span', '', text)); };
-  yes.addEventListener('click', () => { done('Sent as a file, as it is.'); onSend(); });
+  yes.addEventListener('click', () => { done('Sending it as a file, as it is.'); onSend(); });
   no.addEventListener('click', () => done('Not sent.'));
   row.append(yes, ' ', no);
   li.append(row);
