@@ -17,6 +17,12 @@ const (
 	// max_conns_per_peer is: a browser opens a few connections at once
 	// to load the page.
 	MinPendingPerPeer = 8
+	// PageConns is how many connections one page load may hold at once
+	// before the upgrade: Chromium, Firefox and Tor Browser open up to 6
+	// per host and keep them for keep-alive. Each session a peer may hold
+	// (max_conns_per_peer) is a page loaded so, perhaps at the same time
+	// as the others (two browser profiles, a browser restoring its tabs).
+	PageConns = 6
 	// MinPendingTotal is the least the server keeps pending in all.
 	MinPendingTotal = 256
 	// MinClosingConns is how many connections beyond every session and
@@ -29,10 +35,10 @@ const (
 )
 
 // PendingLimits returns the bounds on connections before the upgrade for
-// a hub's limits: per peer 2 × MaxConnsPerPeer (at least
+// a hub's limits: per peer PageConns × MaxConnsPerPeer (at least
 // MinPendingPerPeer), in all max(MinPendingTotal, MaxConns/4).
 func PendingLimits(maxConns, maxConnsPerPeer int) (perPeer, total int) {
-	return max(MinPendingPerPeer, 2*maxConnsPerPeer), max(MinPendingTotal, maxConns/4)
+	return max(MinPendingPerPeer, PageConns*maxConnsPerPeer), max(MinPendingTotal, maxConns/4)
 }
 
 // gate counts the connections of its listeners from Accept until they are

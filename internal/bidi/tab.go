@@ -258,3 +258,42 @@ func (t *Tab) Logs() []LogEntry {
 func (t *Tab) Errors() []LogEntry {
 	return t.b.c.logEntries(t.ID, "error")
 }
+
+// SetViewport sets the size of the tab's viewport in CSS pixels, as a
+// phone's or a desktop's screen.
+func (t *Tab) SetViewport(ctx context.Context, width, height int) error {
+	err := t.b.c.call(ctx, "browsingContext.setViewport", map[string]any{
+		"context": t.ID, "viewport": map[string]any{"width": width, "height": height},
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("bidi: set viewport: %w", err)
+	}
+	return nil
+}
+
+// Wheel turns the mouse wheel over the centre of the first element
+// matching the CSS selector by dy pixels (negative: up), as a person
+// scrolling does: trusted wheel events, then the scroll they cause.
+func (t *Tab) Wheel(ctx context.Context, selector string, dy int) error {
+	v, err := t.Eval(ctx, fmt.Sprintf(`(() => {
+		const el = document.querySelector(%s);
+		if (!el) throw new Error("no element matches " + %[1]s);
+		const r = el.getBoundingClientRect();
+		return [Math.round((r.left + r.right) / 2), Math.round((r.top + r.bottom) / 2)];
+	})()`, JS(selector)))
+	if err != nil {
+		return fmt.Errorf("bidi: wheel over %s: %w", selector, err)
+	}
+	xy, ok := v.([]any)
+	if !ok || len(xy) != 2 {
+		return fmt.Errorf("bidi: wheel over %s: got %v", selector, v)
+	}
+	err = t.perform(ctx, map[string]any{
+		"type": "wheel", "id": "wheel",
+		"actions": []any{map[string]any{"type": "scroll", "x": xy[0], "y": xy[1], "deltaX": 0, "deltaY": dy}},
+	})
+	if err != nil {
+		return fmt.Errorf("bidi: wheel over %s: %w", selector, err)
+	}
+	return nil
+}

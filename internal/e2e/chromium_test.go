@@ -70,6 +70,31 @@ func (c cdpTab) screenshot() ([]byte, error) {
 	return chromedp.Run(ctx, chromedp.CaptureScreenshot())
 }
 
+func (c cdpTab) viewport(width, height int) error {
+	ctx, cancel := context.WithTimeout(c.ctx, waitShort)
+	defer cancel()
+	return chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), int64(height)))
+}
+
+func (c cdpTab) wheel(selector string, dy int) error {
+	ctx, cancel := context.WithTimeout(c.ctx, waitShort)
+	defer cancel()
+	xy, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](fmt.Sprintf(`(() => {
+		const r = document.querySelector(%s).getBoundingClientRect();
+		return [(r.left + r.right) / 2, (r.top + r.bottom) / 2];
+	})()`, js(selector))))
+	if err != nil {
+		return err
+	}
+	// By hand: the typed parameters leave out a zero deltaX, which
+	// Chromium requires.
+	return chromedp.Do(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		return chromedp.Void{}, tg.Call(ctx, "Input.dispatchMouseEvent", map[string]any{
+			"type": "mouseWheel", "x": xy[0], "y": xy[1], "deltaX": 0, "deltaY": dy,
+		}, nil)
+	})
+}
+
 func (c cdpTab) reload() error {
 	ctx, cancel := context.WithTimeout(c.ctx, waitShort)
 	defer cancel()

@@ -51,6 +51,24 @@ func (b bidiTab) screenshot() ([]byte, error) {
 	return b.t.Screenshot(ctx)
 }
 
+func (b bidiTab) viewport(width, height int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	return b.t.SetViewport(ctx, width, height)
+}
+
+func (b bidiTab) wheel(selector string, dy int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	return b.t.Wheel(ctx, selector, dy)
+}
+
+func (b bidiTab) navigate(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	return b.t.Navigate(ctx, url)
+}
+
 // cspPreload is cspRecorder as a BiDi preload function.
 const cspPreload = "() => {" + cspRecorder + "}"
 

@@ -26,6 +26,8 @@ type driver interface {
 	enter(id string) error
 	click(id string) error
 	screenshot() ([]byte, error)
+	viewport(width, height int) error
+	wheel(selector string, dy int) error // turn the mouse wheel over it (dy < 0: up)
 }
 
 // Every wait in a scenario is bounded by one of these.
@@ -62,7 +64,7 @@ func send(t *testing.T, d driver, text string) {
 
 func hasMessageJS(sender, text string) string {
 	return fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg")].some(li =>
-		li.querySelector(".sender").textContent === %s && li.querySelector(".text").textContent === %s)`, js(sender), js(text))
+		li.querySelector(".sender").textContent === %s && li.querySelector(".text")?.textContent === %s)`, js(sender), js(text))
 }
 
 func waitMessage(t *testing.T, d driver, who, sender, text string) {

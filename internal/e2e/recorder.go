@@ -34,6 +34,8 @@ type Recorder struct {
 
 	mu    sync.Mutex
 	conns []*recorded
+	open  int // connections open now
+	peak  int // the most open at once
 }
 
 // Ways to cut a Recorder's link.
@@ -110,10 +112,13 @@ func (r *Recorder) accept() {
 		rec.silenced.Store(r.cut.Load() == CutSilent)
 		r.mu.Lock()
 		r.conns = append(r.conns, rec)
+		r.open++
+		r.peak = max(r.peak, r.open)
 		r.mu.Unlock()
 		conns.Add(1)
 		go func() {
 			defer conns.Done()
+			defer func() { r.mu.Lock(); r.open--; r.mu.Unlock() }()
 			up, err := tls.DialWithDialer(&r.dialer, "tcp", r.upstream, &tls.Config{InsecureSkipVerify: true})
 			if err != nil {
 				c.Close()
@@ -150,6 +155,14 @@ func copyRec(dst io.Writer, src io.Reader, buf *bytes.Buffer, rec *recorded, r *
 			return
 		}
 	}
+}
+
+// Conns returns how many connections browsers made through r, and the
+// most that were open at once.
+func (r *Recorder) Conns() (total, peak int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.conns), r.peak
 }
 
 // Cut cuts the link the Recorder carries (CutReset or CutSilent) until

@@ -17,8 +17,9 @@ var debPackage = map[string]string{
 	"firefox-esr":     "firefox-esr",
 	"systemd-analyze": "systemd",
 	"node":            "nodejs",
-	"npm":             "npm",          // installs the page's pinned JavaScript for `make js` (never at run time)
-	"onionbalance":    "onionbalance", // the front of a cluster (issue 16); its tor is ours, its service never started
+	"npm":             "npm",                    // installs the page's pinned JavaScript for `make js` (never at run time)
+	"exiftool":        "libimage-exiftool-perl", // the independent reader of what picture cleaning leaves (issue 23)
+	"onionbalance":    "onionbalance",           // the front of a cluster (issue 16); its tor is ours, its service never started
 }
 
 // ensure installs, from Debian's archive, the packages of the commands

@@ -29,8 +29,8 @@ const fuzzTime = 10 * time.Second
 
 func steps() []step {
 	return []step{
-		{"tools", "install tor, chromium, firefox-esr, systemd tools, node and npm if missing", func(ctx context.Context) error {
-			return ensure(ctx, "tor", "tor-gencert", "chromium", "firefox-esr", "systemd-analyze", "node", "npm", "onionbalance")
+		{"tools", "install tor, chromium, firefox-esr, systemd tools, node, npm and exiftool if missing", func(ctx context.Context) error {
+			return ensure(ctx, "tor", "tor-gencert", "chromium", "firefox-esr", "systemd-analyze", "node", "npm", "exiftool", "onionbalance")
 		}},
 		{"gofmt", "gofmt -l finds nothing", checkGofmt},
 		{"vet", "go vet ./...", func(ctx context.Context) error { return run(ctx, "go", "vet", "./...") }},

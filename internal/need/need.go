@@ -1,5 +1,5 @@
 // Package need lets tests ask for an external tool (tor, chromium,
-// firefox-esr, node). When the tool is missing the test is skipped, unless
+// firefox-esr, node, exiftool). When the tool is missing the test is skipped, unless
 // ONIONCHAT_REQUIRE_TOOLS=1 (set by the project's test command and CI), in
 // which case it fails: in CI a missing tool is an error, not a pass.
 package need

@@ -8,6 +8,7 @@ import { deriveRoom } from './roomkey.mjs';
 import * as keystore from './keystore.mjs';
 import { supported } from './identity.mjs';
 import * as view from './view.mjs';
+import { NotCleanable } from './strip.mjs';
 
 const $ = view.$;
 
@@ -22,7 +23,8 @@ const STATUS = {
 };
 
 let session = null;
-let room = '';
+let room = '';      // the room's name as shown, once in it
+let typedRoom = ''; // what the room field held at Join
 let unread = 0;
 const sent = new Map(); // session item -> its <li>
 const transfers = new Map(); // file transfer -> its <li>
@@ -41,6 +43,7 @@ function unsupportedReason() {
 }
 
 async function init() {
+  $('loading').hidden = true;
   const why = unsupportedReason() || (await supported() ? '' : 'This browser’s Web Crypto lacks Ed25519 and X25519, ' +
     'which the room’s encryption (MLS) needs. Update Tor Browser (version 15 or later), Firefox (130 or later) or ' +
     'Chromium (133 or later).');
@@ -69,6 +72,7 @@ async function init() {
     if (session && e.dataTransfer && e.dataTransfer.files.length) { e.preventDefault(); sendFiles(e.dataTransfer.files); }
   });
   $('notify').addEventListener('click', askNotifications);
+  $('members-toggle').addEventListener('click', () => view.toggleSide());
   $('share').addEventListener('focus', (e) => e.target.select());
   document.addEventListener('visibilitychange', () => { if (!document.hidden) { unread = 0; updateTitle(); } });
   if (!('Notification' in window)) {
@@ -115,6 +119,7 @@ async function onJoinSubmit(e) {
     signing,
     onEvent,
   });
+  typedRoom = $('room').value.trim();
   const bad = session.start({ room: $('room').value, name: $('name').value, passphrase: pass });
   if (bad) {
     session = null;
@@ -152,7 +157,9 @@ function onEvent(ev) {
         if (!own) arrived(t.sender, `a file: ${t.name}`);
       }
       view.updateFile(li, t, ev.progress);
-      if (!['offering', 'sending', 'receiving'].includes(t.state)) transfers.delete(t);
+      // Ours stay until every member is accounted for (delivered, or who
+      // did not get it); theirs once they end.
+      if (!['offering', 'sending', 'receiving'].includes(t.state) && (t.incoming || t.delivery || t.state === 'cancelled')) transfers.delete(t);
       return;
     }
     case 'members':
@@ -171,17 +178,19 @@ function onEvent(ev) {
 }
 
 function enterChat(ev) {
-  room = ev.room;
+  // The room is shown as typed (its key uses a normalised form, ev.room).
+  room = typedRoom || ev.room;
   view.clearMessages();
-  $('room-title').textContent = ev.room;
+  view.toggleSide(false);
+  $('room-title').textContent = room;
   view.checkCode(ev.check);
-  $('share').value = location.origin + '/#room=' + encodeURIComponent(ev.room);
+  $('share').value = location.origin + '/#room=' + encodeURIComponent(room);
   view.myCode(ev.code);
-  history.replaceState(null, '', '#room=' + encodeURIComponent(ev.room));
+  history.replaceState(null, '', '#room=' + encodeURIComponent(room));
   updateTitle();
   $('join').disabled = false;
   view.show('chat-view');
-  view.notice(`You joined “${ev.room}” as ${ev.name}.`);
+  view.notice(`You joined “${room}” as ${ev.name}.`);
   $('composer').focus();
 }
 
@@ -193,7 +202,7 @@ function stopped(ev) {
   if (ev.first || ev.field) {
     view.show('join-view');
     view.setState('join');
-    $('join-error').textContent = ev.message;
+    $('join-error').textContent = view.refusal(ev.code) || ev.message;
     $(ev.field || 'passphrase').focus();
     return;
   }
@@ -230,16 +239,23 @@ function sendComposer() {
   sent.set(item, view.addMessage({ sender: session.name, text, time: item.time, own: true, code: session.group ? session.group.code : '' }));
 }
 
-// sendFiles offers each file to the room (pictures are stripped of their
-// location and camera data first, in files.mjs).
+// sendFiles offers each file to the room (pictures are cleaned of their
+// location and camera data first, in files.mjs). A photo the page cannot
+// clean is not sent unless the sender then chooses to send it as a file.
 async function sendFiles(list) {
   for (const f of [...list]) {
     if (!session) return;
+    const fail = (e) => view.notice(`“${f.name}” was not sent: ${e.message}`, 'error');
     try {
-      const bytes = new Uint8Array(await f.arrayBuffer());
-      await session.sendFile({ name: f.name, type: f.type, bytes });
+      const file = { name: f.name, type: f.type, bytes: new Uint8Array(await f.arrayBuffer()) };
+      await session.sendFile(file).catch((e) => {
+        if (!(e instanceof NotCleanable)) throw e;
+        view.askSendAsFile(f.name, e.format, () => {
+          if (session) session.sendFile({ ...file, asFile: true }).catch(fail);
+        });
+      });
     } catch (e) {
-      view.notice(`“${f.name}” was not sent: ${e.message}`, 'error');
+      fail(e);
     }
   }
 }

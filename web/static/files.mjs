@@ -17,7 +17,7 @@
 // events, sweep() every second. It reports through onEvent.
 
 import { toHex, randomBytes, subtle } from './bytes.mjs';
-import { stripMetadata, StripError } from './strip.mjs';
+import { stripMetadata, pictureType, StripError, NotCleanable } from './strip.mjs';
 import {
   FILE_ID_BYTES, F_PICTURE, F_STRIPPED, K_OFFER, K_CANCEL, K_DECLINE, K_RECEIVED, DECLINED, offerPayload, parseOffer,
   openChunk, maxChunkBytes, EnvelopeError,
@@ -51,8 +51,11 @@ export class Transfers {
 
   // ---------------------------------------------------------------- sending
 
-  // offer prepares a file {name, type, bytes} and sends its offer; it
-  // returns the transfer, whose progress comes as {type: "outgoing-file"}.
+  // offer prepares a file {name, type, bytes, asFile} and sends its offer;
+  // it returns the transfer, whose progress comes as {type:
+  // "outgoing-file"}. A photo that cannot be cleaned (strip.mjs) is a
+  // NotCleanable error unless asFile says the sender chose to send it as
+  // a file anyway.
   async offer(file) {
     if (this.outgoing.length >= MAX_OUTGOING) throw new Error('four files are on their way already; wait for them');
     if (file.bytes.length > this.maxFile) throw new Error(`files can have at most ${mib(this.maxFile)} here`);
@@ -66,8 +69,9 @@ export class Transfers {
     try {
       stripped = stripMetadata(bytes);
     } catch (e) {
-      if (e instanceof StripError) throw new Error(`this picture could not be cleaned of its location and camera data (${e.message}), so it was not sent`);
-      throw e;
+      if (e instanceof NotCleanable && file.asFile) stripped = null; // the sender chose to send it as it is
+      else if (e instanceof StripError) throw new Error(`this picture could not be cleaned of its location and camera data (${e.message}), so it was not sent`);
+      else throw e;
     }
     if (stripped) {
       bytes = stripped.bytes;
@@ -111,11 +115,11 @@ export class Transfers {
     if (out.sent === out.chunks) {
       this.outgoing.shift();
       out.state = 'sent';
-      out.bytes = null;
       this.recent.push(out);
       if (this.recent.length > 16) this.recent.shift();
     }
     this.report(out);
+    if (out.state === 'sent') out.bytes = null; // the page has shown it (as a blob of its own)
     return body;
   }
 
@@ -254,7 +258,7 @@ export class Transfers {
     t.bytes = bytes;
     t.sha256 = toHex(hash);
     // Shown as a picture only if it is one of ours, by its bytes.
-    t.picture = t.picture && PICTURE_TYPES.includes(t.type) && sniff(bytes) === t.type;
+    t.picture = t.picture && PICTURE_TYPES.includes(t.type) && pictureType(bytes) === t.type;
     this.finish(t, 'done');
     return undefined;
   }
@@ -316,15 +320,6 @@ export class Transfers {
     for (const t of this.incoming.values()) { t.parts = null; t.keys = null; }
     this.incoming.clear();
   }
-}
-
-// sniff returns the picture type of bytes, or "".
-function sniff(b) {
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg';
-  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return 'image/png';
-  if (b.length >= 12 && b[0] === 0x52 && b[1] === 0x49 && b[8] === 0x57 && b[9] === 0x45) return 'image/webp';
-  if (b.length >= 6 && b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) return 'image/gif';
-  return '';
 }
 
 // safeName makes a file name safe to download under: no directories, no

@@ -479,6 +479,9 @@ export class Session {
       case 'evicted':
       case 'server_full':
       case 'too_many_conns':
+        // Before a first join, trying again would be refused again: stop
+        // and say why (the page words it by code).
+        if (!this.everJoined) { this.fail(f.message ? capital(f.message) + '.' : code, '', code); return; }
         this.note('busy', { code });
         return;
       case 'commit_conflict': {

@@ -7,6 +7,8 @@
 // <bdi>, so right-to-left text cannot reorder the line around them; the
 // server's CSP (Trusted Types) refuses innerHTML anyway.
 
+import { inlineSize } from './strip.mjs';
+
 export const $ = (id) => document.getElementById(id);
 
 const MAX_MESSAGES = 2000; // messages and files kept in the list; the oldest go first
@@ -20,6 +22,17 @@ export function show(id) {
 
 export function status(text) { $('status').textContent = text; }
 
+// REFUSED says why the server refused this page's connection before it
+// joined, and what to do, by the relay's error code.
+const REFUSED = {
+  too_many_conns: 'The server refused this tab: too many onionchat tabs or windows are open from your address ' +
+    '(in Tor Browser: from this browser). Close one of them, then press Join again.',
+  server_full: 'The server is full: it already holds as many people as its owner allows. Try again in a few minutes.',
+  evicted: 'The server was full and gave this place to someone else. Try again in a few minutes.',
+};
+
+export function refusal(code) { return REFUSED[code] || ''; }
+
 export function title(room, unread) {
   const base = room ? `${room} — onionchat` : 'onionchat';
   document.title = unread ? `(${unread}) ${base}` : base;
@@ -32,9 +45,12 @@ const blobURLs = new WeakMap(); // li -> [url]
 export function clearMessages() {
   for (const li of $('messages').children) revoke(li);
   $('messages').replaceChildren();
+  follow = true;
+  $('new-below').hidden = true;
 }
 
 function revoke(li) {
+  if (sizes) sizes.unobserve(li);
   for (const u of blobURLs.get(li) || []) URL.revokeObjectURL(u);
   blobURLs.delete(li);
 }
@@ -93,7 +109,7 @@ export function addMessage(m) {
   sender.title = 'Show the safety code this message was signed with';
   li.append(head, code, el('div', 'text', m.text));
   if (m.own) li.append(el('div', 'delivery', DELIVERY.queued));
-  append(li);
+  append(li, { mine: m.own && !m.old });
   return li;
 }
 
@@ -112,16 +128,62 @@ export function notice(text, kind) {
   append(el('li', 'notice' + (kind ? ' ' + kind : ''), text));
 }
 
-function append(li) {
+// The message list follows what arrives while its reader is at the end
+// (within FOLLOW_SLACK pixels), whatever it is: when an item is added, and
+// when an item or the list changes size later (a picture loads, a phone's
+// keyboard opens). A reader who scrolled up stays where they are, and
+// "new messages below" says that more came and takes them there. Only the
+// reader's own scrolling (wheel, touch, keys, the scroll bar) stops the
+// following: the list's own changes move the view too (an item that
+// shrinks clamps it), and a picture may load before the scroll event
+// that such a change raised is handled.
+const FOLLOW_SLACK = 40;
+const INTENT_MS = 1000;
+let follow = true;
+const reader = { at: -Infinity, holding: false }; // the reader's last scrolling input
+let sizes = null; // ResizeObserver of the list and its items, once set up
+
+function watchScroll() {
+  if (sizes) return;
   const ol = $('messages');
-  const atEnd = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
+  const intent = () => { reader.at = performance.now(); };
+  for (const ev of ['wheel', 'touchstart', 'touchmove', 'keydown']) ol.addEventListener(ev, intent, { passive: true });
+  ol.addEventListener('pointerdown', () => { reader.holding = true; intent(); });
+  window.addEventListener('pointerup', () => { if (reader.holding) { reader.holding = false; intent(); } });
+  ol.addEventListener('scroll', () => {
+    if (ol.scrollHeight - ol.scrollTop - ol.clientHeight < FOLLOW_SLACK) {
+      follow = true;
+      $('new-below').hidden = true;
+    } else if (reader.holding || performance.now() - reader.at < INTENT_MS) {
+      follow = false;
+    }
+  }, { passive: true });
+  $('new-below').addEventListener('click', () => { follow = true; toEnd(); });
+  sizes = new ResizeObserver(keepFollowing);
+  sizes.observe(ol);
+}
+
+function keepFollowing() { if (follow) toEnd(); }
+
+function toEnd() {
+  const ol = $('messages');
+  ol.scrollTop = ol.scrollHeight;
+  $('new-below').hidden = true;
+}
+
+function append(li, { mine = false } = {}) {
+  watchScroll();
+  const ol = $('messages');
   ol.append(li);
+  sizes.observe(li);
   // Notices are bounded on their own, so that however many a sender's
   // frames cause, they never push a message out of the list.
   const kind = li.classList.contains('notice') ? '.notice' : '.msg';
   const all = ol.querySelectorAll(`:scope > ${kind}`);
   for (let i = 0; i < all.length - (kind === '.notice' ? MAX_NOTICES : MAX_MESSAGES); i++) { revoke(all[i]); all[i].remove(); }
-  if (atEnd) ol.scrollTop = ol.scrollHeight;
+  if (mine) follow = true; // what you send, you see
+  if (follow) toEnd();
+  else if (li.classList.contains('msg') || li.classList.contains('notice')) $('new-below').hidden = false;
 }
 
 export function size(n) {
@@ -161,7 +223,7 @@ export function fileItem(t, { sender, time, code, changed, onCancel }) {
   const why = el('div', 'why', '');
   li.append(head, codeEl, fname, note, bar, cancel, why);
   li.dataset.transfer = t.incoming ? 'receiving' : 'sending';
-  append(li);
+  append(li, { mine: !t.incoming });
   return li;
 }
 
@@ -185,18 +247,45 @@ export function updateFile(li, t, progress) {
   li.querySelector('progress')?.remove();
   li.querySelector('button.cancel')?.remove();
   if (t.sha256) li.dataset.sha256 = t.sha256; // what the page checked the bytes against
-  if (!t.incoming && !t.picture) return;
-  if (t.picture && t.bytes) {
+  if (!t.bytes || (!t.incoming && !t.picture)) return;
+  const fit = t.picture ? inlineSize(t.bytes) : null;
+  if (fit && fit.ok) {
     const img = document.createElement('img');
     img.alt = t.name;
+    img.decoding = 'async';
+    img.addEventListener('load', keepFollowing); // its height is known only now
     img.src = blobURL(li, t.bytes, t.type);
     li.append(img);
-  } else if (t.bytes) {
-    const a = el('a', 'download', `Save ${t.name}`);
-    a.download = t.name;
-    a.href = blobURL(li, t.bytes, 'application/octet-stream'); // never rendered by the page or the browser
-    li.append(a);
+    return;
   }
+  if (fit) {
+    li.append(el('div', 'note', fit.width
+      ? `Not shown here: at ${fit.width} × ${fit.height} pixels it is too large to draw safely.`
+      : 'Not shown here: its size could not be read.'));
+  }
+  if (!t.incoming) return;
+  const a = el('a', 'download', `Save ${t.name}`);
+  a.download = t.name;
+  a.href = blobURL(li, t.bytes, 'application/octet-stream'); // never rendered by the page or the browser
+  li.append(a);
+}
+
+// askSendAsFile tells the sender that a photo (name, of format) cannot be
+// cleaned and was not sent, and offers to send it as a file anyway:
+// onSend runs if they choose to.
+export function askSendAsFile(fileName, format, onSend) {
+  const li = el('li', 'notice ask', `“${fileName}” is a ${format} photo. This page cannot remove location and camera data from ${format} photos, so it has not been sent. ` +
+    'You can save it as JPEG or PNG and send that, or send this one as a file, with everything it carries.');
+  const row = el('div', 'actions');
+  const yes = el('button', 'anyway', 'Send it as a file anyway');
+  const no = el('button', 'keep', 'Don’t send');
+  yes.type = no.type = 'button';
+  const done = (text) => { row.replaceChildren(el('span', '', text)); };
+  yes.addEventListener('click', () => { done('Sending it as a file, as it is.'); onSend(); });
+  no.addEventListener('click', () => done('Not sent.'));
+  row.append(yes, ' ', no);
+  li.append(row);
+  append(li, { mine: true });
 }
 
 // badge puts the unread count on the tab's icon (an SVG made here), or
@@ -241,6 +330,18 @@ export function members(list) {
     return li;
   }));
   $('member-count').textContent = list.length ? `(${list.length})` : '';
+  $('member-count-short').textContent = list.length ? `(${list.length})` : '';
+}
+
+// toggleSide opens or closes the side panel (members, codes, the room
+// link, notifications) where it is folded away: on a phone's narrow
+// screen. Without an argument it flips it.
+export function toggleSide(open) {
+  const side = $('side');
+  const on = open === undefined ? !side.classList.contains('open') : open;
+  side.classList.toggle('open', on);
+  side.parentElement.classList.toggle('side-open', on);
+  $('members-toggle').setAttribute('aria-expanded', String(on));
 }
 
 export function myCode(code) { $('my-code').textContent = code || ''; }
