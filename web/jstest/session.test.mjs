@@ -138,14 +138,21 @@ for (const first of ['alice', 'bob']) {
     await relay.advance(2000);
     relay.restart();
     const sentBy = { alice: [], bob: [] };
+    const items = [];
     const t0 = clock.now();
     for (let t = 0; t < 10000; t += 250) {
       await relay.advance(250);
       for (const [s, n] of [[a, 'alice'], [b, 'bob']]) {
-        if (s.joined && s.since >= 0 && (t / 250) % 4 === (n === 'alice' ? 0 : 2)) { s.send(`${n} ${t}`); sentBy[n].push(`${n}: ${n} ${t}`); }
+        if (s.joined && s.since >= 0 && (t / 250) % 4 === (n === 'alice' ? 0 : 2)) { items.push([s, s.send(`${n} ${t}`)]); sentBy[n].push(`${n}: ${n} ${t}`); }
       }
     }
     await relay.advance(8000);
+    // What each page said of its messages was true: never "reached
+    // nobody" while the other could still get them, and delivered in the end.
+    for (const [s, it] of items) {
+      assert.ok(!states(s, it).includes('nobody'), `${it.text}: ${states(s, it)}`);
+      assert.equal(it.state, 'delivered', `${it.text}: ${states(s, it)}`);
+    }
     assert.ok(sentBy.alice.length > 5 && sentBy.bob.length > 5, `both spoke within 10 s of ${clock.now() - t0} ms`);
     assert.deepEqual(shown(b), ['alice: before', ...sentBy.alice]);
     assert.deepEqual(shown(a), sentBy.bob);
