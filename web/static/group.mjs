@@ -912,6 +912,11 @@ export class Group {
         const s = this.sessions.get(sid);
         if (sid !== f.sid || (s && s.name !== l.name)) return this.problem(l.name, 'impersonated', { session: s ? s.name : '' });
         if (seen) { seen.sid = sid; seen.leftAt = 0; seen.lastHere = this.now(); }
+        // Back in a new relay session, which has none of what the relay
+        // kept before (a restart): what it has not acknowledged of ours
+        // goes again (copies are dropped).
+        const again = this.outs.filter((o) => o.required.has(leaf) && !o.acked.has(leaf) && !o.missed.has(leaf) && o.tag && !o.tag.file).map((o) => o.tag);
+        if (again.length) this.onEvent({ type: 'resend', tags: again });
         return this.membersChanged();
       }
       case K_OFFER: return this.onEvent({ type: 'file-offer', ...base, epoch: e, payload: c.payload });

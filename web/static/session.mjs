@@ -535,6 +535,7 @@ export class Session {
         if (this.group) this.emit({ type: 'members', list: this.group.memberList(), alone: this.group.alone() });
         return;
       case 'delivery': return this.onDelivery(ev);
+      case 'resend': return this.resend(ev.tags);
       case 'file-offer': if (this.files) this.track(this.files.onOffer(ev)); return;
       case 'chunk': if (this.files) this.track(this.files.onChunk(ev)); return;
       case 'file-cancel': if (this.files) this.files.onCancel(ev); return;
@@ -688,6 +689,20 @@ export class Session {
     again.sort((a, b) => a.id - b.id);
     const frames = again.filter((e) => e.kind !== 'here' && !e.done).map((e) => ({ type: 'msg', body: e.body, kind: e.kind, tag: e.item }));
     this.ordered.push(...frames);
+  }
+
+  // resend sends again the room messages of tags that were sent but that a
+  // member who is back in a new relay session has not acknowledged.
+  resend(tags) {
+    const want = new Set(tags);
+    const queued = new Set(this.ordered.map((fr) => fr.tag));
+    for (const e of [...this.unsent.values(), ...this.undelivered.values()].sort((a, b) => a.id - b.id)) {
+      if (e.item && want.has(e.item) && !queued.has(e.item) && !e.done) {
+        queued.add(e.item);
+        this.ordered.push({ type: 'msg', body: e.body, kind: e.kind, tag: e.item });
+      }
+    }
+    this.flush();
   }
 
   boundResend() {
