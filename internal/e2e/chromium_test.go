@@ -223,6 +223,10 @@ func TestChromiumChat(t *testing.T) {
 		laterRec := map[cdpTab]*Recorder{alice: lan.recs[0], bob: lan.recs[1]}[later]
 		lan.restart(t, func() { laterRec.Cut(CutReset) })
 		must(t, first.waitFor("the first back", `document.documentElement.dataset.state === "ready"`, waitLong))
+		// Every mark the first's messages get, in order (issue 23: a message
+		// said "reached nobody" while the other was reconnecting).
+		must(t, first.eval2(`window.__marks = []; new MutationObserver((ms) => ms.forEach((m) => window.__marks.push(m.target.dataset.delivery)))
+			.observe(document.getElementById("messages"), { subtree: true, attributes: true, attributeFilter: ["data-delivery"] })`))
 		var said []string
 		for i := range 3 {
 			text := fmt.Sprintf("round %d: %d, right after the restart", round, i)
@@ -238,6 +242,10 @@ func TestChromiumChat(t *testing.T) {
 		n, _ := later.eval(fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg .text")].filter(e => e.textContent.startsWith("round %d:")).length`, round))
 		if n != float64(len(said)) {
 			t.Errorf("round %d: the later one shows %v of the first's %d messages (shown twice?)", round, n, len(said))
+		}
+		must(t, first.waitFor("the first's messages delivered", fmt.Sprintf(`[...document.querySelectorAll("#messages li.msg.own")].filter((li) => li.textContent.includes("round %d:")).every((li) => li.dataset.delivery === "delivered")`, round), waitLong))
+		if marks, _ := first.eval(`window.__marks.join(" ")`); strings.Contains(fmt.Sprint(marks), "nobody") {
+			t.Errorf("round %d: the first's messages were marked %v: never \"reached nobody\" while the other reconnects", round, marks)
 		}
 		send(t, later, fmt.Sprintf("round %d: back too", round))
 		waitMessage(t, first, "the first", names[later], fmt.Sprintf("round %d: back too", round))

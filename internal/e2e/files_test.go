@@ -158,6 +158,8 @@ func filesScenario(t *testing.T, lan *lanRoom, alice, bob, carol driver, browser
 	if leaks := exifLeaks(stripped); len(leaks) > 0 {
 		t.Errorf("the page's stripping leaves %v in the picture", leaks)
 	}
+	// Each receiver told alice, inside the group, that it has it whole.
+	must(t, alice.waitFor("alice to show the picture delivered", fileItemJS("holiday.jpg")+`?.dataset.delivery === "delivered"`, waitLong))
 	if got := shownSHA256(t, alice, fileItemJS("holiday.jpg")); got != sum(stripped) {
 		t.Errorf("alice sent %s, not the stripped picture %s", got, sum(stripped))
 	}
@@ -182,6 +184,13 @@ func filesScenario(t *testing.T, lan *lanRoom, alice, bob, carol driver, browser
 	if v, _ := bob.eval(fileItemJS("report.pdf") + `.querySelector("a.download").download`); v != "report.pdf" {
 		t.Errorf("the download's name is %v", v)
 	}
+
+	// carol declines the next one; alice is told, and it did not reach everyone.
+	giveFile(t, alice, "slides.bin", "application/octet-stream", bytes.Repeat([]byte{5}, 4<<20))
+	must(t, carol.waitFor("carol to start receiving", fileItemJS("slides.bin")+`?.querySelector("progress")?.value > 0.02`, waitLong))
+	must(t, carol.eval2(fileItemJS("slides.bin")+`.querySelector("button.cancel").click()`))
+	waitNotice(t, alice, "alice", "carol declined “slides.bin”")
+	must(t, alice.waitFor("alice to show who did not get it", fileItemJS("slides.bin")+`?.querySelector(".delivery")?.textContent === "did not reach everyone (carol cancelled it)"`, 2*waitLong))
 
 	// A large file, cancelled by alice partway: nobody is left with it.
 	giveFile(t, alice, "big.bin", "application/octet-stream", bytes.Repeat([]byte{7}, 8<<20))
