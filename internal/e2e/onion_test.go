@@ -19,6 +19,7 @@ import (
 	"github.com/onionchat/onionchat/internal/procfs"
 	"github.com/onionchat/onionchat/internal/tortest"
 	"github.com/onionchat/onionchat/internal/wstest"
+	"github.com/onionchat/onionchat/onion"
 )
 
 // onionStartTimeout bounds a start in onion mode: tor bootstraps on the
@@ -94,21 +95,11 @@ func dialOnion(t *testing.T, d *websocket.Dialer, base string) *wstest.Client {
 	return nil
 }
 
-// appTor connects to the control port of the tor that onionchat started,
-// through the files bine asks it to write in tor's data directory (under
-// onionchat's, data).
-func appTor(t *testing.T, data string) *control.Conn {
+// appTor connects to the control port of the tor that onionchat started:
+// the unix socket in onionchat's runtime directory, runtime.
+func appTor(t *testing.T, runtime string) *control.Conn {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(data, "tor", "control-port-*"))
-	if len(files) == 0 {
-		t.Fatalf("no control port file under %s", data)
-	}
-	b, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := strings.TrimPrefix(strings.TrimSpace(string(b)), "PORT=")
-	tc, err := textproto.Dial("tcp", addr)
+	tc, err := textproto.Dial("unix", filepath.Join(runtime, onion.ControlSocket))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +181,7 @@ func TestOnionMode(t *testing.T) {
 	})
 
 	t.Run("hardened tor config", func(t *testing.T) {
-		c := appTor(t, data)
+		c := appTor(t, runtime)
 		want := map[string]string{
 			"Sandbox": "1", "SafeLogging": "1", "AvoidDiskWrites": "1", "ClientOnly": "1",
 			"SocksPort": "0", "MaxMemInQueues": "67108864",
