@@ -96,9 +96,10 @@ type Service struct {
 	control      string // tor's control socket
 	hsDir        string
 	torDir       string
-	clientsStamp string     // authorized_clients when CheckClients read it
-	ephemeralKey []byte     // the key feedKey hands to tor, then clears
-	keyFed       chan error // feedKey's result
+	clientsStamp string            // authorized_clients when CheckClients read it
+	clientKeys   map[string]string // and its keys, by file name
+	ephemeralKey []byte            // the key feedKey hands to tor, then clears
+	keyFed       chan error        // feedKey's result
 	done         chan struct{}
 	closing      chan struct{}
 	bootstrapped chan struct{} // closed when tor's log says "Bootstrapped 100%"
@@ -265,6 +266,7 @@ func (s *Service) prepareDirs() error {
 	if s.Clients, err = CheckClients(c.DataDir); err != nil {
 		return err
 	}
+	s.clientKeys = clientKeys(filepath.Join(dir, ClientsDir))
 	return writeOBConfig(dir, c.OnionbalanceFront, len(s.Clients))
 }
 
@@ -648,9 +650,11 @@ func (s *Service) cleanup() {
 const clientsPoll = 2 * time.Second
 
 // watchClients reacts when authorized_clients changes (files added,
-// removed, rewritten, re-owned). Without tor's sandbox it checks the new
-// set (CheckClients), has tor reload it, which keeps live chats, and
-// checks what tor loaded (verifyReload). With the sandbox tor cannot
+// removed, rewritten, re-owned). Without tor's sandbox, when keys were
+// only added, it checks the new set (CheckClients), has tor reload it,
+// which keeps live chats, and checks what tor loaded (verifyReload). A
+// key removed or replaced needs new introduction points, so a new tor
+// (see the comment in the loop). With the sandbox tor cannot
 // reread its files (a reload makes it exit), so the running tor would go
 // on with the old set: a revoked friend still admitted, or a service open
 // that the owner has just closed. In that case, and whenever a check
@@ -681,6 +685,17 @@ func (s *Service) watchClients() {
 			return
 		}
 		names, err := CheckClients(s.conf.DataDir)
+		keys := clientKeys(dir)
+		if gone := revoked(s.clientKeys, keys); err == nil && gone != "" {
+			// v3 services check client authorization only when a visitor
+			// decrypts the descriptor: a revoked friend who holds it would
+			// go on introducing himself at the introduction points that a
+			// reload keeps. A new tor publishes new ones.
+			s.failClosed(fmt.Errorf("onion: the client key %s was removed or replaced: onionchat stops so that its tor publishes "+
+				"new introduction points, which a revoked client cannot reach with the descriptor it may hold; "+
+				"start it again to apply the new set of keys (under systemd it restarts by itself)", filepath.Join(dir, gone)))
+			return
+		}
 		if err == nil {
 			err = s.reloadClients(len(names))
 		}
@@ -688,6 +703,7 @@ func (s *Service) watchClients() {
 			s.failClosed(fmt.Errorf("client authorization changed and cannot be applied safely, so onionchat stops: %w", err))
 			return
 		}
+		s.clientKeys = keys
 		if s.conf.Logger != nil {
 			s.conf.Logger.Info("client authorization changed; tor reloaded it and loaded every key", "keys", len(names))
 		}
