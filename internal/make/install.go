@@ -18,6 +18,8 @@ var debPackage = map[string]string{
 	"systemd-analyze": "systemd",
 	"node":            "nodejs",
 	"onionbalance":    "onionbalance", // the front of a cluster (issue 16); its tor is ours, its service never started
+	"lintian":         "lintian",      // checks the .deb packages
+	"debootstrap":     "debootstrap",  // a clean Debian root to install them in
 }
 
 // ensure installs, from Debian's archive, the packages of the commands
