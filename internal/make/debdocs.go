@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -96,21 +93,6 @@ func roffEscape(s string) string {
 // LICENSE-MIT, COPYING.txt).
 var licenceFile = regexp.MustCompile(`(?i)^(licen[cs]e|copying|notice|patents|unlicense)([._-].*)?$`)
 
-// listed is the part of `go list -json` copyrightFile uses.
-type listed struct {
-	ImportPath string
-	Standard   bool
-	Dir        string
-	EmbedFiles []string
-	Module     *listedModule
-}
-
-type listedModule struct {
-	Path, Version, Dir string
-	Main               bool
-	Replace            *listedModule
-}
-
 // copyrightFile writes the machine-readable copyright file of the
 // package of target t, from the sources in src: onionchat's own licence
 // (a licence file at the module root), then one paragraph for each thing
@@ -125,24 +107,9 @@ func copyrightFile(ctx context.Context, src string, t target) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("release: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, "go", "list", "-deps", "-json=ImportPath,Standard,Dir,EmbedFiles,Module", mainPkg)
-	cmd.Dir = src
-	cmd.Env = buildEnv(t, nil)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	pkgs, err := goListDeps(ctx, src, t)
 	if err != nil {
-		return nil, fmt.Errorf("release: go list %s: %w", mainPkg, err)
-	}
-	var pkgs []listed
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for {
-		var p listed
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return nil, fmt.Errorf("release: go list output: %w", err)
-		}
-		pkgs = append(pkgs, p)
+		return nil, err
 	}
 
 	var b strings.Builder

@@ -390,12 +390,45 @@ func firstDiff(a, b []byte) int {
 // build reads from this module to its contents.
 type sources map[string][]byte
 
-// listedPackage is the part of `go list -json` output readSources uses.
+// listedPackage is the part of `go list -json` output that readSources
+// and copyrightFile use.
 type listedPackage struct {
-	Dir    string
-	Module *struct{ Main bool }
+	Standard bool
+	Dir      string
+	Module   *listedModule
 	// The files of a package that go build reads.
 	GoFiles, CgoFiles, SFiles, HFiles, SysoFiles, EmbedFiles []string
+}
+
+type listedModule struct {
+	Path, Version, Dir string
+	Main               bool
+	Replace            *listedModule
+}
+
+// goListDeps lists mainPkg and every package it depends on when built for
+// t, running go in dir.
+func goListDeps(ctx context.Context, dir string, t target) ([]listedPackage, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps",
+		"-json=Standard,Dir,Module,GoFiles,CgoFiles,SFiles,HFiles,SysoFiles,EmbedFiles", mainPkg)
+	cmd.Dir = dir
+	cmd.Env = buildEnv(t, nil)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("release: go list %s: %w", mainPkg, err)
+	}
+	var pkgs []listedPackage
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p listedPackage
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			return pkgs, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("release: go list output: %w", err)
+		}
+		pkgs = append(pkgs, p)
+	}
 }
 
 // readSources reads go.mod, go.sum and every file that building mainPkg
@@ -407,23 +440,12 @@ func readSources(ctx context.Context, t target) (sources, error) {
 	if err != nil {
 		return nil, fmt.Errorf("release: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, "go", "list", "-deps",
-		"-json=Dir,Module,GoFiles,CgoFiles,SFiles,HFiles,SysoFiles,EmbedFiles", mainPkg)
-	cmd.Env = buildEnv(t, nil)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	pkgs, err := goListDeps(ctx, ".", t)
 	if err != nil {
-		return nil, fmt.Errorf("release: go list %s: %w", mainPkg, err)
+		return nil, err
 	}
 	rels := []string{"go.mod", "go.sum"}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for {
-		var p listedPackage
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return nil, fmt.Errorf("release: go list output: %w", err)
-		}
+	for _, p := range pkgs {
 		if p.Module == nil || !p.Module.Main {
 			continue
 		}
