@@ -32,7 +32,7 @@ type Conf struct {
 	// across restarts. When Ephemeral, only tor's state; "" there keeps
 	// tor's state in RuntimeDir, gone at every stop.
 	DataDir    string
-	RuntimeDir string // the torrc, the control cookie and the socket; "" means a new temporary directory, removed by Close
+	RuntimeDir string // the torrc, tor's control socket and cookie, the visitors' socket; "" means a new temporary directory, removed by Close
 	Ephemeral  bool   // false: the address is kept in DataDir; true: a new address whose key never touches the disk
 
 	Sandbox Feature // tor's seccomp sandbox; zero: on where supported

@@ -216,10 +216,18 @@ func TestOnionMode(t *testing.T) {
 		if !strings.HasPrefix(hs["HiddenServicePort"], "80 unix:") {
 			t.Errorf("HiddenServicePort %q, want a unix socket", hs["HiddenServicePort"])
 		}
-		// Onion mode opens no TCP listener of onionchat's own.
+		// Onion mode opens no TCP listener of onionchat's own, and tor's
+		// control port is the unix socket in the runtime directory.
 		ln, _ := c.GetInfo("net/listeners/socks")
 		if len(ln) > 0 && ln[0].Val != "" {
 			t.Errorf("tor has a SOCKS listener: %v", ln[0].Val)
+		}
+		ln, err = c.GetInfo("net/listeners/control")
+		if err != nil || len(ln) != 1 {
+			t.Fatalf("GETINFO net/listeners/control: %v %v", ln, err)
+		}
+		if want := "unix:" + filepath.Join(runtime, onion.ControlSocket); strings.Trim(ln[0].Val, `"`) != want {
+			t.Errorf("tor's control listeners: %s, want only %s", ln[0].Val, want)
 		}
 	})
 
