@@ -341,3 +341,27 @@ func clientsStamp(dir string) string {
 	}
 	return b.String()
 }
+
+// clientKeys reads the key of every client in dir, by name ("" for a file
+// it cannot read), for watchClients to tell a key added from one taken
+// away.
+func clientKeys(dir string) map[string]string {
+	keys := map[string]string{}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		keys[e.Name()] = strings.TrimSpace(string(b))
+	}
+	return keys
+}
+
+// revoked names a key of was that is missing from now or different there,
+// or returns "" if now only adds to was.
+func revoked(was, now map[string]string) string {
+	for name, key := range was {
+		if got, ok := now[name]; !ok || got != key {
+			return name
+		}
+	}
+	return ""
+}

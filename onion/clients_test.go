@@ -145,3 +145,24 @@ func TestClientsStampSeesKeysNotTimes(t *testing.T) {
 		t.Fatal("the directory opened to others: the stamp did not change")
 	}
 }
+
+// revoked tells a key taken away (removed, or replaced under its name)
+// from keys only added, which a reload may apply.
+func TestRevoked(t *testing.T) {
+	was := map[string]string{"alice.auth": "descriptor:x25519:A", "bob.auth": "descriptor:x25519:B"}
+	for name, c := range map[string]struct {
+		now  map[string]string
+		want string
+	}{
+		"same":     {map[string]string{"alice.auth": "descriptor:x25519:A", "bob.auth": "descriptor:x25519:B"}, ""},
+		"added":    {map[string]string{"alice.auth": "descriptor:x25519:A", "bob.auth": "descriptor:x25519:B", "carol.auth": "descriptor:x25519:C"}, ""},
+		"removed":  {map[string]string{"alice.auth": "descriptor:x25519:A"}, "bob.auth"},
+		"replaced": {map[string]string{"alice.auth": "descriptor:x25519:A", "bob.auth": "descriptor:x25519:Z"}, "bob.auth"},
+		"all gone": {map[string]string{}, "?"},
+	} {
+		got := revoked(was, c.now)
+		if c.want == "?" && got == "" || c.want != "?" && got != c.want {
+			t.Errorf("%s: revoked = %q, want %q", name, got, c.want)
+		}
+	}
+}

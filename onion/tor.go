@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +20,6 @@ import (
 	"time"
 
 	"github.com/cretz/bine/control"
-	"github.com/cretz/bine/process"
-	"github.com/cretz/bine/tor"
 	"github.com/onionchat/onionchat/internal/securefile"
 )
 
@@ -33,7 +32,7 @@ type Conf struct {
 	// across restarts. When Ephemeral, only tor's state; "" there keeps
 	// tor's state in RuntimeDir, gone at every stop.
 	DataDir    string
-	RuntimeDir string // the torrc, the control cookie and the socket; "" means a new temporary directory, removed by Close
+	RuntimeDir string // the torrc, tor's control socket and cookie, the visitors' socket; "" means a new temporary directory, removed by Close
 	Ephemeral  bool   // false: the address is kept in DataDir; true: a new address whose key never touches the disk
 
 	Sandbox Feature // tor's seccomp sandbox; zero: on where supported
@@ -94,11 +93,13 @@ type Service struct {
 	runtime      string
 	ownsRT       bool
 	socket       string
+	control      string // tor's control socket
 	hsDir        string
 	torDir       string
-	clientsStamp string     // authorized_clients when CheckClients read it
-	ephemeralKey []byte     // the key feedKey hands to tor, then clears
-	keyFed       chan error // feedKey's result
+	clientsStamp string            // authorized_clients when CheckClients read it
+	clientKeys   map[string]string // and its keys, by file name
+	ephemeralKey []byte            // the key feedKey hands to tor, then clears
+	keyFed       chan error        // feedKey's result
 	done         chan struct{}
 	closing      chan struct{}
 	bootstrapped chan struct{} // closed when tor's log says "Bootstrapped 100%"
@@ -265,6 +266,7 @@ func (s *Service) prepareDirs() error {
 	if s.Clients, err = CheckClients(c.DataDir); err != nil {
 		return err
 	}
+	s.clientKeys = clientKeys(filepath.Join(dir, ClientsDir))
 	return writeOBConfig(dir, c.OnionbalanceFront, len(s.Clients))
 }
 
@@ -318,7 +320,8 @@ func (s *Service) start(ctx context.Context, torPath string) error {
 	}
 	s.Listener = CircuitListener{ln}
 
-	rc := torrc{dataDir: s.torDir, cookieFile: filepath.Join(s.runtime, "control_auth_cookie"),
+	s.control = filepath.Join(s.runtime, ControlSocket)
+	rc := torrc{dataDir: s.torDir, control: s.control, cookieFile: filepath.Join(s.runtime, "control_auth_cookie"),
 		serviceDir: s.hsDir, socket: s.socket, sandbox: s.Sandbox, pow: s.PoW, conf: s.conf}
 	text, err := rc.render()
 	if err != nil {
@@ -335,47 +338,87 @@ func (s *Service) start(ctx context.Context, torPath string) error {
 	if s.conf.Ephemeral {
 		go s.feedKey()
 	}
-
-	creator := func(ctx context.Context, args ...string) (*exec.Cmd, error) {
-		// bine cancels ctx only when its start fails; Close stops tor by PID.
-		cmd := exec.CommandContext(ctx, torPath, args...)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		cmd.Stderr = cmd.Stdout
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // tor dies with us
-		s.cmd = cmd
-		go s.readLog(out)
-		return cmd, nil
+	os.Remove(s.control) // a killed run's: tor would not bind over it, and it must not be dialled
+	if err := s.spawn(torPath, torrcPath, defaults); err != nil {
+		return err
 	}
-	// The process must outlive ctx, which only bounds the start.
-	t, err := tor.Start(context.WithoutCancel(ctx), &tor.StartConf{
-		ProcessCreator:  process.CmdCreatorFunc(creator),
-		DataDir:         s.torDir,
-		TorrcFile:       torrcPath,
-		NoAutoSocksPort: true,
-		EnableNetwork:   true,
-		NoHush:          true,
-		ExtraArgs:       []string{"--defaults-torrc", defaults},
-	})
-	if s.cmd != nil && s.cmd.Process != nil {
-		go func() {
-			err := s.cmd.Wait()
-			s.mu.Lock()
-			s.waitErr = err
-			s.mu.Unlock()
-			close(s.done)
-		}()
-	}
+	ctl, err := s.connect(ctx)
 	if err != nil {
-		if t != nil && t.Control != nil {
-			t.Control.Close()
-		}
 		return fmt.Errorf("onion: start tor: %w; tor said: %s", err, s.tail())
 	}
-	s.ctl = t.Control
+	s.ctl = ctl
 	return nil
+}
+
+// ControlSocket is the name, in the runtime directory, of tor's control
+// port: a unix socket, so that onion mode opens no TCP port at all.
+const ControlSocket = "control.sock"
+
+// spawn starts tor with the torrc and its log on a pipe to readLog; done
+// is closed when it exits.
+func (s *Service) spawn(torPath, torrcPath, defaults string) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("onion: start tor: %w", err)
+	}
+	cmd := exec.Command(torPath, "-f", torrcPath, "--defaults-torrc", defaults)
+	cmd.Stdout, cmd.Stderr = w, w
+	// Its own process group: a Ctrl-C in the terminal reaches onionchat
+	// alone, which stops tor in order. Pdeathsig is a third way for tor to
+	// go with onionchat, after the control connection and the owner's PID
+	// (see torrc), for a tor that has SIGTERM unblocked.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		return fmt.Errorf("onion: start tor: %w", err)
+	}
+	s.cmd = cmd
+	go s.readLog(r)
+	go func() {
+		err := cmd.Wait()
+		s.mu.Lock()
+		s.waitErr = err
+		s.mu.Unlock()
+		close(s.done)
+	}()
+	return nil
+}
+
+// controlTimeout bounds the wait for tor's control socket: tor opens it
+// once it has read its configuration and cached state, seconds on a Pi.
+const controlTimeout = time.Minute
+
+// connect dials tor's control socket as soon as tor has opened it,
+// authenticates with the cookie and takes ownership of tor: from then on
+// tor exits when this connection closes, whether Close closes it or the
+// kernel does because onionchat died (SIGKILL, a crash, the OOM killer).
+func (s *Service) connect(ctx context.Context) (*control.Conn, error) {
+	deadline := time.After(controlTimeout)
+	for {
+		c, err := net.DialTimeout("unix", s.control, time.Second)
+		if err == nil {
+			ctl := control.NewConn(textproto.NewConn(c))
+			if err = ctl.Authenticate(""); err == nil {
+				err = ctl.TakeOwnership()
+			}
+			if err != nil {
+				ctl.Close()
+				return nil, fmt.Errorf("control port: %w", err)
+			}
+			return ctl, nil
+		}
+		select {
+		case <-s.done:
+			return nil, errors.New("tor exited")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline:
+			return nil, fmt.Errorf("tor opened no control socket within %v: %w", controlTimeout, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // readLog reads tor's log (stdout): bootstrap progress goes to
@@ -524,38 +567,52 @@ func (s *Service) Reload() error {
 	return nil
 }
 
-// Close stops tor (SIGTERM by PID, SIGKILL if it lingers), closes the
-// listener and removes what must not outlive the process: the socket, an
-// ephemeral key, a temporary runtime directory.
+// Close stops tor (SIGNAL HALT, SIGKILL if it lingers; see stopTor),
+// closes the listener and removes what must not outlive the process: the
+// socket, an ephemeral key, a temporary runtime directory.
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.stopping = true
 		s.mu.Unlock()
 		close(s.closing)
-		if s.ctl != nil {
-			s.ctl.Close()
-		}
 		s.stopTor()
 		s.cleanup()
 	})
 	return nil
 }
 
-// stopTor stops tor by its PID, SIGTERM then SIGKILL if it lingers (tor
-// saves its state, guards included, on SIGTERM), and waits until it has
-// exited.
+// haltTimeout bounds the wait for tor to exit once asked: HALT takes it
+// tens of milliseconds, saving its state.
+const haltTimeout = 5 * time.Second
+
+// stopTor stops tor and waits until it has exited: SIGNAL HALT over the
+// control connection, which tor obeys whatever its signal mask (under
+// `Sandbox 1` its main thread may have SIGTERM blocked) and which saves
+// its state, entry guards included; SIGTERM where there is no control
+// connection yet; SIGKILL, by PID, only if tor is still running
+// haltTimeout later.
 func (s *Service) stopTor() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
 	s.stopOnce.Do(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM)
+		if s.ctl != nil {
+			go s.ctl.Signal("HALT") // returns when tor answers or exits
+		} else {
+			s.cmd.Process.Signal(syscall.SIGTERM)
+		}
 		select {
 		case <-s.done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(haltTimeout):
+			if s.conf.Logger != nil {
+				s.conf.Logger.Warn(fmt.Sprintf("tor did not stop within %v; killed, so it saved no state", haltTimeout))
+			}
 			s.cmd.Process.Kill()
 			<-s.done
+		}
+		if s.ctl != nil {
+			s.ctl.Close()
 		}
 	})
 	<-s.done
@@ -593,9 +650,11 @@ func (s *Service) cleanup() {
 const clientsPoll = 2 * time.Second
 
 // watchClients reacts when authorized_clients changes (files added,
-// removed, rewritten, re-owned). Without tor's sandbox it checks the new
-// set (CheckClients), has tor reload it, which keeps live chats, and
-// checks what tor loaded (verifyReload). With the sandbox tor cannot
+// removed, rewritten, re-owned). Without tor's sandbox, when keys were
+// only added, it checks the new set (CheckClients), has tor reload it,
+// which keeps live chats, and checks what tor loaded (verifyReload). A
+// key removed or replaced needs new introduction points, so a new tor
+// (see the comment in the loop). With the sandbox tor cannot
 // reread its files (a reload makes it exit), so the running tor would go
 // on with the old set: a revoked friend still admitted, or a service open
 // that the owner has just closed. In that case, and whenever a check
@@ -626,6 +685,17 @@ func (s *Service) watchClients() {
 			return
 		}
 		names, err := CheckClients(s.conf.DataDir)
+		keys := clientKeys(dir)
+		if gone := revoked(s.clientKeys, keys); err == nil && gone != "" {
+			// v3 services check client authorization only when a visitor
+			// decrypts the descriptor: a revoked friend who holds it would
+			// go on introducing himself at the introduction points that a
+			// reload keeps. A new tor publishes new ones.
+			s.failClosed(fmt.Errorf("onion: the client key %s was removed or replaced: onionchat stops so that its tor publishes "+
+				"new introduction points, which a revoked client cannot reach with the descriptor it may hold; "+
+				"start it again to apply the new set of keys (under systemd it restarts by itself)", filepath.Join(dir, gone)))
+			return
+		}
 		if err == nil {
 			err = s.reloadClients(len(names))
 		}
@@ -633,6 +703,7 @@ func (s *Service) watchClients() {
 			s.failClosed(fmt.Errorf("client authorization changed and cannot be applied safely, so onionchat stops: %w", err))
 			return
 		}
+		s.clientKeys = keys
 		if s.conf.Logger != nil {
 			s.conf.Logger.Info("client authorization changed; tor reloaded it and loaded every key", "keys", len(names))
 		}

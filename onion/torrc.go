@@ -1,6 +1,7 @@
 package onion
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -183,7 +184,9 @@ func checkExtraTorrc(lines []string) error {
 // here so that a reader can audit it in one place.
 type torrc struct {
 	dataDir    string // tor's DataDirectory (its state and directory cache)
+	control    string // the control port's unix socket, in the runtime directory
 	cookieFile string // CookieAuthFile: the control port's cookie, in the runtime directory
+	owner      int    // __OwningControllerProcess: the PID tor exits without; 0 means this process
 	serviceDir string // HiddenServiceDir
 	socket     string // unix socket visitors are forwarded to
 	sandbox    bool
@@ -194,7 +197,7 @@ type torrc struct {
 // torrcKeywords are the options render writes, once each, before the
 // extra lines.
 var torrcKeywords = []string{
-	"DataDirectory", "CookieAuthFile", "ClientOnly", "SocksPort", "Log", "SafeLogging", "AvoidDiskWrites",
+	"DataDirectory", "ControlPort", "CookieAuthentication", "CookieAuthFile", "__OwningControllerProcess", "ClientOnly", "SocksPort", "Log", "SafeLogging", "AvoidDiskWrites",
 	"Sandbox", "MaxMemInQueues", "HiddenServiceDir", "HiddenServicePort", "HiddenServiceExportCircuitID",
 	"HiddenServiceEnableIntroDoSDefense", "HiddenServicePoWDefensesEnabled", "HiddenServiceMaxStreams",
 	"HiddenServiceMaxStreamsCloseCircuit",
@@ -217,6 +220,9 @@ func (t torrc) render() (string, error) {
 	if err := CheckSocketPath(t.socket); err != nil {
 		return "", fmt.Errorf("onion: torrc HiddenServicePort: the socket path %w", err)
 	}
+	if err := CheckSocketPath(t.control); err != nil {
+		return "", fmt.Errorf("onion: torrc ControlPort: the socket path %w", err)
+	}
 	if err := checkExtraTorrc(c.ExtraTorrc); err != nil {
 		return "", err
 	}
@@ -230,7 +236,15 @@ func (t torrc) render() (string, error) {
 	}
 	b.WriteString("# Written by onionchat at every start; edits are lost.\n")
 	line("DataDirectory", t.dataDir)
+	// The control port is a unix socket in the private runtime directory,
+	// never a TCP port, and needs the cookie too. onionchat takes
+	// ownership of tor over it (TAKEOWNERSHIP): tor exits as soon as that
+	// connection closes, however onionchat ends. Until then, and as a
+	// second line, tor exits within 15 s of onionchat's PID vanishing.
+	line("ControlPort", "unix:"+t.control)
+	line("CookieAuthentication", 1)
 	line("CookieAuthFile", t.cookieFile)
+	line("__OwningControllerProcess", cmp.Or(t.owner, os.Getpid()))
 	line("ClientOnly", 1)     // never a relay
 	line("SocksPort", 0)      // nothing here uses tor as a client proxy
 	line("Log notice stdout") // onionchat reads it; no log files

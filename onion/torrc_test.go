@@ -69,6 +69,7 @@ func TestStartRefusesInjection(t *testing.T) {
 func renderFuzzed(dataDir, runtime, maxMem string, extra []string, maxStreams int, flags uint8) (torrc, string, error) {
 	rc := torrc{
 		dataDir:    filepath.Join(dataDir, TorDir),
+		control:    filepath.Join(runtime, ControlSocket),
 		cookieFile: filepath.Join(runtime, "control_auth_cookie"),
 		serviceDir: filepath.Join(dataDir, ServiceDir),
 		socket:     filepath.Join(runtime, "hub.sock"),
@@ -128,7 +129,7 @@ func FuzzTorrc(f *testing.F) {
 			t.Fatalf("%d lines, want %d options and %d extra lines:\n%s", len(lines), len(keywords), len(extra), text)
 		}
 		values := map[string]string{
-			"DataDirectory": rc.dataDir, "CookieAuthFile": rc.cookieFile, "HiddenServiceDir": rc.serviceDir,
+			"DataDirectory": rc.dataDir, "ControlPort": "unix:" + rc.control, "CookieAuthFile": rc.cookieFile, "HiddenServiceDir": rc.serviceDir,
 			"HiddenServicePort": "80 unix:" + rc.socket, "MaxMemInQueues": or(maxMem, DefaultMaxMemInQueues),
 		}
 		for i, kw := range keywords {

@@ -132,11 +132,12 @@ func address(args []string, stdout, stderr io.Writer) error {
 }
 
 // applyHint says when a client-auth change reaches a running onionchat.
-const applyHint = "A running onionchat notices this within seconds. With tor.sandbox = \"off\" it has tor reload\n" +
-	"the keys, checks that tor loaded every one, and live chats continue. With tor's sandbox on\n" +
-	"(the default where tor supports it) tor cannot reload them, so onionchat stops rather than\n" +
-	"serve the old set: systemd restarts it with the new one; started by hand, start it again.\n" +
-	"Open pages reconnect by themselves."
+const applyHint = "A running onionchat notices this within seconds. With tor.sandbox = \"off\", a key added is\n" +
+	"reloaded live: tor loads it, onionchat checks that tor loaded every key, and chats continue.\n" +
+	"A key removed, or any change with tor's sandbox on (the default where tor supports it), stops\n" +
+	"onionchat rather than serve the old set (a revoked friend could still reach the introduction\n" +
+	"points a reload keeps): systemd restarts it with the new set and a new tor; started by hand,\n" +
+	"start it again. Open pages reconnect by themselves."
 
 func auth(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {

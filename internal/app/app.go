@@ -39,7 +39,8 @@ import (
 const shutdownTimeout = 5 * time.Second
 
 // Run serves cfg until ctx ends, then closes every client with 1001 and
-// returns nil. Out receives what the owner needs to see (addresses,
+// returns nil; an end of ctx during start-up is a stop too, and returns
+// nil. Out receives what the owner needs to see (addresses,
 // fingerprints); log receives start, stop and errors. Nothing starts if
 // cfg is refused (see Check).
 func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger) error {
@@ -66,6 +67,12 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	}
 	defer unlink() // after the hub has stopped: its members' leaves go out first
 	modes, err := startModes(ctx, cfg, s, out, log)
+	if err != nil && ctx.Err() != nil {
+		// Stopped while starting (systemctl stop as tor bootstraps): a
+		// stop asked for, not a failure for the service manager to retry.
+		log.Info("onionchat stopped during start-up")
+		return nil
+	}
 	if err != nil {
 		return err
 	}

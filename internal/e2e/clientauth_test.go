@@ -265,7 +265,7 @@ func TestOnionFailsClosed(t *testing.T) {
 	if first == nil || t.Failed() {
 		return
 	}
-	guards1 := entryGuards(t, u.data)
+	guards1 := entryGuards(t, u.runtime)
 
 	var second *Proc
 	t.Run("a change its tor cannot reload stops it; the restart applies it", func(t *testing.T) {
@@ -302,7 +302,7 @@ func TestOnionFailsClosed(t *testing.T) {
 		// relay is one); the proof is tor's state file, where each guard
 		// carries the time it was sampled, set at random: a restart that
 		// kept the guards keeps those times.
-		guards2 := entryGuards(t, u.data)
+		guards2 := entryGuards(t, u.runtime)
 		t.Logf("entry guards, first start:  %s", strings.Join(guards1, ", "))
 		t.Logf("entry guards, second start: %s", strings.Join(guards2, ", "))
 		t.Logf("publish time: first start %v, second start (state kept) %v", publishTime(t, first), publishTime(t, second))

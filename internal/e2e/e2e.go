@@ -158,9 +158,9 @@ func (p *Proc) Wait(t testing.TB, d time.Duration) int {
 }
 
 // Kill stops the process by PID if it still runs and waits for it, and
-// kills its children (onion mode's tor) by theirs: tor is meant to die
-// with onionchat (Pdeathsig SIGTERM), but a tor that had SIGTERM blocked
-// outlived SIGKILLed backends of the Onionbalance test by hours.
+// kills its children (onion mode's tor) by theirs: tor exits when
+// onionchat's control connection closes (TestTorGoesWithOnionchat), but a
+// test must not depend on what it tests to clean up.
 func (p *Proc) Kill() {
 	select {
 	case <-p.done:

@@ -19,6 +19,7 @@ import (
 	"github.com/onionchat/onionchat/internal/procfs"
 	"github.com/onionchat/onionchat/internal/tortest"
 	"github.com/onionchat/onionchat/internal/wstest"
+	"github.com/onionchat/onionchat/onion"
 )
 
 // onionStartTimeout bounds a start in onion mode: tor bootstraps on the
@@ -94,21 +95,11 @@ func dialOnion(t *testing.T, d *websocket.Dialer, base string) *wstest.Client {
 	return nil
 }
 
-// appTor connects to the control port of the tor that onionchat started,
-// through the files bine asks it to write in tor's data directory (under
-// onionchat's, data).
-func appTor(t *testing.T, data string) *control.Conn {
+// appTor connects to the control port of the tor that onionchat started:
+// the unix socket in onionchat's runtime directory, runtime.
+func appTor(t *testing.T, runtime string) *control.Conn {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(data, "tor", "control-port-*"))
-	if len(files) == 0 {
-		t.Fatalf("no control port file under %s", data)
-	}
-	b, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := strings.TrimPrefix(strings.TrimSpace(string(b)), "PORT=")
-	tc, err := textproto.Dial("tcp", addr)
+	tc, err := textproto.Dial("unix", filepath.Join(runtime, onion.ControlSocket))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +181,7 @@ func TestOnionMode(t *testing.T) {
 	})
 
 	t.Run("hardened tor config", func(t *testing.T) {
-		c := appTor(t, data)
+		c := appTor(t, runtime)
 		want := map[string]string{
 			"Sandbox": "1", "SafeLogging": "1", "AvoidDiskWrites": "1", "ClientOnly": "1",
 			"SocksPort": "0", "MaxMemInQueues": "67108864",
@@ -225,10 +216,18 @@ func TestOnionMode(t *testing.T) {
 		if !strings.HasPrefix(hs["HiddenServicePort"], "80 unix:") {
 			t.Errorf("HiddenServicePort %q, want a unix socket", hs["HiddenServicePort"])
 		}
-		// Onion mode opens no TCP listener of onionchat's own.
+		// Onion mode opens no TCP listener of onionchat's own, and tor's
+		// control port is the unix socket in the runtime directory.
 		ln, _ := c.GetInfo("net/listeners/socks")
 		if len(ln) > 0 && ln[0].Val != "" {
 			t.Errorf("tor has a SOCKS listener: %v", ln[0].Val)
+		}
+		ln, err = c.GetInfo("net/listeners/control")
+		if err != nil || len(ln) != 1 {
+			t.Fatalf("GETINFO net/listeners/control: %v %v", ln, err)
+		}
+		if want := "unix:" + filepath.Join(runtime, onion.ControlSocket); strings.Trim(ln[0].Val, `"`) != want {
+			t.Errorf("tor's control listeners: %s, want only %s", ln[0].Val, want)
 		}
 	})
 
@@ -260,45 +259,71 @@ func TestOnionMode(t *testing.T) {
 			must(t, os.WriteFile(file, []byte(line+"\n"), 0o600))
 		}
 
-		// With tor's sandbox off, tor reloads the client list live: a
-		// chat through alice's key goes on while bob is revoked, and bob
-		// is shut out.
+		// With tor's sandbox off, tor reloads added keys live: alice's
+		// chat goes on while bob is added. Revoking bob is the attack: his
+		// tor already holds the descriptor, and a v3 service checks no key
+		// at introduction, so a reload that keeps the introduction points
+		// keeps him in. onionchat must stop (exit 1, for systemd to
+		// restart it), and the new tor, with new introduction points,
+		// shut him out while his tor runs on, descriptor cached.
 		liveData := filepath.Join(t.TempDir(), "data")
 		authorize(liveData, "alice", aliceDir)
-		authorize(liveData, "bob", bobDir)
 		liveRuntime := shortDir(t)
 		liveCfg := onionConfig(t, net, liveRuntime, "")
 		liveCfg = withTorOption(t, liveCfg, `sandbox = "off"`)
 		live := startOnion(t, "--config", liveCfg, "--data-dir", liveData)
 		aliceTor := net.StartTor(t, "ClientOnionAuthDir "+aliceDir)
-		bobTor := net.StartTor(t, "ClientOnionAuthDir "+bobDir)
-		for _, tor := range []*tortest.Tor{aliceTor, bobTor} {
-			must(t, tor.WaitBootstrapped(90*time.Second))
-			if status, _, err := tor.Get(live.URL+"/", 90*time.Second); err != nil || status != 200 {
-				t.Fatalf("%s cannot reach the service with its key: %d %v", tor.Name(), status, err)
-			}
+		must(t, aliceTor.WaitBootstrapped(90*time.Second))
+		if status, _, err := aliceTor.Get(live.URL+"/", 90*time.Second); err != nil || status != 200 {
+			t.Fatalf("alice cannot reach the service with her key: %d %v", status, err)
 		}
 		if _, _, err := net.Client().Get(live.URL+"/", 15*time.Second); err == nil {
 			t.Fatal("a tor without a client key reached a service with client authorization")
 		}
 		c := dialOnion(t, socksDialer(aliceTor.SOCKSAddr(), "alice"), live.URL)
 		c.JoinOK("auth room", "alice")
-		if out, code := runBinary(t, "auth", "remove", "bob", "--data-dir", liveData); code != 0 {
-			t.Fatalf("auth remove bob: %s", out)
-		}
+		authorize(liveData, "bob", bobDir)
 		waitFor(t, "tor to reload its client list", 30*time.Second, func() bool {
 			return strings.Contains(live.Output(), "client authorization changed; tor reloaded it")
 		})
 		c.SendRaw([]byte(`{"v":2,"type":"ping","id":5}`))
 		if f := c.Expect("pong"); f["id"] != float64(5) {
-			t.Fatalf("the live chat broke when another client was revoked: %v", f)
+			t.Fatalf("the live chat broke when another client was added: %v", f)
 		}
-		waitFor(t, "bob to be shut out", 120*time.Second, func() bool {
-			bobTor.NewNym()
-			_, _, err := bobTor.Get(live.URL+"/", 10*time.Second)
-			return err != nil
+		bobTor := net.StartTor(t, "ClientOnionAuthDir "+bobDir)
+		must(t, bobTor.WaitBootstrapped(90*time.Second))
+		if status, _, err := bobTor.Get(live.URL+"/", 90*time.Second); err != nil || status != 200 {
+			t.Fatalf("bob cannot reach the service with the key added while it ran: %d %v", status, err)
+		}
+		if out, code := runBinary(t, "auth", "remove", "bob", "--data-dir", liveData); code != 0 {
+			t.Fatalf("auth remove bob: %s", out)
+		}
+		waitFor(t, "onionchat to act on bob's removal", 30*time.Second, func() bool {
+			out := live.Output()
+			return strings.Count(out, "tor reloaded it") > 1 || strings.Contains(out, "was removed or replaced")
 		})
-
+		if strings.Contains(live.Output(), "was removed or replaced") {
+			if code := live.Wait(t, 30*time.Second); code == 0 {
+				t.Fatalf("onionchat stopped for a revocation with exit 0: systemd would not restart it:\n%s", live.Output())
+			}
+			live = startOnion(t, "--config", liveCfg, "--data-dir", liveData) // as systemd does
+		}
+		if status, _, err := aliceTor.Get(live.URL+"/", 120*time.Second); err != nil || status != 200 {
+			t.Fatalf("alice cannot reach the service after bob's removal: %d %v", status, err)
+		}
+		// bob's tor keeps its descriptor (no NEWNYM): each try is a new
+		// circuit of its own, as a new tab of his Tor Browser would be.
+		for i := range 3 {
+			status, err := freshGet(bobTor, live.URL+"/", fmt.Sprintf("bob%d", i), 30*time.Second)
+			if err == nil {
+				t.Fatalf("bob, revoked, still reached the service (HTTP %d) through the descriptor his tor holds", status)
+			}
+			t.Logf("bob's try %d after his removal: %v", i+1, err)
+		}
+		// His tor itself works: it reaches the open service.
+		if status, _, err := bobTor.Get(addr+"/", 90*time.Second); err != nil || status != 200 {
+			t.Fatalf("bob's tor reaches no onion service at all, so his failures prove nothing: %d %v", status, err)
+		}
 		// With the sandbox on (the main service), tor cannot reload the
 		// keys (it would die): onionchat stops with the reason rather than
 		// serve the old set (systemd restarts it), and after the restart
@@ -461,6 +486,20 @@ func TestOnionMode(t *testing.T) {
 			t.Fatalf("two ephemeral starts gave the same address %s", addrs[0])
 		}
 	})
+}
+
+// freshGet fetches rawURL through tor on a circuit of its own (SOCKS
+// isolation by user name), once, without NEWNYM: tor keeps what it knows
+// of onion services, descriptors included.
+func freshGet(tor *tortest.Tor, rawURL, user string, timeout time.Duration) (int, error) {
+	u := &url.URL{Scheme: "socks5", Host: tor.SOCKSAddr(), User: url.UserPassword(user, "x")}
+	c := &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: http.ProxyURL(u), DisableKeepAlives: true}}
+	resp, err := c.Get(rawURL)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 func lastLineWith(s, substr string) string {

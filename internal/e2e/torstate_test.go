@@ -15,11 +15,12 @@ import (
 	"github.com/onionchat/onionchat/internal/tortest"
 )
 
-// entryGuards asks onionchat's running tor (data is onionchat's data
-// directory) for its entry guards, in tor's order, without their status.
-func entryGuards(t *testing.T, data string) []string {
+// entryGuards asks onionchat's running tor (runtime is onionchat's
+// runtime directory) for its entry guards, in tor's order, without their
+// status.
+func entryGuards(t *testing.T, runtime string) []string {
 	t.Helper()
-	kvs, err := appTor(t, data).GetInfo("entry-guards")
+	kvs, err := appTor(t, runtime).GetInfo("entry-guards")
 	if err != nil || len(kvs) == 0 {
 		t.Fatalf("GETINFO entry-guards: %v", err)
 	}

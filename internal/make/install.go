@@ -20,6 +20,8 @@ var debPackage = map[string]string{
 	"npm":             "npm",                    // installs the page's pinned JavaScript for `make js` (never at run time)
 	"exiftool":        "libimage-exiftool-perl", // the independent reader of what picture cleaning leaves (issue 23)
 	"onionbalance":    "onionbalance",           // the front of a cluster (issue 16); its tor is ours, its service never started
+	"lintian":         "lintian",                // checks the .deb packages
+	"debootstrap":     "debootstrap",            // a clean Debian root to install them in
 }
 
 // ensure installs, from Debian's archive, the packages of the commands

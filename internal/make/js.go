@@ -59,7 +59,7 @@ func buildJS(ctx context.Context, check bool) error {
 	if err != nil {
 		return err
 	}
-	licences, err := licenceFile(modules)
+	licences, err := bundleLicences(modules)
 	if err != nil {
 		return err
 	}
@@ -201,9 +201,9 @@ func bundleJS(dir string) ([]byte, error) {
 	return res.OutputFiles[0].Contents, nil
 }
 
-// licenceFile lists every package installed from the lockfile, with its
+// bundleLicences lists every package installed from the lockfile, with its
 // version and licence text, in name order.
-func licenceFile(dir string) ([]byte, error) {
+func bundleLicences(dir string) ([]byte, error) {
 	var lock struct {
 		Packages map[string]struct {
 			Version string `json:"version"`

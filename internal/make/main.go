@@ -51,7 +51,7 @@ func usage() {
   go run ./internal/make run [onionchat flags]   install tor if missing (its own service left off), run onionchat
   go run ./internal/make test [-short] [-only STEP,...]
                                                  install tor, chromium and firefox-esr if missing, run every test
-  go run ./internal/make release [-check]        build release binaries into dist/ (-check: twice, compare)
+  go run ./internal/make release [-check]        build release binaries and .deb packages into dist/ (-check: twice, compare)
   go run ./internal/make js [-check]             bundle the page's pinned JavaScript (web/mls) into web/static/vendor
 `)
 }

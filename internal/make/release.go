@@ -58,10 +58,12 @@ var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 
 // release builds every target into dist/onionchat-<version>-linux-<name>,
 // checks that each is a static ELF executable for its architecture, and
-// writes dist/SHA256SUMS (sha256sum -c format). With -check it also
+// packages the amd64, arm64 and armv6 binaries as .deb (see buildDeb),
+// and writes dist/SHA256SUMS (sha256sum -c format). With -check it also
 // rebuilds the arm64 binary from a copy, at another path, of the exact
 // sources it was built from (failing if they changed during that build),
-// with an empty GOCACHE, and fails unless the two are byte-identical.
+// with an empty GOCACHE, packages it again, and fails unless the two
+// binaries and the two packages are byte-identical.
 // The version is -version, else `git describe --tags --always --dirty`,
 // else "dev".
 func release(ctx context.Context, args []string) error {
@@ -106,13 +108,28 @@ func release(ctx context.Context, args []string) error {
 		}
 		files = append(files, out)
 	}
+	date, err := sourceDate(ctx, ".")
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		if debArch[t.name] == "" {
+			continue
+		}
+		p, err := buildDeb(ctx, debSource{src: ".", version: v, date: date}, t, filepath.Join(distDir, binaryName(v, t)), distDir)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  %-13s %s\n", debArch[t.name]+".deb", p)
+		files = append(files, p)
+	}
 	sums := filepath.Join(distDir, "SHA256SUMS")
 	if err := writeSums(sums, files); err != nil {
 		return err
 	}
 	fmt.Printf("Wrote %s\n", sums)
 	if *check {
-		return checkReproducible(ctx, v, snap)
+		return checkReproducible(ctx, debSource{src: ".", version: v, date: date}, snap)
 	}
 	return nil
 }
@@ -289,7 +306,8 @@ func buildSnapshot(ctx context.Context, t target, v, out string) (sources, error
 // with a new, empty GOCACHE, and fails unless the result is byte-identical
 // to the binary in dist/. The temporary directory is removed on success
 // and kept, for diffing, on mismatch.
-func checkReproducible(ctx context.Context, v string, snap sources) error {
+func checkReproducible(ctx context.Context, s debSource, snap sources) error {
+	v := s.version
 	var t target
 	for _, c := range targets {
 		if c.name == checkTarget {
@@ -334,6 +352,27 @@ func checkReproducible(ctx context.Context, v string, snap sources) error {
 			first, len(a), sha256.Sum256(a), second, len(b), sha256.Sum256(b), firstDiff(a, b))
 	}
 	fmt.Printf("Reproducible: both linux/%s builds are the same %d bytes (sha256 %x)\n", t.name, len(a), sha256.Sum256(a))
+	// The package again, around the second binary.
+	debDir := filepath.Join(tmp, "deb")
+	if err := os.Mkdir(debDir, 0o755); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	secondDeb, err := buildDeb(ctx, s, t, second, debDir)
+	if err != nil {
+		return err
+	}
+	firstDeb := filepath.Join(distDir, filepath.Base(secondDeb))
+	if a, err = os.ReadFile(firstDeb); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	if b, err = os.ReadFile(secondDeb); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	if !bytes.Equal(a, b) {
+		keep = true
+		return fmt.Errorf("release: not reproducible: %s and %s, packaged from the same sources, differ from byte %d", firstDeb, secondDeb, firstDiff(a, b))
+	}
+	fmt.Printf("Reproducible: both %s packages are the same %d bytes (sha256 %x)\n", debArch[t.name], len(a), sha256.Sum256(a))
 	return nil
 }
 
@@ -351,12 +390,45 @@ func firstDiff(a, b []byte) int {
 // build reads from this module to its contents.
 type sources map[string][]byte
 
-// listedPackage is the part of `go list -json` output readSources uses.
+// listedPackage is the part of `go list -json` output that readSources
+// and copyrightFile use.
 type listedPackage struct {
-	Dir    string
-	Module *struct{ Main bool }
+	Standard bool
+	Dir      string
+	Module   *listedModule
 	// The files of a package that go build reads.
 	GoFiles, CgoFiles, SFiles, HFiles, SysoFiles, EmbedFiles []string
+}
+
+type listedModule struct {
+	Path, Version, Dir string
+	Main               bool
+	Replace            *listedModule
+}
+
+// goListDeps lists mainPkg and every package it depends on when built for
+// t, running go in dir.
+func goListDeps(ctx context.Context, dir string, t target) ([]listedPackage, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-deps",
+		"-json=Standard,Dir,Module,GoFiles,CgoFiles,SFiles,HFiles,SysoFiles,EmbedFiles", mainPkg)
+	cmd.Dir = dir
+	cmd.Env = buildEnv(t, nil)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("release: go list %s: %w", mainPkg, err)
+	}
+	var pkgs []listedPackage
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p listedPackage
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			return pkgs, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("release: go list output: %w", err)
+		}
+		pkgs = append(pkgs, p)
+	}
 }
 
 // readSources reads go.mod, go.sum and every file that building mainPkg
@@ -368,23 +440,12 @@ func readSources(ctx context.Context, t target) (sources, error) {
 	if err != nil {
 		return nil, fmt.Errorf("release: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, "go", "list", "-deps",
-		"-json=Dir,Module,GoFiles,CgoFiles,SFiles,HFiles,SysoFiles,EmbedFiles", mainPkg)
-	cmd.Env = buildEnv(t, nil)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	pkgs, err := goListDeps(ctx, ".", t)
 	if err != nil {
-		return nil, fmt.Errorf("release: go list %s: %w", mainPkg, err)
+		return nil, err
 	}
 	rels := []string{"go.mod", "go.sum"}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for {
-		var p listedPackage
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return nil, fmt.Errorf("release: go list output: %w", err)
-		}
+	for _, p := range pkgs {
 		if p.Module == nil || !p.Module.Main {
 			continue
 		}

@@ -29,8 +29,8 @@ const fuzzTime = 10 * time.Second
 
 func steps() []step {
 	return []step{
-		{"tools", "install tor, chromium, firefox-esr, systemd tools, node, npm and exiftool if missing", func(ctx context.Context) error {
-			return ensure(ctx, "tor", "tor-gencert", "chromium", "firefox-esr", "systemd-analyze", "node", "npm", "exiftool", "onionbalance")
+		{"tools", "install tor, chromium, firefox-esr, systemd tools, node, npm, exiftool, lintian and debootstrap if missing", func(ctx context.Context) error {
+			return ensure(ctx, "tor", "tor-gencert", "chromium", "firefox-esr", "systemd-analyze", "node", "npm", "exiftool", "onionbalance", "lintian", "debootstrap")
 		}},
 		{"gofmt", "gofmt -l finds nothing", checkGofmt},
 		{"vet", "go vet ./...", func(ctx context.Context) error { return run(ctx, "go", "vet", "./...") }},
@@ -48,10 +48,11 @@ func steps() []step {
 			return run(ctx, "node", append([]string{"--test"}, files...)...)
 		}},
 		{"fuzz", fmt.Sprintf("each fuzz target for %v", fuzzTime), runFuzz},
-		{"release", "release builds for 4 targets; one built twice from clean caches is identical", func(ctx context.Context) error {
+		{"release", "release builds for 4 targets and .deb for 3; one binary and its .deb built twice from clean caches are identical", func(ctx context.Context) error {
 			return release(ctx, []string{"-check"})
 		}},
 		{"systemd", "systemd-analyze verify and security (score <= 2.0) on systemd/onionchat.service", checkSystemd},
+		{"deb", "lintian on every .deb; install, upgrade, remove and purge in a debootstrapped Debian", checkDebs},
 		{"bench", "onionchat bench -short: every scenario, 0 lost, duplicated or corrupt", runBenchShort},
 		{"soak", "onionchat soak -short: 2,000 clients, churn and abuse; 0 lost, limits held, memory back to baseline; p99 printed", runSoakShort},
 	}
