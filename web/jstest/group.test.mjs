@@ -162,6 +162,23 @@ test('attack 3: forgetting is not replay: after 200 changes of the room’s keys
   for (const f of recorded) relay.push(as, { v: 2, type: 'msg', seq: 1, sid: f.sid, from: 'bob', body: f.body, commit: f.commit });
   await relay.advance(2000);
   assert.deepEqual(shown(alice), ['bob: old news']);
+  // 200 changes in 30 s cost alice's page work, and it says who.
+  assert.ok(warnings(alice).some((w) => /bob changes the room’s keys unusually often/.test(w)), warnings(alice).join('\n'));
+});
+
+test('a commit the relay withholds from one member: the room moves on, and that member joins again and reads on', async () => {
+  const { relay, alice, bob, carol } = await room(['alice', 'bob', 'carol']);
+  relay.tamper = (sock, f) => (sock === sockOf(relay, 'carol') && f.commit !== undefined ? null : f);
+  await alice.group.run(() => alice.group.commit([], 'refresh'));
+  await relay.advance(1000);
+  relay.tamper = null;
+  bob.send('carol cannot read this yet');
+  await relay.advance(30000, 1000);
+  assert.equal(new Set(epochs(alice, bob, carol)).size, 1, epochs(alice, bob, carol).join());
+  bob.send('now she can');
+  await relay.advance(3000);
+  assert.ok(shown(carol).includes('bob: now she can'), shown(carol).join());
+  assert.ok(warnings(carol).some((w) => /need a change of the room’s keys that never arrived/.test(w)));
 });
 
 test('attack 4a: a room message sent as part of a file (the bulk lane, never kept) is refused, and said', async () => {

@@ -55,6 +55,8 @@ export const SEEN_MAX = 5000;           // bodies remembered, to drop copies sil
 export const MAX_OUT = 500;             // own room messages whose delivery is followed
 export const MAX_CHAIN_HEADS = 256;     // chain values kept per sender and epoch, to compare acknowledgements
 export const MAX_OVERRIDES = 4;         // commits this page sends over ones the relay took for one epoch
+export const COMMITS_PER_WINDOW = 20;   // one member's commits per COMMIT_WINDOW_MS beyond which the page says so
+export const COMMIT_WINDOW_MS = 60000;
 
 const LABEL_FILE = 'onionchat/4 file';
 
@@ -116,6 +118,7 @@ export class Group {
     this.ackAt = -Infinity;
     this.ackTimer = 0;
     this.suppressed = new Map(); // source -> {at, n, name}
+    this.commitCounts = new Map(); // name -> {n, since}: commits followed, per member
     this.introduced = false;
     this.lastList = '';
     this.destroyed = false;
@@ -315,9 +318,10 @@ export class Group {
 
   // canSend says whether a room message may be sealed now: we are in the
   // room's group, caught up, we said where we are, no change of ours is in
-  // flight and nobody gone waits to be removed.
+  // flight and nobody gone waits to be removed. Our "here" (only a session
+  // id) may go while someone gone still waits.
   canSend(here = false) {
-    return this.member && !this.pending && !this.catchingUp && !this.newSession && (here || !this.needHere) && this.gone().length === 0;
+    return this.member && !this.pending && !this.catchingUp && !this.newSession && (here || (!this.needHere && this.gone().length === 0));
   }
 
   // fileKey derives the key of file id sent by leaf in epoch, from that
@@ -348,11 +352,20 @@ export class Group {
   sweep() {
     return this.run(async () => {
       const now = this.now();
+      let behind = false;
       this.future = this.future.filter((h) => {
         if (now - h.at < HELD_MS) return true;
         this.problem(h.who, 'later-epoch');
+        behind = true;
         return false;
       });
+      // Frames of a later epoch whose commit never came: the room moved on
+      // without us (the relay withheld a commit, or lost it). We join the
+      // room's group again, in place of our own leaf.
+      if (behind && this.member && !this.pending && now - (this.resyncedAt || -Infinity) >= REFRESH_EVERY_MS) {
+        this.resyncedAt = now;
+        await this.resync('behind');
+      }
       for (const c of this.chains.values()) {
         if (c.missing > 0 && now - c.missingSince >= GAP_MS) {
           this.onEvent({ type: 'problem', what: 'missing', name: c.name, count: c.missing });
@@ -795,6 +808,7 @@ export class Group {
     }
     this.remember(hash);
     this.winners.set(label, { seq: f.seq, valid: true });
+    if (!pub) this.countCommit(who);
     if (r.newState.groupActiveState && r.newState.groupActiveState.kind !== 'active') {
       mls.wipe(r.consumed);
       this.onEvent({ type: 'removed-you', by: who });
@@ -815,6 +829,18 @@ export class Group {
     }
     this.problem(who, what, extra);
     return this.settle();
+  }
+
+  // countCommit says so when one member changes the room's keys unusually
+  // often: each change costs every page some work (a commit is valid or not
+  // by the group's state alone, never by how often, so that pages agree).
+  countCommit(who) {
+    const now = this.now();
+    const c = this.commitCounts.get(who) || { n: 0, since: now };
+    if (now - c.since > COMMIT_WINDOW_MS) { c.n = 0; c.since = now; }
+    c.n++;
+    this.commitCounts.set(who, c);
+    if (c.n === COMMITS_PER_WINDOW + 1) this.problem(who, 'commit-flood');
   }
 
   // commitPolicy says why a newcomer's commit is refused before MLS reads

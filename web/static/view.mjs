@@ -368,6 +368,7 @@ const PROBLEMS = {
   impersonated: (e) => `A frame signed by ${e.name} came through ${e.session ? `${e.session}’s` : 'another'} connection; it was ignored.`,
   relabelled: (e) => `The server relayed a message signed by ${e.name} as if from ${e.session}; it is shown as ${e.name}’s, whose signature it carries.`,
   'bad-commit': (e) => `A change of the room’s keys sent by ${e.name} is invalid and was refused; the room goes on without it.`,
+  'commit-flood': (e) => `${e.name} changes the room’s keys unusually often (more than 20 times a minute); each change costs every page some work. If this goes on, ask them why.`,
   'later-epoch': (e) => `Frames from ${e.name} need a change of the room’s keys that never arrived; they could not be read.`,
   'bad-info': () => 'The room’s key information the server keeps could not be read; joining again.',
   missing: (e) => `${count(e.count, 'message')} from ${e.name} did not reach you.`,
