@@ -165,22 +165,26 @@ func (s *Session) claimCommit(r *room, f *ClientFrame) (ok bool, done func()) {
 		}
 	}
 	r.mu.Unlock()
-	p := &pendingJoin{room: r.id, commit: c.Commit}
+	done = h.addPending(&pendingJoin{room: r.id, commit: c.Commit})
+	if code := h.cfg.Cluster.Claim(c); code != "" {
+		s.push(h.conflictFrame(f.ID, f.Epoch, seq))
+		return false, done
+	}
+	return true, done
+}
+
+// addPending counts p as pending (Vet sees it) until done is called.
+func (h *Hub) addPending(p *pendingJoin) (done func()) {
 	h.mu.Lock()
 	h.pending = append(h.pending, p)
 	h.mu.Unlock()
-	done = func() {
+	return func() {
 		h.mu.Lock()
 		if i := slices.Index(h.pending, p); i >= 0 {
 			h.pending = slices.Delete(h.pending, i, i+1)
 		}
 		h.mu.Unlock()
 	}
-	if code := h.cfg.Cluster.Claim(c); code != "" {
-		s.push(h.conflictFrame(f.ID, f.Epoch, seq))
-		return false, done
-	}
-	return true, done
 }
 
 // vetCommit answers another instance's claim for a commit. h.mu is held.
@@ -215,17 +219,7 @@ func (h *Hub) vetCommit(c *Claim) string {
 // both give out a name or the last place in a room.
 func (s *Session) claim(room string, keys nameKeys, resume string) (code string, done func()) {
 	h := s.h
-	p := &pendingJoin{room: room, keys: keys}
-	h.mu.Lock()
-	h.pending = append(h.pending, p)
-	h.mu.Unlock()
-	done = func() {
-		h.mu.Lock()
-		if i := slices.Index(h.pending, p); i >= 0 {
-			h.pending = slices.Delete(h.pending, i, i+1)
-		}
-		h.mu.Unlock()
-	}
+	done = h.addPending(&pendingJoin{room: room, keys: keys})
 	code = h.cfg.Cluster.Claim(&Claim{Room: room, Key: keys.key, Skel: keys.skel, SkelLower: keys.skelLower,
 		Token: tokenHash(resume), Proof: claimProof(resume, room, keys.key)})
 	return code, done
