@@ -66,6 +66,8 @@ test('a picture with GPS data goes from A to B and C: stripped before it leaves,
   // The time it took is what the byte rate allows, within 1.2x.
   const sentAt = s.alice.events.find((e) => e.type === 'outgoing-file' && e.transfer.state === 'sent');
   assert.ok(sentAt, 'alice saw it sent');
+  await relay.advance(5000, 250);
+  assert.equal(t.delivery, 'delivered', JSON.stringify([...t.outcome]));
 });
 
 test('a PDF arrives as a download with the same bytes and a safe name; it is never shown as a picture', async () => {
@@ -366,4 +368,12 @@ test('a file interrupted by a server restart says so, not that its sender left',
   assert.ok(r, 'bob’s transfer ended');
   assert.notEqual(r.why, 'left');
   assert.ok(r.state === 'done' || r.why === 'restart', `${r.state} ${r.why}`);
+});
+
+test('a page sending a file for long, hearing nothing else, keeps its link: it pings, and the pong keeps it alive', async () => {
+  const { relay, s } = await room(['alice', 'bob'], { limits: { ping: 2000 } });
+  await s.alice.sendFile({ name: 'long.bin', type: 'application/octet-stream', bytes: new Uint8Array(3 << 20).fill(1) });
+  await relay.advance(25000, 250);
+  assert.equal(s.alice.events.filter((e) => e.type === 'reconnected').length, 0);
+  assert.equal(finished(s.bob)[0].state, 'done');
 });

@@ -17,11 +17,11 @@ import { maxBucketFor } from './envelope.mjs';
 import { Transfers } from './files.mjs';
 
 export const PROTOCOL = 2;              // the relay frames' version (the envelopes' is 3)
-// Liveness: the page pings when it has sent nothing for one of the relay's
-// ping intervals (limits.ping, 20 s by default), which keeps Tor circuits
-// busy and brings a pong back; nothing received for DEAD_AFTER intervals
-// means the link is dead (a Tor circuit can die without a close), and the
-// page reconnects.
+// Liveness: the page pings when it has sent or heard nothing for one of
+// the relay's ping intervals (limits.ping, 20 s by default), which keeps
+// Tor circuits busy and brings a pong back; nothing received for
+// DEAD_AFTER intervals means the link is dead (a Tor circuit can die
+// without a close), and the page reconnects.
 export const DEAD_AFTER = 2.5;
 export const MIN_HEARTBEAT_MS = 1000;
 export const CONNECT_TIMEOUT_MS = 15000; // a new connection whose server frame has not come by then is given up (at least 2.5 pings)
@@ -285,7 +285,14 @@ export class Session {
         if (ws) { ws.onclose = null; try { ws.close(CLOSE_RECONNECTING); } catch { /* */ } this.onClose(ws, { code: 1006 }); }
         return;
       }
-      if (this.joined && this.now() - this.lastSent >= every && this.takeToken()) this.raw({ v: PROTOCOL, type: 'ping' });
+      // Ping when we have heard nothing for an interval (a page sending a
+      // file hears nothing else, and browsers hide the relay's own pings),
+      // or sent nothing (to keep a Tor circuit busy).
+      const quiet = this.now() - this.lastFrame >= every || this.now() - this.lastSent >= every;
+      if (this.joined && quiet && this.now() - (this.pingAt || 0) >= every && this.takeToken()) {
+        this.pingAt = this.now();
+        this.raw({ v: PROTOCOL, type: 'ping' });
+      }
     }, Math.max(MIN_HEARTBEAT_MS, every / 2));
   }
 

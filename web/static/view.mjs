@@ -228,7 +228,8 @@ export function fileItem(t, { sender, time, code, changed, onCancel }) {
 }
 
 export function updateFile(li, t, progress) {
-  li.querySelector('progress').value = progress;
+  const bar = li.querySelector('progress');
+  if (bar) bar.value = progress;
   li.dataset.transfer = t.state;
   const done = t.state === 'done' || t.state === 'sent';
   if (!done && t.state !== 'receiving' && t.state !== 'sending' && t.state !== 'offering') {
