@@ -225,8 +225,8 @@ func TestChromiumChat(t *testing.T) {
 		must(t, first.waitFor("the first back", `document.documentElement.dataset.state === "ready"`, waitLong))
 		// Every mark the first's messages get, in order (issue 23: a message
 		// said "reached nobody" while the other was reconnecting).
-		must(t, first.eval2(`window.__marks = []; new MutationObserver((ms) => ms.forEach((m) => window.__marks.push(m.target.dataset.delivery)))
-			.observe(document.getElementById("messages"), { subtree: true, attributes: true, attributeFilter: ["data-delivery"] })`))
+		must(t, first.eval2(`(() => { window.__marks = []; new MutationObserver((ms) => ms.forEach((m) => window.__marks.push(m.target.dataset.delivery)))
+			.observe(document.getElementById("messages"), { subtree: true, attributes: true, attributeFilter: ["data-delivery"] }); })()`))
 		var said []string
 		for i := range 3 {
 			text := fmt.Sprintf("round %d: %d, right after the restart", round, i)

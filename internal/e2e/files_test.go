@@ -159,7 +159,7 @@ func filesScenario(t *testing.T, lan *lanRoom, alice, bob, carol driver, browser
 		t.Errorf("the page's stripping leaves %v in the picture", leaks)
 	}
 	// Each receiver told alice, inside the group, that it has it whole.
-	must(t, alice.waitFor("alice to show the picture delivered", fileItemJS("holiday.jpg")+`?.dataset.delivery === "delivered"`, waitLong))
+	mustSee(t, alice, "alice", alice.waitFor("alice to show the picture delivered", fileItemJS("holiday.jpg")+`?.dataset.delivery === "delivered"`, waitLong))
 	if got := shownSHA256(t, alice, fileItemJS("holiday.jpg")); got != sum(stripped) {
 		t.Errorf("alice sent %s, not the stripped picture %s", got, sum(stripped))
 	}
