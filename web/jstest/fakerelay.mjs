@@ -212,7 +212,10 @@ export class FakeRelay {
   broadcast(r, s, body, id, commit) {
     const seq = ++r.seq;
     const to = [...r.members.values()].filter((m) => m !== s);
-    r.kept.push({ seq, sid: s.sid, body, at: this.clock.now(), commit });
+    // As the hub does: a frame sent alone, with nobody away, is not kept,
+    // nor those kept before it (nobody can ask for them).
+    if (to.length === 0) r.kept = [];
+    else r.kept.push({ seq, sid: s.sid, body, at: this.clock.now(), commit });
     this.expire(r);
     this.log.push({ room: r.id, sid: s.sid, from: s.name, seq, body, commit });
     for (const m of to) {

@@ -419,7 +419,7 @@ export class Session {
     if (!this.joined || !this.group) return;
     const ev = { name: f.name, sid: f.sid };
     switch (f.type) {
-      case 'join': this.group.join(ev); break;
+      case 'join': this.group.join(ev); this.resendUnheard(f.name); break;
       case 'away': this.group.away(ev); break;
       case 'back': this.group.back(ev); break;
       case 'leave': this.group.leave(ev); break;
@@ -441,6 +441,9 @@ export class Session {
     this.unsent.delete(f.id);
     if (e.item && (e.item.state === 'sending' || e.item.state === 'queued')) this.update(e.item, 'sent');
     if (!e.done) this.undelivered.set(f.id, e);
+    // Relayed to nobody while the group has others (all away from a
+    // restarted relay): the relay kept none of it.
+    if (f.to === 0 && this.group && this.group.others().length > 0) e.unheard = true;
   }
 
   onError(f) {
@@ -683,6 +686,20 @@ export class Session {
     again.sort((a, b) => a.id - b.id);
     const frames = again.filter((e) => e.kind !== 'here' && !e.done).map((e) => ({ type: 'msg', body: e.body, kind: e.kind, tag: e.item }));
     this.ordered.push(...frames);
+  }
+
+  // resendUnheard sends again, when a member of the group joins the relay
+  // in a new session (back after a server restart, say), the room
+  // messages of ours, our "here" included, that the relay relayed to
+  // nobody: it keeps none of those, as nobody could ask for them then.
+  // Members drop copies.
+  resendUnheard(name) {
+    if (!this.group || !this.group.others().some((l) => l.name === name)) return;
+    const again = [...this.undelivered.values()].filter((e) => e.unheard);
+    if (!again.length) return;
+    for (const e of again) this.undelivered.delete(e.id);
+    this.ordered.push(...again.map((e) => ({ type: 'msg', body: e.body, kind: e.kind, tag: e.item })));
+    this.flush();
   }
 
   boundResend() {
