@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +60,7 @@ func startLANCluster(t *testing.T) [2]*lanRoom {
 		a.Send(join)
 		a.Expect("welcome")
 		b.Send(join)
-		f := b.first("welcome", "error")
+		f := b.ExpectOneOf("welcome", "error")
 		for _, c := range []*rawClient{a, b} {
 			c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 			c.ws.Close()
@@ -76,25 +74,6 @@ func startLANCluster(t *testing.T) [2]*lanRoom {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return out
-}
-
-// first reads frames until one of one of types, bounded by waitShort.
-func (c *rawClient) first(types ...string) map[string]any {
-	c.t.Helper()
-	c.ws.SetReadDeadline(time.Now().Add(waitShort))
-	for {
-		_, b, err := c.ws.ReadMessage()
-		if err != nil {
-			c.t.Fatalf("waiting for a frame of %v: %v", types, err)
-		}
-		var f map[string]any
-		if json.Unmarshal(b, &f) != nil {
-			continue
-		}
-		if typ, _ := f["type"].(string); slices.Contains(types, typ) {
-			return f
-		}
-	}
 }
 
 // TestChromiumClusterOneGroup: four Chromium pages on two linked instances
