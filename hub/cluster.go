@@ -60,6 +60,11 @@ type Claim struct {
 	OverInst string
 	OverSeq  int64
 	SID      string
+
+	// Instance is the instance that claims, set by the Cluster on
+	// receipt: of two instances claiming a commit for one epoch at once,
+	// the one whose id sorts first takes it.
+	Instance string
 }
 
 // claimProof proves, to the instance that made a resume token, that a
@@ -138,19 +143,24 @@ func (m *member) matches(h []byte) bool {
 }
 
 // pendingJoin is a local join waiting for the other instances' answer
-// (or a local commit, commit being its epoch plus one).
+// (or a local commit, commit being its epoch plus one; yielded once this
+// instance let another's claim for that epoch through, so that it must
+// not take its own).
 type pendingJoin struct {
-	room   string
-	keys   nameKeys
-	commit int64
+	room    string
+	keys    nameKeys
+	commit  int64
+	yielded bool
 }
 
 // claimCommit asks the other instances whether this instance may take f
 // for its epoch: each refuses if it took a commit for that epoch (unless f
-// goes over it, as the hub allows once per session) or is claiming one
-// itself, so that two instances never both take one; both then refuse,
-// and the pages try again. done ends the claim once f is relayed.
-func (s *Session) claimCommit(r *room, f *ClientFrame) (ok bool, done func()) {
+// goes over it, as the hub allows once per session), and of two claiming
+// one at once the one whose instance id sorts first takes it, the other
+// yields (vetCommit), so that two instances never both take one and one
+// always does. The caller takes f only if p.yielded is still false once
+// it holds r.mu. done ends the claim once f is relayed.
+func (s *Session) claimCommit(r *room, f *ClientFrame) (p *pendingJoin, ok bool, done func()) {
 	h := s.h
 	c := &Claim{Room: r.id, Commit: f.Epoch + 1, SID: s.m.sid}
 	r.mu.Lock()
@@ -165,12 +175,13 @@ func (s *Session) claimCommit(r *room, f *ClientFrame) (ok bool, done func()) {
 		}
 	}
 	r.mu.Unlock()
-	done = h.addPending(&pendingJoin{room: r.id, commit: c.Commit})
+	p = &pendingJoin{room: r.id, commit: c.Commit}
+	done = h.addPending(p)
 	if code := h.cfg.Cluster.Claim(c); code != "" {
 		s.push(h.conflictFrame(f.ID, f.Epoch, seq))
-		return false, done
+		return p, false, done
 	}
-	return true, done
+	return p, true, done
 }
 
 // addPending counts p as pending (Vet sees it) until done is called.
@@ -188,18 +199,34 @@ func (h *Hub) addPending(p *pendingJoin) (done func()) {
 }
 
 // vetCommit answers another instance's claim for a commit. h.mu is held.
+//
+// A claim of this instance for the same epoch, still pending, decides:
+// the instance whose id sorts first takes the epoch. This one refuses a
+// claim from one that sorts after it; it lets one that sorts before it
+// through, and yields: it will not take its own (which that instance
+// refuses anyway, unless it had answered before it claimed). Either way
+// exactly one of the two takes a commit for the epoch, where refusing
+// both would leave two pages that retry at the same pace refused for
+// ever.
 func (h *Hub) vetCommit(c *Claim) string {
+	r := h.rooms[c.Room]
+	if r != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+	}
 	for _, p := range h.pending {
 		if p.room == c.Room && p.commit == c.Commit {
-			return CodeCommitConflict
+			if c.Instance == "" || h.cfg.Instance < c.Instance {
+				return CodeCommitConflict
+			}
+			if r != nil { // else the claim's session has left: it takes nothing
+				p.yielded = true // under r.mu, where Session.commit reads it
+			}
 		}
 	}
-	r := h.rooms[c.Room]
 	if r == nil {
 		return ""
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	t := r.commits[c.Commit-1]
 	if t == nil {
 		return ""

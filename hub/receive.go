@@ -485,12 +485,14 @@ func (s *Session) commit(f *ClientFrame, now int64) {
 		return
 	}
 	r := m.room
+	var claim *pendingJoin
 	if s.h.cfg.Cluster != nil {
-		ok, done := s.claimCommit(r, f)
+		p, ok, done := s.claimCommit(r, f)
 		defer done()
 		if !ok {
 			return
 		}
+		claim = p
 	}
 	r.mu.Lock()
 	if m.conn != s {
@@ -498,6 +500,9 @@ func (s *Session) commit(f *ClientFrame, now int64) {
 		return
 	}
 	ok, seq := r.mayCommit(f.Epoch, f.Over, m.sid)
+	if ok && claim != nil && claim.yielded {
+		ok = false // another instance's claim for the epoch went first (vetCommit)
+	}
 	if !ok {
 		r.mu.Unlock()
 		s.push(s.h.conflictFrame(f.ID, f.Epoch, seq))

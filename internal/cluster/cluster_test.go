@@ -50,6 +50,13 @@ func freePorts(t *testing.T, k int) []int {
 // other, and waits until each counts the others alive.
 func startCluster(t *testing.T, k int, cfg hub.Config) []*instance {
 	t.Helper()
+	return startClusterDead(t, k, cfg, testDead)
+}
+
+// startClusterDead is startCluster with instances that forget a peer
+// silent for dead.
+func startClusterDead(t *testing.T, k int, cfg hub.Config, dead time.Duration) []*instance {
+	t.Helper()
 	ports := freePorts(t, k)
 	out := make([]*instance, k)
 	for i := range k {
@@ -60,7 +67,7 @@ func startCluster(t *testing.T, k int, cfg hub.Config) []*instance {
 			}
 		}
 		out[i] = startInstance(t, string(rune('A'+i)), Options{Listen: "127.0.0.1:" + strconv.Itoa(ports[i]), Peers: peers,
-			User: "onionchat", Password: "test links", Heartbeat: testBeat, DeadAfter: testDead}, cfg)
+			User: "onionchat", Password: "test links", Heartbeat: testBeat, DeadAfter: dead}, cfg)
 	}
 	waitFor(t, "every instance to see the others", 20*time.Second, func() bool {
 		for _, in := range out {

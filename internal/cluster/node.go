@@ -382,6 +382,7 @@ func (n *Node) vet(m *nats.Msg) {
 	c, err := decodeClaim(m.Data)
 	code := hub.CodeNameTaken // a claim this instance cannot read gets no name
 	if err == nil {
+		c.Instance = from
 		code = n.h.Vet(&c)
 	}
 	m.Respond([]byte(n.id + " " + code))

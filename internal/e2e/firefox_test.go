@@ -83,15 +83,30 @@ var saferPrefs = map[string]any{
 	"javascript.options.wasm_baselinejit": false,
 }
 
+// torBrowserPrefs are saferPrefs and what Tor Browser has on at every
+// level that a page can notice: resistFingerprinting (coarse timers, UTC,
+// a standard window).
+var torBrowserPrefs = func() map[string]any {
+	m := map[string]any{"privacy.resistFingerprinting": true}
+	for k, v := range saferPrefs {
+		m[k] = v
+	}
+	return m
+}()
+
 // Firefox launches Debian's firefox-esr headless with WebAssembly and the
 // JITs off, as at Tor Browser's Safer level, with the CSP recorder
 // preloaded.
-func Firefox(t *testing.T) *bidi.Browser {
+func Firefox(t *testing.T) *bidi.Browser { return firefoxWith(t, saferPrefs) }
+
+// firefoxWith is Firefox with prefs instead of saferPrefs (WebAssembly off
+// either way).
+func firefoxWith(t *testing.T, prefs map[string]any) *bidi.Browser {
 	t.Helper()
 	need.Tool(t, "firefox-esr")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	b, err := bidi.Launch(ctx, bidi.Options{DisableWasm: true, ExtraPrefs: saferPrefs, Logf: t.Logf})
+	b, err := bidi.Launch(ctx, bidi.Options{DisableWasm: true, ExtraPrefs: prefs, Logf: t.Logf})
 	if err != nil {
 		t.Fatalf("launch firefox-esr: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -226,14 +227,24 @@ func (c *rawClient) Send(frame string) {
 // Expect reads frames until one of type typ, bounded by waitShort.
 func (c *rawClient) Expect(typ string) map[string]any {
 	c.t.Helper()
+	return c.ExpectOneOf(typ)
+}
+
+// ExpectOneOf reads frames until one of one of types, bounded by
+// waitShort.
+func (c *rawClient) ExpectOneOf(types ...string) map[string]any {
+	c.t.Helper()
 	c.ws.SetReadDeadline(time.Now().Add(waitShort))
 	for {
 		_, b, err := c.ws.ReadMessage()
 		if err != nil {
-			c.t.Fatalf("waiting for a %s frame: %v", typ, err)
+			c.t.Fatalf("waiting for a frame of type %s: %v", strings.Join(types, " or "), err)
 		}
 		var f map[string]any
-		if json.Unmarshal(b, &f) == nil && f["type"] == typ {
+		if json.Unmarshal(b, &f) != nil {
+			continue
+		}
+		if typ, _ := f["type"].(string); slices.Contains(types, typ) {
 			return f
 		}
 	}

@@ -160,6 +160,31 @@ for (const first of ['alice', 'bob']) {
   });
 }
 
+test('a server restart: what the first page back says alone (its "here", a message) reaches the others when they are back; nobody is removed', async () => {
+  // The relay keeps nothing sent while nobody else is in the room (not
+  // even away): the page sends it again when a member comes back.
+  const { relay, mk } = setup();
+  let down = false;
+  const later = (u) => (down ? relay.dead() : relay.connect(u));
+  const a = await joined(relay, mk('a'), 'alice');
+  const b = await joined(relay, mk('b', { connect: later }), 'bob');
+  const c = await joined(relay, mk('c', { connect: later }), 'carol');
+  down = true;
+  relay.restart();
+  await relay.advance(5000);
+  assert.ok(a.joined && !b.joined && !c.joined);
+  a.send('alone after the restart');
+  await relay.advance(2000);
+  down = false;
+  await relay.advance(60000, 500);
+  for (const s of [b, c]) assert.deepEqual(shown(s), ['alice: alone after the restart'], s.label);
+  for (const s of [a, b, c]) {
+    assert.deepEqual(warnings(s), [], s.label);
+    assert.deepEqual(s.group.memberList().map((m) => `${m.name}:${m.status}`).sort(), ['alice:here', 'bob:here', 'carol:here'], s.label);
+  }
+  assert.equal(new Set(epochs(a, b, c)).size, 1);
+});
+
 test('a message written into a dying connection is sent again after the reconnect, and shown once', async () => {
   const { relay, mk } = setup();
   const a = await joined(relay, mk('a'), 'alice');

@@ -427,7 +427,7 @@ export class Session {
     if (!this.joined || !this.group) return;
     const ev = { name: f.name, sid: f.sid };
     switch (f.type) {
-      case 'join': this.group.join(ev); break;
+      case 'join': this.group.join(ev); this.resendUnheard(f.name); break;
       case 'away': this.group.away(ev); break;
       case 'back': this.group.back(ev); break;
       case 'leave': this.group.leave(ev); break;
@@ -449,6 +449,9 @@ export class Session {
     this.unsent.delete(f.id);
     if (e.item && (e.item.state === 'sending' || e.item.state === 'queued')) this.update(e.item, 'sent');
     if (!e.done) this.undelivered.set(f.id, e);
+    // Relayed to nobody while the group has others (all away from a
+    // restarted relay): the relay kept none of it.
+    if (f.to === 0 && this.group && this.group.others().length > 0) e.unheard = true;
   }
 
   onError(f) {
@@ -709,6 +712,20 @@ export class Session {
         this.ordered.push({ type: 'msg', body: e.body, kind: e.kind, tag: e.item });
       }
     }
+    this.flush();
+  }
+
+  // resendUnheard sends again, when a member of the group joins the relay
+  // in a new session (back after a server restart, say), the room
+  // messages of ours, our "here" included, that the relay relayed to
+  // nobody: it keeps none of those, as nobody could ask for them then.
+  // Members drop copies.
+  resendUnheard(name) {
+    if (!this.group || !this.group.others().some((l) => l.name === name)) return;
+    const again = [...this.undelivered.values()].filter((e) => e.unheard);
+    if (!again.length) return;
+    for (const e of again) this.undelivered.delete(e.id);
+    this.ordered.push(...again.map((e) => ({ type: 'msg', body: e.body, kind: e.kind, tag: e.item })));
     this.flush();
   }
 
