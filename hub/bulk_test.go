@@ -9,8 +9,8 @@ import (
 
 // TestBulkFramesNotKept: a file's chunk (msg with "bulk": true) reaches
 // every member present, with its sender's sid and name, but has no seq,
-// gets no receipt and is not kept: a member who comes back gets the chat
-// it missed, not the files (they would push chat out of the room's kept
+// gets no sent and is not kept: a member who comes back gets the chat it
+// missed, not the files (they would push chat out of the room's kept
 // frames).
 func TestBulkFramesNotKept(t *testing.T) {
 	h, _ := testHub(t, Config{})
@@ -28,7 +28,7 @@ func TestBulkFramesNotKept(t *testing.T) {
 		t.Fatalf("a got %v", got)
 	}
 	if f := b.frames(); len(f) != 0 {
-		t.Fatalf("the bulk sender got %v: want no receipt", f)
+		t.Fatalf("the bulk sender got %v: want no sent", f)
 	}
 	c2 := dial(t, h, "peer2")
 	c2.send(`{"v":2,"type":"join","room":%q,"name":"c","resume":%q,"since":0}`, room, ws[2].str("resume"))

@@ -80,15 +80,14 @@ type EventKind uint8
 
 // Event kinds.
 const (
-	EventJoin      EventKind = iota + 1 // a session joined (or, in a sync, exists): SID, Name, Token, Away
-	EventAway                           // a session's connection dropped: SID
-	EventBack                           // an away session came back: SID
-	EventLeave                          // a session ended: SID
-	EventMsg                            // a broadcast frame: SID, Seq (the origin's), Body, Receipt
-	EventDirect                         // a frame for one member: SID, To (its session id), Body
-	EventDelivered                      // the origin's frame Seq reached the members of this instance: To (the origin instance), Missed
-	EventBulk                           // a file's chunk for everyone present (not kept, no seq): SID, Body
-	EventInfo                           // a room's first GroupInfo, from a page that made the group: SID, Info
+	EventJoin   EventKind = iota + 1 // a session joined (or, in a sync, exists): SID, Name, Token, Away
+	EventAway                        // a session's connection dropped: SID
+	EventBack                        // an away session came back: SID
+	EventLeave                       // a session ended: SID
+	EventMsg                         // a broadcast frame: SID, Seq (the origin's), Body, Commit, Over, Info
+	EventDirect                      // a frame for one member: SID, To (its session id), Body
+	EventBulk                        // a file's chunk for everyone present (not kept, no seq): SID, Body
+	EventInfo                        // a room's first GroupInfo, from a page that made the group: SID, Info
 )
 
 // Event is something one instance tells the others about a room. Body is
@@ -97,25 +96,16 @@ type Event struct {
 	Kind     EventKind
 	Instance string // the instance it comes from; set by the Cluster on receipt
 	Room     string
-	SID      string // the session it is about (EventDelivered: the sender's)
+	SID      string // the session it is about
 	Name     string
 	Token    []byte // EventJoin: SHA-256 of the session's resume token
 	Away     bool   // EventJoin in a sync: the session is away
 	Seq      int64
 	Body     []byte
-	Receipt  bool   // EventMsg: the sender asked for receipts
-	To       string // EventDirect: the recipient's session id; EventDelivered: the origin instance
-	Missed   int64  // EventDelivered: members of this instance that never acknowledged it
+	To       string // EventDirect: the recipient's session id
 	Commit   int64  // EventMsg: a commit the origin took, its epoch plus one; 0 for any other frame
 	Over     bool   // EventMsg: the commit went over the one taken for its epoch
 	Info     []byte // EventMsg of a commit, EventInfo: the room's sealed GroupInfo
-}
-
-// instWait is a frame's receipt waiting for another instance: n of its
-// members were counted in the frame's "to".
-type instWait struct {
-	inst string
-	n    int
 }
 
 func tokenHash(token string) []byte {
@@ -320,9 +310,8 @@ func (h *Hub) publish(e *Event) {
 // Remote applies an event from another instance: its members join, go
 // away, come back and leave in this instance's rooms, its broadcast
 // frames are relayed to this instance's members, numbered and kept here,
-// its direct frames reach their recipient, and receipts come back for
-// frames of this instance's sessions. The Cluster calls it in the order
-// each instance published.
+// and its direct frames reach their recipient. The Cluster calls it in the
+// order each instance published.
 func (h *Hub) Remote(e *Event) {
 	if e.Instance == "" || e.Room == "" {
 		return
@@ -369,13 +358,7 @@ func (h *Hub) Remote(e *Event) {
 // remoteEvent applies an event about member m (nil if unknown) of
 // another instance, and reports whether a frame was kept. r.mu is held.
 func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
-	switch e.Kind {
-	case EventDelivered:
-		if e.To == h.cfg.Instance {
-			r.remoteDelivered(h, e)
-		}
-		return false
-	case EventDirect:
+	if e.Kind == EventDirect {
 		if m != nil && m.inst == e.Instance && len(e.Body) > 0 && validBase64(e.Body) {
 			for _, o := range r.members {
 				if o.sid == e.To && o.inst == "" && o.conn != nil {
@@ -425,30 +408,18 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		}
 		r.seq++
 		frame := h.msgFrame(r.seq, m, e.Body, e.Commit)
-		local := 0
 		for _, o := range r.members {
 			if o.inst == "" {
-				local++
 				mix(m, o)
 				if o.conn != nil {
 					o.conn.push(frame)
 				}
 			}
 		}
-		var id int64
-		if e.Receipt {
-			id = 1 // the receipt is the origin's: this instance reports on its members
-		}
-		r.keep(h, m, e.Body, id, local, now, e.Commit)
-		k := r.entry(r.seq)
-		k.oseq = e.Seq
+		r.keep(h, m, e.Body, now, e.Commit)
 		if e.Commit > 0 {
 			r.take(e.Commit-1, r.seq, e.Instance, e.Seq, m.sid, e.Over)
 			r.setInfo(h, slices.Clone(e.Info))
-		}
-		if id != 0 && local == 0 {
-			h.deliver(k)
-			k.id = 0
 		}
 		return true
 	}
@@ -482,27 +453,8 @@ func (h *Hub) remoteJoin(r *room, e *Event) {
 	r.event(h, "join", m)
 }
 
-// remoteDelivered counts another instance's report on a frame of this
-// instance. r.mu is held.
-func (r *room) remoteDelivered(h *Hub, e *Event) {
-	if e.Seq < r.first() || e.Seq > r.seq {
-		return // gone already: its sender had the receipt then
-	}
-	k := r.entry(e.Seq)
-	i := slices.IndexFunc(k.wait, func(w instWait) bool { return w.inst == e.Instance })
-	if i < 0 || k.from.inst != "" || k.from.sid != e.SID {
-		return
-	}
-	k.missed += int(min(max(e.Missed, 0), int64(k.wait[i].n)))
-	k.wait = slices.Delete(k.wait, i, i+1)
-	if k.left == 0 && len(k.wait) == 0 {
-		h.deliver(k)
-	}
-}
-
 // PeerGone forgets an instance that left or stopped answering: its
-// sessions leave every room (this instance's members are told), and its
-// members count as having missed the frames they had not confirmed.
+// sessions leave every room (this instance's members are told).
 func (h *Hub) PeerGone(inst string) {
 	h.mu.Lock()
 	rooms := make([]*room, 0, len(h.rooms))
@@ -511,16 +463,6 @@ func (h *Hub) PeerGone(inst string) {
 	}
 	for _, r := range rooms {
 		r.mu.Lock()
-		for q := r.first(); q <= r.seq && r.n > 0; q++ {
-			k := r.entry(q)
-			if i := slices.IndexFunc(k.wait, func(w instWait) bool { return w.inst == inst }); i >= 0 {
-				k.missed += k.wait[i].n
-				k.wait = slices.Delete(k.wait, i, i+1)
-				if k.left == 0 && len(k.wait) == 0 {
-					h.deliver(k)
-				}
-			}
-		}
 		for _, m := range slices.Clone(r.members) {
 			if m.inst == inst {
 				h.removeMember(r, m)
@@ -547,23 +489,6 @@ func (h *Hub) Members() []Event {
 		r.mu.Unlock()
 	}
 	return out
-}
-
-// waits lists, for a frame of this instance, the other instances whose
-// members it was relayed to and how many. r.mu is held.
-func (r *room) waits(from *member) []instWait {
-	var w []instWait
-	for _, o := range r.members {
-		if o.inst == "" || o == from {
-			continue
-		}
-		if i := slices.IndexFunc(w, func(x instWait) bool { return x.inst == o.inst }); i >= 0 {
-			w[i].n++
-		} else {
-			w = append(w, instWait{o.inst, 1})
-		}
-	}
-	return w
 }
 
 // Sync makes this instance's copy of another instance's sessions what

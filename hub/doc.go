@@ -1,10 +1,10 @@
 // Package hub owns onionchat's rooms and sessions: who is in which room
 // under which name and session id, fan-out of opaque message bodies to a
 // room's members, the room's recent broadcast frames for members who
-// reconnect (catch-up), delivery receipts, and every limit that keeps one
-// client from hurting the others (frame rate for text and control frames,
-// joins per peer, connections, rooms, members, bounded send queues, idle
-// and join timeouts, and who keeps a place when the hub is full).
+// reconnect (catch-up), and every limit that keeps one client from
+// hurting the others (frame rate for text and control frames, joins per
+// peer, connections, rooms, members, bounded send queues, idle and join
+// timeouts, and who keeps a place when the hub is full).
 //
 // The hub knows nothing of Tor, TLS, HTTP or HTML. It speaks relay
 // protocol version 2 (docs/protocol.md §1–7) over any transport that

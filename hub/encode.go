@@ -134,7 +134,7 @@ func (h *Hub) oldMsgFrame(e *kept, named bool) []byte {
 }
 
 // bulkFrame is a broadcast of bulk data (a file's chunk): no seq, not
-// kept, no receipts.
+// kept.
 func (h *Hub) bulkFrame(from *member, body []byte) []byte {
 	return h.build(func(b []byte) []byte {
 		b = appendHead(b, TypeMsg)
@@ -167,21 +167,13 @@ func (h *Hub) eventFrame(typ string, m *member) []byte {
 	})
 }
 
-func (h *Hub) sentFrame(id, seq int64, to int) []byte {
+// sentFrame tells a sender that its broadcast of that id was relayed
+// with that seq.
+func (h *Hub) sentFrame(id, seq int64) []byte {
 	return h.build(func(b []byte) []byte {
 		b = appendHead(b, "sent")
 		b = appendInt(b, "id", id)
 		b = appendInt(b, "seq", seq)
-		b = appendInt(b, "to", int64(to))
-		return append(b, '}')
-	})
-}
-
-func (h *Hub) deliveredFrame(seq, missed int64) []byte {
-	return h.build(func(b []byte) []byte {
-		b = appendHead(b, "delivered")
-		b = appendInt(b, "seq", seq)
-		b = appendInt(b, "missed", missed)
 		return append(b, '}')
 	})
 }

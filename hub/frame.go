@@ -15,7 +15,6 @@ const Version = 2
 const (
 	TypeJoin   = "join"
 	TypeMsg    = "msg"
-	TypeAck    = "ack"
 	TypePing   = "ping"
 	TypeCommit = "commit" // a handshake frame for the room's group, ordered by the hub (§3.1)
 	TypeInfo   = "info"   // the room's sealed GroupInfo: offered, or asked for (§3.1)
@@ -26,7 +25,7 @@ const (
 const (
 	CodeBadFrame       = "bad_frame"       // not a JSON object of known fields
 	CodeBadVersion     = "bad_version"     // "v" is missing or not Version
-	CodeUnknownType    = "unknown_type"    // "type" is not join, msg, commit, info, ack or ping
+	CodeUnknownType    = "unknown_type"    // "type" is not join, msg, commit, info or ping
 	CodeBadName        = "bad_name"        // the name breaks a rule of PrepareName
 	CodeBadRoom        = "bad_room"        // room is not a room id (RoomIDLen characters of base64url)
 	CodeNameTaken      = "name_taken"      // a session in the room (live or away) has the name
@@ -35,7 +34,7 @@ const (
 	CodeRoomFull       = "room_full"       // the room has MaxMembers members
 	CodeTooManyRooms   = "too_many_rooms"  // MaxRooms rooms exist and none could be taken
 	CodeAlreadyJoined  = "already_joined"  // one join per connection
-	CodeNotJoined      = "not_joined"      // msg or ack before join
+	CodeNotJoined      = "not_joined"      // msg, commit or info before join
 	CodeBadBody        = "bad_body"        // body missing or not base64
 	CodeNoSuchMember   = "no_such_member"  // "to" names nobody else in the room
 	CodeRateLimited    = "rate_limited"    // frames dropped: over the rate
@@ -91,10 +90,8 @@ type ClientFrame struct {
 	Since  int64  // join: the highest seq the client has, optional (0)
 	Body   []byte // msg: base64 ciphertext
 	To     string // msg: a single recipient, optional
-	Bulk   bool   // msg: bulk data (a file's chunk): relayed to all, not kept, no seq or receipts
-	Seq    int64  // ack: the highest seq the client has
-	HasSeq bool   // ack: "seq" was given
-	ID     int64  // join, msg, commit, ping: client's reference echoed in errors, receipts and pongs; 0 if absent
+	Bulk   bool   // msg: bulk data (a file's chunk): relayed to all, not kept, no seq
+	ID     int64  // join, msg, commit, ping: client's reference echoed in errors, sent and pongs; 0 if absent
 
 	Epoch    int64  // commit: the epoch of the group the commit was made in
 	HasEpoch bool   // commit: "epoch" was given
@@ -116,9 +113,9 @@ func badFrame(msg string) error { return &FrameError{Code: CodeBadFrame, Msg: ms
 var errEnd = errors.New("unexpected end of frame")
 
 // DecodeClientFrame parses a client frame: a single JSON object whose keys
-// are among v, type, room, name, resume, since, body, to, bulk, seq, id,
+// are among v, type, room, name, resume, since, body, to, bulk, id,
 // epoch, info and over, each at most once, strings for the text fields, a
-// boolean for bulk and integers for v, since, seq, id, epoch and over. Anything else is a *FrameError with code bad_frame (bad_encoding
+// boolean for bulk and integers for v, since, id, epoch and over. Anything else is a *FrameError with code bad_frame (bad_encoding
 // for invalid UTF-8, bad_version without "v"). It validates JSON structure
 // only; the meaning of each field is checked by the hub.
 func DecodeClientFrame(b []byte) (ClientFrame, error) {
@@ -163,7 +160,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 				return f, badFrame(`field "bulk": ` + err.Error())
 			}
 			f.Bulk = v
-		case "v", "id", "since", "seq", "epoch", "over":
+		case "v", "id", "since", "epoch", "over":
 			n, err := d.int()
 			if err != nil {
 				return f, badFrame("field " + strconv.Quote(key) + ": " + err.Error())
@@ -184,13 +181,10 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 				if n > MaxID {
 					return f, badFrame("field " + strconv.Quote(key) + " must be an integer from 0 to 2^53-1")
 				}
-				switch key {
-				case "since":
+				if key == "since" {
 					f.Since = n
-				case "epoch":
+				} else {
 					f.Epoch, f.HasEpoch = n, true
-				default:
-					f.Seq, f.HasSeq = n, true
 				}
 			}
 		default:
@@ -205,8 +199,6 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 					f.Type = TypeMsg
 				case TypeJoin:
 					f.Type = TypeJoin
-				case TypeAck:
-					f.Type = TypeAck
 				case TypePing:
 					f.Type = TypePing
 				case TypeCommit:
@@ -254,7 +246,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 
 // fieldNames lists the keys a client frame may have; a key's index is its
 // bit in the decoder's seen set ("v" is bit 0, "type" bit 1).
-var fieldNames = [...]string{"v", "type", "room", "name", "resume", "since", "body", "to", "seq", "id", "bulk", "epoch", "info", "over"}
+var fieldNames = [...]string{"v", "type", "room", "name", "resume", "since", "body", "to", "id", "bulk", "epoch", "info", "over"}
 
 var fieldIndex = func() map[string]uint8 {
 	m := make(map[string]uint8, len(fieldNames))

@@ -15,8 +15,8 @@ func TestDecodeClientFrame(t *testing.T) {
 		{`{"v":2,"type":"join","room":"r","name":"n"}`, ClientFrame{V: 2, Type: "join", Room: "r", Name: "n"}},
 		{`{"v":2,"type":"join","room":"r","name":"n","resume":"t","since":41,"id":1}`, ClientFrame{V: 2, Type: "join", Room: "r", Name: "n", Resume: "t", Since: 41, ID: 1}},
 		{` { "type" : "msg" , "v" : 2 , "body":"aGk=", "to":"b", "id": 42 } `, ClientFrame{V: 2, Type: "msg", Body: []byte("aGk="), To: "b", ID: 42}},
-		{`{"v":2,"type":"ack","seq":0}`, ClientFrame{V: 2, Type: "ack", HasSeq: true}},
-		{`{"v":2,"type":"ack","seq":9007199254740991}`, ClientFrame{V: 2, Type: "ack", Seq: MaxID, HasSeq: true}},
+		{`{"v":2,"type":"join","since":0}`, ClientFrame{V: 2, Type: "join"}},
+		{`{"v":2,"type":"join","since":9007199254740991}`, ClientFrame{V: 2, Type: "join", Since: MaxID}},
 		{`{"v":2,"type":"join","room":"caf\u00e9 \ud83d\ude00","name":"a\"b\\c\/d\n"}`, ClientFrame{V: 2, Type: "join", Room: "café 😀", Name: "a\"b\\c/d\n"}},
 		{`{"v":1,"type":"join","room":"r","name":"n"}`, ClientFrame{V: 1, Type: "join", Room: "r", Name: "n"}},
 		{`{"v":3,"type":"x"}`, ClientFrame{V: 3, Type: "x"}},
@@ -29,7 +29,7 @@ func TestDecodeClientFrame(t *testing.T) {
 		}
 		if got.V != tc.want.V || got.Type != tc.want.Type || got.Room != tc.want.Room || got.Name != tc.want.Name ||
 			string(got.Body) != string(tc.want.Body) || got.To != tc.want.To || got.ID != tc.want.ID || got.Resume != tc.want.Resume ||
-			got.Since != tc.want.Since || got.Seq != tc.want.Seq || got.HasSeq != tc.want.HasSeq {
+			got.Since != tc.want.Since {
 			t.Errorf("%s: got %+v, want %+v", tc.in, got, tc.want)
 		}
 	}
@@ -38,9 +38,10 @@ func TestDecodeClientFrame(t *testing.T) {
 		{`null`, CodeBadFrame, "not a JSON object"},
 		{`{}`, CodeBadFrame, "no type"},
 		{`{"type":"ping"}`, CodeBadVersion, "older version"},
-		{`{"v":2,"type":"ack","seq":-1}`, CodeBadFrame, "negative"},
-		{`{"v":2,"type":"ack","seq":9007199254740992}`, CodeBadFrame, `"seq" must be an integer from 0`},
-		{`{"v":2,"type":"ack","seq":"1"}`, CodeBadFrame, "must be an integer"},
+		{`{"v":2,"type":"join","since":-1}`, CodeBadFrame, "negative"},
+		{`{"v":2,"type":"join","since":9007199254740992}`, CodeBadFrame, `"since" must be an integer from 0`},
+		{`{"v":2,"type":"join","since":"1"}`, CodeBadFrame, "must be an integer"},
+		{`{"v":2,"type":"ack","seq":1}`, CodeBadFrame, `unknown field "seq"`},
 		{`{"v":2,"type":"join","since":1.5}`, CodeBadFrame, "must be an integer"},
 		{`{"v":2,"type":"join","since":1,"since":2}`, CodeBadFrame, "given twice"},
 		{`{"v":1}`, CodeBadFrame, "no type"},
@@ -74,7 +75,7 @@ func TestDecodeClientFrame(t *testing.T) {
 func TestDecodeAllocatesLittle(t *testing.T) {
 	for _, in := range [][]byte{
 		[]byte(`{"v":2,"type":"msg","body":"` + strings.Repeat("QUJD", 100) + `","id":5}`),
-		[]byte(`{"v":2,"type":"ack","seq":12345}`),
+		[]byte(`{"v":2,"type":"ping","id":12345}`),
 	} {
 		if n := testing.AllocsPerRun(100, func() { DecodeClientFrame(in) }); n > 0 {
 			t.Errorf("decoding %.30s… allocates %v times, want 0", in, n)
@@ -128,15 +129,12 @@ func FuzzDecodeClientFrame(f *testing.F) {
 			t.Fatalf("%q: decoded %+v, encoding/json says %v", b, got, m)
 		}
 		num := func(k string) int64 { n, _ := m[k].(float64); return int64(n) }
-		if int64(got.V) != num("v") && num("v") < 1<<20 || got.Since != num("since") || got.Seq != num("seq") || got.ID != num("id") ||
+		if int64(got.V) != num("v") && num("v") < 1<<20 || got.Since != num("since") || got.ID != num("id") ||
 			got.Epoch != num("epoch") || got.Over != num("over") {
 			t.Fatalf("%q: decoded %+v, encoding/json says %v", b, got, m)
 		}
 		if bulk, _ := m["bulk"].(bool); bulk != got.Bulk {
 			t.Fatalf("%q: Bulk %v, encoding/json says %v", b, got.Bulk, m)
-		}
-		if _, ok := m["seq"]; ok != got.HasSeq {
-			t.Fatalf("%q: HasSeq %v, encoding/json says %v", b, got.HasSeq, m)
 		}
 		if _, ok := m["epoch"]; ok != got.HasEpoch {
 			t.Fatalf("%q: HasEpoch %v, encoding/json says %v", b, got.HasEpoch, m)

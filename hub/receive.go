@@ -43,8 +43,6 @@ func (s *Session) Receive(p []byte) {
 		s.commit(&f, now)
 	case TypeInfo:
 		s.info(&f)
-	case TypeAck:
-		s.ack(&f)
 	case TypeJoin:
 		s.join(&f, now)
 	case TypePing:
@@ -262,7 +260,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 	}
-	m := &member{room: r, conn: s, sid: newSID(), resume: newToken(), name: name, keys: keys, acked: r.seq, peer: s.peer, since: now}
+	m := &member{room: r, conn: s, sid: newSID(), resume: newToken(), name: name, keys: keys, peer: s.peer, since: now}
 	r.members = append(r.members, m)
 	r.byKey[keys.key] = m
 	h.charge(s.peer, 1)
@@ -301,8 +299,8 @@ func (s *Session) makeWay(locked *room, id int64) bool {
 
 // resume hands member m, found by its name and resume token, to s: a
 // connection of m still open is replaced, an away m comes back. s gets
-// the welcome, the room's kept frames after since, then the receipts m
-// missed. h.mu and r.mu are held.
+// the welcome, then the room's kept frames after since. h.mu and r.mu are
+// held.
 func (s *Session) resume(r *room, m *member, since, now int64) {
 	h := s.h
 	wasAway := m.away
@@ -332,10 +330,6 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 	gap := r.gap(since)
 	s.push(h.welcomeFrame(r, m, true, r.seq-from+1, gap))
 	r.catchUp(h, s, since, now)
-	for _, p := range m.pending {
-		s.push(h.deliveredFrame(p.seq, p.missed))
-	}
-	m.pending = nil
 	if wasAway {
 		r.event(h, "back", m)
 		if h.cfg.Cluster != nil {
@@ -394,7 +388,7 @@ func (s *Session) message(f *ClientFrame, now int64) {
 	}
 	if f.Bulk {
 		// A file's chunk: to everyone present, not kept (it would push
-		// chat out of the room's kept frames), no seq, no receipts.
+		// chat out of the room's kept frames), no seq.
 		frame := h.bulkFrame(m, f.Body)
 		for _, o := range r.members {
 			if o != m && o.conn != nil {
@@ -420,42 +414,27 @@ func (s *Session) broadcast(r *room, m *member, f *ClientFrame, now, commit int6
 	h := s.h
 	r.seq++
 	frame := h.msgFrame(r.seq, m, f.Body, commit)
-	to := 0
 	for _, o := range r.members {
 		if o != m {
-			to++
 			mix(m, o)
 			if o.conn != nil {
 				o.conn.push(frame)
 			}
 		}
 	}
-	var id int64
 	if f.ID != 0 {
-		id = f.ID
-		s.push(h.sentFrame(id, r.seq, to))
-		if to == 0 {
-			s.push(h.deliveredFrame(r.seq, 0))
-			id = 0
-		}
+		s.push(h.sentFrame(f.ID, r.seq))
 	}
-	switch {
-	case to == 0:
+	if len(r.members) == 1 {
 		// Alone, and nobody away: nobody can need this frame, nor those
 		// kept before it.
 		r.wipe(h)
 		r.unneeded = r.seq
-	case len(r.remote) == 0:
-		r.keep(h, m, f.Body, id, to, now, commit)
-	default:
-		// Members of other instances are confirmed by their instance.
-		r.keep(h, m, f.Body, id, to-len(r.remote), now, commit)
-		if id != 0 {
-			r.entry(r.seq).wait = r.waits(m)
-		}
+	} else {
+		r.keep(h, m, f.Body, now, commit)
 	}
 	if h.cfg.Cluster != nil {
-		e := &Event{Kind: EventMsg, Room: r.id, SID: m.sid, Seq: r.seq, Body: f.Body, Receipt: id != 0, Commit: commit}
+		e := &Event{Kind: EventMsg, Room: r.id, SID: m.sid, Seq: r.seq, Body: f.Body, Commit: commit}
 		if commit > 0 {
 			e.Info, e.Over = f.Info, f.Over != 0
 		}
@@ -546,22 +525,4 @@ func (s *Session) info(f *ClientFrame) {
 		}
 	}
 	h.publish(&Event{Kind: EventInfo, Room: r.id, SID: m.sid, Info: f.Body})
-}
-
-func (s *Session) ack(f *ClientFrame) {
-	m := s.m
-	if m == nil {
-		s.sendError(CodeNotJoined, "join a room first", 0)
-		return
-	}
-	if !f.HasSeq {
-		s.sendError(CodeBadFrame, `an ack needs "seq"`, 0)
-		return
-	}
-	r := m.room
-	r.mu.Lock()
-	if m.conn == s {
-		r.ack(s.h, m, f.Seq)
-	}
-	r.mu.Unlock()
 }

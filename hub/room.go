@@ -92,8 +92,6 @@ type member struct {
 	name   string // as prepared; cleared when the session ends
 	keys   nameKeys
 
-	acked int64 // highest seq acknowledged, or the room's seq at joining
-
 	// peer is the peer whose connection made the session or last took
 	// it back: its sessions count toward that peer's bound (h.held).
 	// since is when it joined. mixed is set once it has sent a frame to,
@@ -108,22 +106,17 @@ type member struct {
 	awaySince int64
 	awayElem  *list.Element // in h.away
 
-	gone    bool
-	pending []receipt // delivered receipts that came while away
-	cached  int       // kept frames whose catch-up frame carries this name
+	gone   bool
+	cached int // kept frames whose catch-up frame carries this name
 
 	// inst is the instance that holds the session, "" for this one; a
-	// session of another instance has no conn, no place in h.away and
-	// no acked, and token is the SHA-256 of its resume token.
+	// session of another instance has no conn and no place in h.away,
+	// and token is the SHA-256 of its resume token.
 	inst  string
 	token []byte
 }
 
-// receipt is a delivered frame waiting for its sender to come back.
-type receipt struct{ seq, missed int64 }
-
-// kept is a broadcast frame kept for catch-up, and the state of its
-// receipt.
+// kept is a broadcast frame kept for catch-up.
 type kept struct {
 	seq  int64
 	at   int64 // hub time it was relayed
@@ -134,17 +127,7 @@ type kept struct {
 	old     []byte // the catch-up frame, made when a catch-up first needs it
 	oldFrom bool   // old names the sender
 
-	id     int64 // the sender's id; 0: no receipt
-	left   int   // recipients that have neither acknowledged nor left
-	missed int   // recipients that left without acknowledging
-
 	commit int64 // a commit's epoch plus one; 0 for any other frame
-
-	// Cluster only: the seq the frame has on its sender's instance, and
-	// for a frame of this instance's sender, the other instances whose
-	// members have not all confirmed it.
-	oseq int64
-	wait []instWait
 }
 
 func newSID() string {
@@ -174,7 +157,7 @@ func (r *room) entry(seq int64) *kept {
 // keep adds the frame of the room's latest seq (the caller has just
 // counted it in r.seq), after dropping the oldest kept frames that have
 // aged out or would not leave it room within MaxRoomBytes.
-func (r *room) keep(h *Hub, from *member, body []byte, id int64, to int, now int64, commit int64) {
+func (r *room) keep(h *Hub, from *member, body []byte, now int64, commit int64) {
 	size := int64(len(body)) + keptOverhead
 	r.expire(h, now)
 	for r.n > 0 && r.bytes+size > h.maxRoomBytes {
@@ -183,11 +166,8 @@ func (r *room) keep(h *Hub, from *member, body []byte, id int64, to int, now int
 	if r.n == len(r.buf) {
 		r.resize(max(16, 2*len(r.buf)))
 	}
-	if id == 0 {
-		to = 0 // no receipt to track
-	}
 	e := &r.buf[(r.head+r.n)&(len(r.buf)-1)]
-	*e = kept{seq: r.seq, at: now, from: from, body: append([]byte(nil), body...), size: size, id: id, left: to, commit: commit}
+	*e = kept{seq: r.seq, at: now, from: from, body: append([]byte(nil), body...), size: size, commit: commit}
 	r.n++
 	r.bytes += size
 	h.kept.Add(size)
@@ -212,18 +192,9 @@ func (r *room) resize(size int) {
 	r.buf, r.head = buf, 0
 }
 
-// dropOldest forgets the oldest kept frame. Recipients that have not
-// acknowledged it by now missed it: its sender gets its receipt.
+// dropOldest forgets the oldest kept frame.
 func (r *room) dropOldest(h *Hub) {
 	e := &r.buf[r.head]
-	if e.left > 0 || len(e.wait) > 0 {
-		e.missed += e.left
-		for _, w := range e.wait {
-			e.missed += w.n
-		}
-		e.left, e.wait = 0, nil
-		h.deliver(e)
-	}
 	r.dropOld(e)
 	r.bytes -= e.size
 	h.kept.Add(-e.size)
@@ -316,52 +287,6 @@ func minKey(m map[int64]*taken) int64 {
 	return k
 }
 
-// ack records that m has every frame up to seq: each frame with a receipt
-// that m had not acknowledged counts one recipient less, and its sender
-// gets delivered when none is left. Each (frame, recipient) is visited at
-// most once, by ack or by leave.
-func (r *room) ack(h *Hub, m *member, seq int64) {
-	seq = min(seq, r.seq)
-	if seq <= m.acked {
-		return
-	}
-	r.settle(h, m, seq, false)
-	m.acked = seq
-}
-
-// settle counts m out of the receipts of the kept frames after m.acked up
-// to seq: as acknowledged, or as missed when m has left.
-func (r *room) settle(h *Hub, m *member, seq int64, missed bool) {
-	for q := max(m.acked+1, r.first()); q <= seq; q++ {
-		e := r.entry(q)
-		if e.left == 0 || e.from == m {
-			continue
-		}
-		e.left--
-		if missed {
-			e.missed++
-		}
-		if e.left == 0 && len(e.wait) == 0 {
-			h.deliver(e)
-		}
-	}
-}
-
-// deliver sends e's sender its delivered receipt, or keeps it for when the
-// sender comes back; a sender that has left gets nothing.
-func (h *Hub) deliver(e *kept) {
-	m := e.from
-	switch {
-	case e.id == 0 || m.gone:
-	case m.inst != "":
-		h.publish(&Event{Kind: EventDelivered, Room: m.room.id, SID: m.sid, Seq: e.oseq, To: m.inst, Missed: int64(e.missed)})
-	case m.conn != nil:
-		m.conn.push(h.deliveredFrame(e.seq, int64(e.missed)))
-	default:
-		m.pending = append(m.pending, receipt{e.seq, int64(e.missed)})
-	}
-}
-
 // oldFrame returns e's catch-up frame, made once for every session that
 // catches up, naming its sender while the sender is in the room.
 func (r *room) oldFrame(h *Hub, e *kept) []byte {
@@ -415,7 +340,7 @@ func (r *room) catchUp(h *Hub, s *Session, after int64, now int64) {
 }
 
 // removeMember ends a session: it leaves its room, everyone left is told,
-// frames relayed to it count as missed, and its name is forgotten. A room
+// and its name is forgotten. A room
 // left empty is wiped and forgotten. The caller deals with m.conn. h.mu
 // and r.mu are held.
 func (h *Hub) removeMember(r *room, m *member) {
@@ -447,7 +372,6 @@ func (h *Hub) removeMember(r *room, m *member) {
 		r.event(h, "leave", m)
 	}
 	if m.inst == "" {
-		r.settle(h, m, r.seq, true)
 		if h.cfg.Cluster != nil {
 			h.publish(&Event{Kind: EventLeave, Room: r.id, SID: m.sid})
 		}
@@ -463,7 +387,7 @@ func (h *Hub) removeMember(r *room, m *member) {
 			}
 		}
 	}
-	m.name, m.keys, m.resume, m.pending = "", nameKeys{}, "", nil
+	m.name, m.keys, m.resume = "", nameKeys{}, ""
 }
 
 // charge adds n to the sessions held by peer. h.mu is held.

@@ -220,7 +220,7 @@ export class FakeRelay {
       if (commit !== undefined) f.commit = commit;
       this.push(m.sock, f);
     }
-    if (id) this.push(s.sock, { v: 2, type: 'sent', id, seq, to: to.length });
+    if (id) this.push(s.sock, { v: 2, type: 'sent', id, seq });
     return seq;
   }
 
