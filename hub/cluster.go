@@ -10,7 +10,8 @@ import (
 // Cluster is the hub's link to the other instances that serve the same
 // rooms under one address (docs/protocol.md §15). internal/cluster
 // implements it over NATS; the hub knows nothing of NATS. A nil
-// Config.Cluster is a single instance, and no code below runs.
+// Config.Cluster is a single instance: the hub's others are then alone,
+// which does nothing, and no other code of this file runs.
 //
 // Every instance keeps, for every room of the cluster, the members of the
 // others (names, session ids, away or not) beside its own, and relays and
@@ -108,6 +109,122 @@ type Event struct {
 	Info     []byte // EventMsg of a commit, EventInfo: the room's sealed GroupInfo
 }
 
+// others is what the hub does about the other instances serving its rooms:
+// alone (a single box) does nothing and asks nobody; linked (a
+// Config.Cluster) tells them of this instance's sessions and frames, and
+// asks them before a join takes a name or a commit its epoch. The rest of
+// the hub calls it unconditionally.
+type others interface {
+	// claim asks for a join's name in room, unless it resumes a session
+	// of this instance: "" or the error code for the client, and done to
+	// call once the join is settled. No lock is held.
+	claim(s *Session, room string, keys nameKeys, resume string) (code string, done func())
+	// claimCommit asks for f's epoch; if another instance took or claims
+	// it, s is told so and ok is false. done is called once f is relayed.
+	// No lock is held. (f is a copy: a pointer handed to an interface
+	// would put every frame Receive decodes on the heap.)
+	claimCommit(s *Session, r *room, f ClientFrame) (ok bool, done func())
+	// moved reports whether old, the member of r whose name a join with
+	// resume asks for, is a session of another instance that the join
+	// takes over; old has then left r. h.mu and r.mu are held.
+	moved(r *room, old *member, resume string) bool
+
+	// tell tells the others that m, a session of this instance, joined,
+	// went away, came back or left (EventJoin, EventAway, EventBack,
+	// EventLeave). r.mu is held.
+	tell(kind EventKind, r *room, m *member)
+	// msg tells them of the broadcast r.seq: body from m, and for a
+	// commit taken (commit, its epoch plus one) its GroupInfo and whether
+	// it went over the one taken before. r.mu is held.
+	msg(r *room, m *member, body []byte, commit int64, info []byte, over bool)
+	// direct hands body from m to a member to who has no connection here:
+	// to the instance that holds to, unless to is away. r.mu is held.
+	direct(r *room, m, to *member, body []byte)
+	// bulk and info hand the others a file's chunk from m, and the
+	// GroupInfo of a group m's page made. r.mu is held.
+	bulk(r *room, m *member, body []byte)
+	info(r *room, m *member, info []byte)
+}
+
+// alone is the others of a single box: nobody.
+type alone struct{}
+
+func nothing() {}
+
+func (alone) claim(*Session, string, nameKeys, string) (string, func()) { return "", nothing }
+func (alone) claimCommit(*Session, *room, ClientFrame) (bool, func())   { return true, nothing }
+func (alone) moved(*room, *member, string) bool                         { return false }
+func (alone) tell(EventKind, *room, *member)                            {}
+func (alone) msg(*room, *member, []byte, int64, []byte, bool)           {}
+func (alone) direct(*room, *member, *member, []byte)                    {}
+func (alone) bulk(*room, *member, []byte)                               {}
+func (alone) info(*room, *member, []byte)                               {}
+
+// linked is the others over a Config.Cluster.
+type linked struct {
+	h       *Hub
+	c       Cluster
+	pending []*pendingJoin // joins and commits asking the others; guarded by h.mu
+}
+
+// far is what this instance knows of a session of another: the instance
+// that holds it, and the SHA-256 of its resume token.
+type far struct {
+	inst  string
+	token []byte
+}
+
+// on reports whether m is a session of instance inst.
+func (m *member) on(inst string) bool { return m.far != nil && m.far.inst == inst }
+
+func (l *linked) tell(kind EventKind, r *room, m *member) {
+	e := &Event{Kind: kind, Room: r.id, SID: m.sid}
+	if kind == EventJoin {
+		e.Name, e.Token = m.name, tokenHash(m.resume)
+	}
+	l.c.Publish(e)
+}
+
+func (l *linked) msg(r *room, m *member, body []byte, commit int64, info []byte, over bool) {
+	e := &Event{Kind: EventMsg, Room: r.id, SID: m.sid, Seq: r.seq, Body: body, Commit: commit}
+	if commit > 0 {
+		e.Info, e.Over = info, over
+	}
+	l.c.Publish(e)
+}
+
+func (l *linked) direct(r *room, m, to *member, body []byte) {
+	if to.far != nil && !to.away {
+		mix(m, to)
+		l.c.Publish(&Event{Kind: EventDirect, Room: r.id, SID: m.sid, To: to.sid, Body: body})
+	}
+}
+
+func (l *linked) bulk(r *room, m *member, body []byte) {
+	if len(r.remote) > 0 {
+		l.c.Publish(&Event{Kind: EventBulk, Room: r.id, SID: m.sid, Body: body})
+	}
+}
+
+func (l *linked) info(r *room, m *member, info []byte) {
+	l.c.Publish(&Event{Kind: EventInfo, Room: r.id, SID: m.sid, Info: info})
+}
+
+func (l *linked) moved(r *room, old *member, resume string) bool {
+	if old.far == nil || !old.matches(tokenHash(resume)) {
+		return false
+	}
+	l.h.removeFar(r, old)
+	return true
+}
+
+// removeFar takes a session of another instance out of r. h.mu and r.mu
+// are held.
+func (h *Hub) removeFar(r *room, m *member) {
+	delete(r.remote, m.sid)
+	h.unlist(r, m)
+}
+
 func tokenHash(token string) []byte {
 	if token == "" {
 		return nil
@@ -121,10 +238,10 @@ func (m *member) matches(h []byte) bool {
 	if len(h) == 0 {
 		return false
 	}
-	if m.inst == "" {
+	if m.far == nil {
 		return m.resume != "" && subtle.ConstantTimeCompare(tokenHash(m.resume), h) == 1
 	}
-	return len(m.token) > 0 && subtle.ConstantTimeCompare(m.token, h) == 1
+	return len(m.far.token) > 0 && subtle.ConstantTimeCompare(m.far.token, h) == 1
 }
 
 // pendingJoin is a local join waiting for the other instances' answer
@@ -140,7 +257,7 @@ type pendingJoin struct {
 // goes over it, as the hub allows once per session) or is claiming one
 // itself, so that two instances never both take one; both then refuse,
 // and the pages try again. done ends the claim once f is relayed.
-func (s *Session) claimCommit(r *room, f *ClientFrame) (ok bool, done func()) {
+func (l *linked) claimCommit(s *Session, r *room, f ClientFrame) (ok bool, done func()) {
 	h := s.h
 	c := &Claim{Room: r.id, Commit: f.Epoch + 1, SID: s.m.sid}
 	r.mu.Lock()
@@ -157,25 +274,26 @@ func (s *Session) claimCommit(r *room, f *ClientFrame) (ok bool, done func()) {
 	r.mu.Unlock()
 	p := &pendingJoin{room: r.id, commit: c.Commit}
 	h.mu.Lock()
-	h.pending = append(h.pending, p)
+	l.pending = append(l.pending, p)
 	h.mu.Unlock()
 	done = func() {
 		h.mu.Lock()
-		if i := slices.Index(h.pending, p); i >= 0 {
-			h.pending = slices.Delete(h.pending, i, i+1)
+		if i := slices.Index(l.pending, p); i >= 0 {
+			l.pending = slices.Delete(l.pending, i, i+1)
 		}
 		h.mu.Unlock()
 	}
-	if code := h.cfg.Cluster.Claim(c); code != "" {
+	if code := l.c.Claim(c); code != "" {
 		s.push(h.conflictFrame(f.ID, f.Epoch, seq))
 		return false, done
 	}
 	return true, done
 }
 
-// vetCommit answers another instance's claim for a commit. h.mu is held.
-func (h *Hub) vetCommit(c *Claim) string {
-	for _, p := range h.pending {
+// vetCommit answers another instance's claim for a commit, this
+// instance's own claims being pending. h.mu is held.
+func (h *Hub) vetCommit(c *Claim, pending []*pendingJoin) string {
+	for _, p := range pending {
 		if p.room == c.Room && p.commit == c.Commit {
 			return CodeCommitConflict
 		}
@@ -202,21 +320,25 @@ func (h *Hub) vetCommit(c *Claim) string {
 
 // claim asks the other instances for a new session's name in room. The
 // join is pending meanwhile: Vet counts it, so that two instances never
-// both give out a name or the last place in a room.
-func (s *Session) claim(room string, keys nameKeys, resume string) (code string, done func()) {
+// both give out a name or the last place in a room. A resume of this
+// instance's own session asks nobody.
+func (l *linked) claim(s *Session, room string, keys nameKeys, resume string) (code string, done func()) {
 	h := s.h
+	if h.localResume(room, keys.key, resume) {
+		return "", nothing
+	}
 	p := &pendingJoin{room: room, keys: keys}
 	h.mu.Lock()
-	h.pending = append(h.pending, p)
+	l.pending = append(l.pending, p)
 	h.mu.Unlock()
 	done = func() {
 		h.mu.Lock()
-		if i := slices.Index(h.pending, p); i >= 0 {
-			h.pending = slices.Delete(h.pending, i, i+1)
+		if i := slices.Index(l.pending, p); i >= 0 {
+			l.pending = slices.Delete(l.pending, i, i+1)
 		}
 		h.mu.Unlock()
 	}
-	code = h.cfg.Cluster.Claim(&Claim{Room: room, Key: keys.key, Skel: keys.skel, SkelLower: keys.skelLower,
+	code = l.c.Claim(&Claim{Room: room, Key: keys.key, Skel: keys.skel, SkelLower: keys.skelLower,
 		Token: tokenHash(resume), Proof: claimProof(resume, room, keys.key)})
 	return code, done
 }
@@ -233,7 +355,7 @@ func (h *Hub) localResume(room, key, resume string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := r.byKey[key]
-	return m != nil && m.inst == "" && sameToken(resume, m.resume)
+	return m != nil && m.far == nil && sameToken(resume, m.resume)
 }
 
 // Vet answers another instance's Claim: "" if this instance has no
@@ -248,11 +370,15 @@ func (h *Hub) Vet(c *Claim) string {
 	if h.closed {
 		return ""
 	}
+	var claims []*pendingJoin // this instance's own, asking the others
+	if l, ok := h.others.(*linked); ok {
+		claims = l.pending
+	}
 	if c.Commit > 0 {
-		return h.vetCommit(c)
+		return h.vetCommit(c, claims)
 	}
 	pending := 0
-	for _, p := range h.pending {
+	for _, p := range claims {
 		if p.room != c.Room || p.commit != 0 {
 			continue
 		}
@@ -274,7 +400,7 @@ func (h *Hub) Vet(c *Claim) string {
 		if !old.matches(c.Token) {
 			return CodeNameTaken
 		}
-		if old.inst == "" {
+		if old.far == nil {
 			if !hmac.Equal(c.Proof, claimProof(old.resume, c.Room, keys.key)) {
 				return CodeNameTaken // the token's hash, not the token: not the member
 			}
@@ -290,21 +416,14 @@ func (h *Hub) Vet(c *Claim) string {
 			return CodeNameConfusable
 		}
 	}
-	others := len(r.members)
+	members := len(r.members)
 	if old := r.byKey[keys.key]; old != nil {
-		others-- // a remote session the claim takes over
+		members-- // a remote session the claim takes over
 	}
-	if others+pending >= h.cfg.MaxMembers {
+	if members+pending >= h.cfg.MaxMembers {
 		return CodeRoomFull
 	}
 	return ""
-}
-
-// publish hands e to the cluster. r.mu is held.
-func (h *Hub) publish(e *Event) {
-	if h.cfg.Cluster != nil {
-		h.cfg.Cluster.Publish(e)
-	}
 }
 
 // Remote applies an event from another instance: its members join, go
@@ -340,8 +459,8 @@ func (h *Hub) Remote(e *Event) {
 	}
 	m := r.remote[e.SID]
 	if e.Kind == EventLeave {
-		if m != nil && m.inst == e.Instance {
-			h.removeMember(r, m)
+		if m != nil && m.on(e.Instance) {
+			h.removeFar(r, m)
 		}
 		r.mu.Unlock()
 		h.mu.Unlock()
@@ -359,9 +478,9 @@ func (h *Hub) Remote(e *Event) {
 // another instance, and reports whether a frame was kept. r.mu is held.
 func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 	if e.Kind == EventDirect {
-		if m != nil && m.inst == e.Instance && len(e.Body) > 0 && validBase64(e.Body) {
+		if m != nil && m.on(e.Instance) && len(e.Body) > 0 && validBase64(e.Body) {
 			for _, o := range r.members {
-				if o.sid == e.To && o.inst == "" && o.conn != nil {
+				if o.sid == e.To && o.far == nil && o.conn != nil {
 					mix(m, o)
 					o.conn.push(h.directFrame(m, o, e.Body))
 				}
@@ -369,7 +488,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		}
 		return false
 	}
-	if m == nil || m.inst != e.Instance {
+	if m == nil || !m.on(e.Instance) {
 		return false
 	}
 	switch e.Kind {
@@ -397,7 +516,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 			r.setInfo(h, slices.Clone(e.Info))
 			frame := h.infoFrame(r.info)
 			for _, o := range r.members {
-				if o.inst == "" && o.conn != nil {
+				if o.far == nil && o.conn != nil {
 					o.conn.push(frame)
 				}
 			}
@@ -409,7 +528,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		r.seq++
 		frame := h.msgFrame(r.seq, m, e.Body, e.Commit)
 		for _, o := range r.members {
-			if o.inst == "" {
+			if o.far == nil {
 				mix(m, o)
 				if o.conn != nil {
 					o.conn.push(frame)
@@ -430,7 +549,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 // sync after the instance was first seen). h.mu and r.mu are held.
 func (h *Hub) remoteJoin(r *room, e *Event) {
 	if m := r.remote[e.SID]; m != nil {
-		if m.inst == e.Instance && m.away != e.Away {
+		if m.on(e.Instance) && m.away != e.Away {
 			m.away = e.Away
 			r.event(h, map[bool]string{true: "away", false: "back"}[e.Away], m)
 		}
@@ -440,13 +559,13 @@ func (h *Hub) remoteJoin(r *room, e *Event) {
 	if err != nil || name != e.Name || e.SID == "" {
 		return
 	}
-	m := &member{room: r, sid: e.SID, name: name, keys: keysOf(name), inst: e.Instance, token: slices.Clone(e.Token), away: e.Away}
+	m := &member{room: r, sid: e.SID, name: name, keys: keysOf(name), far: &far{inst: e.Instance, token: slices.Clone(e.Token)}, away: e.Away}
 	if r.remote == nil {
 		r.remote = make(map[string]*member)
 	}
 	r.remote[m.sid] = m
 	r.members = append(r.members, m)
-	if old := r.byKey[m.keys.key]; old == nil || old.inst != "" {
+	if old := r.byKey[m.keys.key]; old == nil || old.far != nil {
 		r.byKey[m.keys.key] = m
 	}
 	h.noteAlone(r)
@@ -464,8 +583,8 @@ func (h *Hub) PeerGone(inst string) {
 	for _, r := range rooms {
 		r.mu.Lock()
 		for _, m := range slices.Clone(r.members) {
-			if m.inst == inst {
-				h.removeMember(r, m)
+			if m.on(inst) {
+				h.removeFar(r, m)
 			}
 		}
 		r.mu.Unlock()
@@ -482,7 +601,7 @@ func (h *Hub) Members() []Event {
 	for _, r := range h.rooms {
 		r.mu.Lock()
 		for _, m := range r.members {
-			if m.inst == "" {
+			if m.far == nil {
 				out = append(out, Event{Kind: EventJoin, Room: r.id, SID: m.sid, Name: m.name, Token: tokenHash(m.resume), Away: m.away})
 			}
 		}
@@ -508,8 +627,8 @@ func (h *Hub) Sync(inst string, members []Event) {
 	for _, r := range h.rooms {
 		r.mu.Lock()
 		for _, m := range slices.Clone(r.members) {
-			if m.inst == inst && !have[r.id+"\x00"+m.sid] {
-				h.removeMember(r, m)
+			if m.on(inst) && !have[r.id+"\x00"+m.sid] {
+				h.removeFar(r, m)
 			}
 		}
 		r.mu.Unlock()

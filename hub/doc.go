@@ -27,5 +27,7 @@
 // in the Config (internal/cluster implements it over NATS) carries each
 // hub's events to the others, and a hub keeps the others' sessions in its
 // rooms beside its own (docs/protocol.md §15). The hub knows nothing of
-// how; without a Cluster nothing of this runs.
+// how. All of it lives in cluster.go: the rest of the hub tells its
+// others of every session and frame, and without a Cluster they are a
+// stand-in that does nothing.
 package hub

@@ -228,6 +228,10 @@ type Hub struct {
 	serverFrame []byte // the first frame of every connection, the same for all
 	limits      []byte // the limits object of server and welcome frames
 
+	// others is the other instances serving these rooms (cluster.go):
+	// alone, which does nothing, without a Config.Cluster.
+	others others
+
 	mu       sync.Mutex
 	rooms    map[string]*room
 	sessions map[*Session]struct{} // open connections, until End
@@ -240,7 +244,6 @@ type Hub struct {
 	away     list.List             // of *member: away sessions, away the longest first
 	quiet    list.List             // of *member: live sessions, oldest first, some of which have exchanged frames with another peer's since (dropped lazily)
 	over     int                   // connections admitted over MaxConns while as many away sessions could make way (Open)
-	pending  []*pendingJoin        // joins asking the other instances (Cluster)
 	closed   bool
 	drained  chan struct{} // closed when closed and sessions is empty
 
@@ -272,6 +275,10 @@ func New(cfg Config) *Hub {
 	}
 	h.limits = appendLimits(nil, &h.cfg)
 	h.serverFrame = h.buildServer()
+	h.others = alone{}
+	if cfg.Cluster != nil {
+		h.others = &linked{h: h, c: cfg.Cluster}
+	}
 	return h
 }
 
@@ -566,15 +573,14 @@ func (h *Hub) dropMember(m *member, locked *room) {
 	}
 }
 
-// dropRoom ends every session of a room, and with them the room. h.mu is
-// held; r.mu is not.
+// dropRoom ends every session of a room, and with them the room. The room
+// has no session of another instance: h.alone and evictRoom never take
+// one. h.mu is held; r.mu is not.
 func (h *Hub) dropRoom(r *room) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, m := range slices.Clone(r.members) {
-		if m.inst == "" {
-			h.dropMember(m, r)
-		}
+		h.dropMember(m, r)
 	}
 }
 
@@ -655,13 +661,14 @@ func (h *Hub) uncount(s *Session) {
 	}
 }
 
-// noteAlone keeps r's place in the list of rooms with one session. h.mu is
-// held, and r.mu.
+// noteAlone keeps r's place in the list of rooms with one session (of
+// this instance, and none of another). h.mu is held, and r.mu.
 func (h *Hub) noteAlone(r *room) {
+	alone := len(r.members) == 1 && len(r.remote) == 0
 	switch {
-	case len(r.members) == 1 && r.alone == nil && r.members[0].inst == "":
+	case alone && r.alone == nil:
 		r.alone = h.alone.PushBack(r)
-	case (len(r.members) != 1 || r.members[0].inst != "") && r.alone != nil:
+	case !alone && r.alone != nil:
 		h.alone.Remove(r.alone)
 		r.alone = nil
 	}

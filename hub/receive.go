@@ -191,24 +191,24 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		return
 	}
 	keys := keysOf(name)
-	if h.cfg.Cluster != nil && !h.localResume(f.Room, keys.key, f.Resume) {
-		code, done := s.claim(f.Room, keys, f.Resume)
-		defer done()
-		switch code {
-		case "":
-		case CodeJoinRate:
-			s.sendError(code, "the server's other instances did not answer in time; try again in a moment", f.ID)
-			return
-		case CodeRoomFull:
-			s.sendError(code, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
-			return
-		case CodeNameConfusable:
-			s.sendError(code, "that name looks like the name of someone in this room; choose another", f.ID)
-			return
-		default:
-			s.sendError(CodeNameTaken, "someone in this room uses that name", f.ID)
-			return
-		}
+	// The other instances say first whether the name is free (a single
+	// box has none to ask).
+	code, done := h.others.claim(s, f.Room, keys, f.Resume)
+	defer done()
+	switch code {
+	case "":
+	case CodeJoinRate:
+		s.sendError(code, "the server's other instances did not answer in time; try again in a moment", f.ID)
+		return
+	case CodeRoomFull:
+		s.sendError(code, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
+		return
+	case CodeNameConfusable:
+		s.sendError(code, "that name looks like the name of someone in this room; choose another", f.ID)
+		return
+	default:
+		s.sendError(CodeNameTaken, "someone in this room uses that name", f.ID)
+		return
 	}
 
 	h.mu.Lock()
@@ -222,10 +222,9 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		defer r.mu.Unlock()
 		if old := r.byKey[keys.key]; old != nil {
 			switch {
-			case old.inst != "" && old.matches(tokenHash(f.Resume)):
+			case h.others.moved(r, old, f.Resume):
 				// A session of another instance moves here: it ended
 				// there (Vet), and starts anew here under its name.
-				h.removeMember(r, old)
 			case !sameToken(f.Resume, old.resume):
 				s.sendError(CodeNameTaken, "someone in this room uses that name", f.ID)
 				return
@@ -269,9 +268,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 	s.push(h.welcomeFrame(r, m, false, int64(r.n), 0))
 	r.catchUp(h, s, 0, now)
 	r.event(h, "join", m)
-	if h.cfg.Cluster != nil {
-		h.publish(&Event{Kind: EventJoin, Room: r.id, SID: m.sid, Name: m.name, Token: tokenHash(m.resume)})
-	}
+	h.others.tell(EventJoin, r, m)
 }
 
 // makeWay frees what a new session of s needs before it joins: within its
@@ -332,9 +329,7 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 	r.catchUp(h, s, since, now)
 	if wasAway {
 		r.event(h, "back", m)
-		if h.cfg.Cluster != nil {
-			h.publish(&Event{Kind: EventBack, Room: r.id, SID: m.sid})
-		}
+		h.others.tell(EventBack, r, m)
 	}
 }
 
@@ -371,12 +366,11 @@ func (s *Session) message(f *ClientFrame, now int64) {
 		case m.conn != s: // replaced or gone: its frames go nowhere
 		case !ok || to == nil || to == m:
 			s.sendError(CodeNoSuchMember, "nobody of that name is in the room", f.ID)
-		case to.conn != nil: // an away recipient gets nothing
+		case to.conn != nil:
 			mix(m, to)
 			to.conn.push(h.directFrame(m, to, f.Body))
-		case to.inst != "" && !to.away:
-			mix(m, to)
-			h.publish(&Event{Kind: EventDirect, Room: r.id, SID: m.sid, To: to.sid, Body: f.Body})
+		default: // an away recipient gets nothing; another instance's, there
+			h.others.direct(r, m, to, f.Body)
 		}
 		r.mu.Unlock()
 		return
@@ -395,9 +389,7 @@ func (s *Session) message(f *ClientFrame, now int64) {
 				o.conn.push(frame)
 			}
 		}
-		if len(r.remote) > 0 {
-			h.publish(&Event{Kind: EventBulk, Room: r.id, SID: m.sid, Body: f.Body})
-		}
+		h.others.bulk(r, m, f.Body)
 		r.mu.Unlock()
 		return
 	}
@@ -433,13 +425,7 @@ func (s *Session) broadcast(r *room, m *member, f *ClientFrame, now, commit int6
 	} else {
 		r.keep(h, m, f.Body, now, commit)
 	}
-	if h.cfg.Cluster != nil {
-		e := &Event{Kind: EventMsg, Room: r.id, SID: m.sid, Seq: r.seq, Body: f.Body, Commit: commit}
-		if commit > 0 {
-			e.Info, e.Over = f.Info, f.Over != 0
-		}
-		h.publish(e)
-	}
+	h.others.msg(r, m, f.Body, commit, f.Info, f.Over != 0)
 }
 
 // commit handles a commit frame: the hub is the Delivery Service of the
@@ -464,12 +450,10 @@ func (s *Session) commit(f *ClientFrame, now int64) {
 		return
 	}
 	r := m.room
-	if s.h.cfg.Cluster != nil {
-		ok, done := s.claimCommit(r, f)
-		defer done()
-		if !ok {
-			return
-		}
+	ok, done := s.h.others.claimCommit(s, r, *f)
+	defer done()
+	if !ok {
+		return
 	}
 	r.mu.Lock()
 	if m.conn != s {
@@ -524,5 +508,5 @@ func (s *Session) info(f *ClientFrame) {
 			o.conn.push(frame)
 		}
 	}
-	h.publish(&Event{Kind: EventInfo, Room: r.id, SID: m.sid, Info: f.Body})
+	h.others.info(r, m, f.Body)
 }

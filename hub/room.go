@@ -19,7 +19,7 @@ type room struct {
 	id      string
 	members []*member          // in order of joining, away ones included
 	byKey   map[string]*member // by PRECIS comparison key
-	remote  map[string]*member // other instances' sessions by session id (Cluster); nil alone
+	remote  map[string]*member // other instances' sessions by session id (cluster.go); nil without
 	seq     int64              // seq of the latest broadcast frame
 
 	// Kept broadcast frames, a ring of n entries from head, with the
@@ -109,11 +109,10 @@ type member struct {
 	gone   bool
 	cached int // kept frames whose catch-up frame carries this name
 
-	// inst is the instance that holds the session, "" for this one; a
-	// session of another instance has no conn and no place in h.away,
-	// and token is the SHA-256 of its resume token.
-	inst  string
-	token []byte
+	// far is where a session of another instance lives (cluster.go); nil
+	// for this instance's. Such a session has no conn, no peer, no resume
+	// and no place in h.away, h.quiet or h.held.
+	far *far
 }
 
 // kept is a broadcast frame kept for catch-up.
@@ -339,10 +338,9 @@ func (r *room) catchUp(h *Hub, s *Session, after int64, now int64) {
 	}
 }
 
-// removeMember ends a session: it leaves its room, everyone left is told,
-// and its name is forgotten. A room
-// left empty is wiped and forgotten. The caller deals with m.conn. h.mu
-// and r.mu are held.
+// removeMember ends a session of this instance: it leaves its room,
+// everyone left is told (the other instances too), and its name is
+// forgotten. The caller deals with m.conn. h.mu and r.mu are held.
 func (h *Hub) removeMember(r *room, m *member) {
 	if m.awayElem != nil {
 		h.away.Remove(m.awayElem)
@@ -351,13 +349,23 @@ func (h *Hub) removeMember(r *room, m *member) {
 		r.awayN--
 	}
 	h.unquiet(m)
-	if m.inst == "" && !m.gone {
+	if !m.gone {
 		h.charge(m.peer, -1)
 	}
+	h.unlist(r, m)
+	h.others.tell(EventLeave, r, m)
+}
+
+// unlist takes m out of r: everyone left is told, and its name is
+// forgotten. A room left empty is wiped and forgotten. h.mu and r.mu are
+// held.
+func (h *Hub) unlist(r *room, m *member) {
 	m.away = false
 	m.conn = nil
 	m.gone = true
-	delete(r.byKey, m.keys.key)
+	if r.byKey[m.keys.key] == m {
+		delete(r.byKey, m.keys.key)
+	}
 	if i := slices.Index(r.members, m); i >= 0 {
 		r.members = slices.Delete(r.members, i, i+1)
 	}
@@ -370,13 +378,6 @@ func (h *Hub) removeMember(r *room, m *member) {
 		r.forget(h)
 	} else {
 		r.event(h, "leave", m)
-	}
-	if m.inst == "" {
-		if h.cfg.Cluster != nil {
-			h.publish(&Event{Kind: EventLeave, Room: r.id, SID: m.sid})
-		}
-	} else {
-		delete(r.remote, m.sid)
 	}
 	if m.cached > 0 {
 		// Catch-up frames made while m was here carry its name: make them
@@ -410,7 +411,7 @@ func (h *Hub) unquiet(m *member) {
 // mix records that a frame went between m and o, sessions of different
 // peers (or instances) if they are. r.mu is held.
 func mix(m, o *member) {
-	if o.inst != "" || m.inst != "" || o.peer != m.peer {
+	if o.peer != m.peer || o.far != nil || m.far != nil {
 		m.mixed.Store(true)
 		o.mixed.Store(true)
 	}

@@ -331,9 +331,7 @@ func (s *Session) End() {
 				h.unquiet(m)
 				h.counted++
 				r.event(h, "away", m)
-				if h.cfg.Cluster != nil {
-					h.publish(&Event{Kind: EventAway, Room: r.id, SID: m.sid})
-				}
+				h.others.tell(EventAway, r, m)
 			}
 		}
 		r.mu.Unlock()
