@@ -10,8 +10,7 @@ import (
 // Cluster is the hub's link to the other instances that serve the same
 // rooms under one address (docs/protocol.md §15). internal/cluster
 // implements it over NATS; the hub knows nothing of NATS. A nil
-// Config.Cluster is a single instance: the hub's others are then alone,
-// which does nothing, and no other code of this file runs.
+// Config.Cluster is a single instance, which asks and tells nobody.
 //
 // Every instance keeps, for every room of the cluster, the members of the
 // others (names, session ids, away or not) beside its own, and relays and
@@ -23,13 +22,11 @@ import (
 type Cluster interface {
 	// Claim asks every other live instance whether a join may take a
 	// name in a room (or a commit its epoch, Claim.Commit), and returns
-	// "" if all agree, else the error code to give the client
-	// (CodeNameTaken, CodeNameConfusable, CodeRoomFull,
-	// CodeCommitConflict, or CodeJoinRate when an instance did not
-	// answer in time). The hub calls it from the joining connection's reader
-	// without holding a lock; it blocks until every live instance has
-	// answered, or its timeout. The other instances answer with
-	// Hub.Vet.
+	// "" if all agree, else the error code to give the client: one an
+	// instance's Hub.Vet gave, or CodeJoinRate when an instance did not
+	// answer in time. The hub calls it from the joining connection's
+	// reader without holding a lock; it blocks until every live instance
+	// has answered, or its timeout.
 	Claim(c *Claim) string
 	// Publish sends an event about one of this instance's sessions or
 	// frames to the other instances, which apply it with Hub.Remote in
@@ -76,19 +73,18 @@ func claimProof(token, room, key string) []byte {
 	return m.Sum(nil)
 }
 
-// EventKind says what an Event is about.
+// EventKind says what an Event is about. A Cluster carries it unchanged.
 type EventKind uint8
 
-// Event kinds.
 const (
-	EventJoin   EventKind = iota + 1 // a session joined (or, in a sync, exists): SID, Name, Token, Away
-	EventAway                        // a session's connection dropped: SID
-	EventBack                        // an away session came back: SID
-	EventLeave                       // a session ended: SID
-	EventMsg                         // a broadcast frame: SID, Seq (the origin's), Body, Commit, Over, Info
-	EventDirect                      // a frame for one member: SID, To (its session id), Body
-	EventBulk                        // a file's chunk for everyone present (not kept, no seq): SID, Body
-	EventInfo                        // a room's first GroupInfo, from a page that made the group: SID, Info
+	eventJoin   EventKind = iota + 1 // a session joined (or, in a sync, exists): SID, Name, Token, Away
+	eventAway                        // a session's connection dropped: SID
+	eventBack                        // an away session came back: SID
+	eventLeave                       // a session ended: SID
+	eventMsg                         // a broadcast frame: SID, Seq (the origin's), Body, Commit, Over, Info
+	eventDirect                      // a frame for one member: SID, To (its session id), Body
+	eventBulk                        // a file's chunk for everyone present (not kept, no seq): SID, Body
+	eventInfo                        // a room's first GroupInfo, from a page that made the group: SID, Info
 )
 
 // Event is something one instance tells the others about a room. Body is
@@ -99,14 +95,14 @@ type Event struct {
 	Room     string
 	SID      string // the session it is about
 	Name     string
-	Token    []byte // EventJoin: SHA-256 of the session's resume token
-	Away     bool   // EventJoin in a sync: the session is away
+	Token    []byte // a join: SHA-256 of the session's resume token
+	Away     bool   // a join in a sync: the session is away
 	Seq      int64
 	Body     []byte
-	To       string // EventDirect: the recipient's session id
-	Commit   int64  // EventMsg: a commit the origin took, its epoch plus one; 0 for any other frame
-	Over     bool   // EventMsg: the commit went over the one taken for its epoch
-	Info     []byte // EventMsg of a commit, EventInfo: the room's sealed GroupInfo
+	To       string // a direct frame: the recipient's session id
+	Commit   int64  // a broadcast: a commit the origin took, its epoch plus one; 0 for any other frame
+	Over     bool   // a broadcast: the commit went over the one taken for its epoch
+	Info     []byte // a commit's broadcast, a GroupInfo: the room's sealed GroupInfo
 }
 
 // others is what the hub does about the other instances serving its rooms:
@@ -123,15 +119,15 @@ type others interface {
 	// it, s is told so and ok is false. done is called once f is relayed.
 	// No lock is held. (f is a copy: a pointer handed to an interface
 	// would put every frame Receive decodes on the heap.)
-	claimCommit(s *Session, r *room, f ClientFrame) (ok bool, done func())
+	claimCommit(s *Session, r *room, f clientFrame) (ok bool, done func())
 	// moved reports whether old, the member of r whose name a join with
 	// resume asks for, is a session of another instance that the join
 	// takes over; old has then left r. h.mu and r.mu are held.
 	moved(r *room, old *member, resume string) bool
 
 	// tell tells the others that m, a session of this instance, joined,
-	// went away, came back or left (EventJoin, EventAway, EventBack,
-	// EventLeave). r.mu is held.
+	// went away, came back or left (eventJoin, eventAway, eventBack,
+	// eventLeave). r.mu is held.
 	tell(kind EventKind, r *room, m *member)
 	// msg tells them of the broadcast r.seq: body from m, and for a
 	// commit taken (commit, its epoch plus one) its GroupInfo and whether
@@ -152,7 +148,7 @@ type alone struct{}
 func nothing() {}
 
 func (alone) claim(*Session, string, nameKeys, string) (string, func()) { return "", nothing }
-func (alone) claimCommit(*Session, *room, ClientFrame) (bool, func())   { return true, nothing }
+func (alone) claimCommit(*Session, *room, clientFrame) (bool, func())   { return true, nothing }
 func (alone) moved(*room, *member, string) bool                         { return false }
 func (alone) tell(EventKind, *room, *member)                            {}
 func (alone) msg(*room, *member, []byte, int64, []byte, bool)           {}
@@ -179,14 +175,14 @@ func (m *member) on(inst string) bool { return m.far != nil && m.far.inst == ins
 
 func (l *linked) tell(kind EventKind, r *room, m *member) {
 	e := &Event{Kind: kind, Room: r.id, SID: m.sid}
-	if kind == EventJoin {
+	if kind == eventJoin {
 		e.Name, e.Token = m.name, tokenHash(m.resume)
 	}
 	l.c.Publish(e)
 }
 
 func (l *linked) msg(r *room, m *member, body []byte, commit int64, info []byte, over bool) {
-	e := &Event{Kind: EventMsg, Room: r.id, SID: m.sid, Seq: r.seq, Body: body, Commit: commit}
+	e := &Event{Kind: eventMsg, Room: r.id, SID: m.sid, Seq: r.seq, Body: body, Commit: commit}
 	if commit > 0 {
 		e.Info, e.Over = info, over
 	}
@@ -196,18 +192,18 @@ func (l *linked) msg(r *room, m *member, body []byte, commit int64, info []byte,
 func (l *linked) direct(r *room, m, to *member, body []byte) {
 	if to.far != nil && !to.away {
 		mix(m, to)
-		l.c.Publish(&Event{Kind: EventDirect, Room: r.id, SID: m.sid, To: to.sid, Body: body})
+		l.c.Publish(&Event{Kind: eventDirect, Room: r.id, SID: m.sid, To: to.sid, Body: body})
 	}
 }
 
 func (l *linked) bulk(r *room, m *member, body []byte) {
 	if len(r.remote) > 0 {
-		l.c.Publish(&Event{Kind: EventBulk, Room: r.id, SID: m.sid, Body: body})
+		l.c.Publish(&Event{Kind: eventBulk, Room: r.id, SID: m.sid, Body: body})
 	}
 }
 
 func (l *linked) info(r *room, m *member, info []byte) {
-	l.c.Publish(&Event{Kind: EventInfo, Room: r.id, SID: m.sid, Info: info})
+	l.c.Publish(&Event{Kind: eventInfo, Room: r.id, SID: m.sid, Info: info})
 }
 
 func (l *linked) moved(r *room, old *member, resume string) bool {
@@ -257,7 +253,7 @@ type pendingJoin struct {
 // goes over it, as the hub allows once per session) or is claiming one
 // itself, so that two instances never both take one; both then refuse,
 // and the pages try again. done ends the claim once f is relayed.
-func (l *linked) claimCommit(s *Session, r *room, f ClientFrame) (ok bool, done func()) {
+func (l *linked) claimCommit(s *Session, r *room, f clientFrame) (ok bool, done func()) {
 	h := s.h
 	c := &Claim{Room: r.id, Commit: f.Epoch + 1, SID: s.m.sid}
 	r.mu.Lock()
@@ -295,7 +291,7 @@ func (l *linked) claimCommit(s *Session, r *room, f ClientFrame) (ok bool, done 
 func (h *Hub) vetCommit(c *Claim, pending []*pendingJoin) string {
 	for _, p := range pending {
 		if p.room == c.Room && p.commit == c.Commit {
-			return CodeCommitConflict
+			return codeCommitConflict
 		}
 	}
 	r := h.rooms[c.Room]
@@ -315,7 +311,7 @@ func (h *Hub) vetCommit(c *Claim, pending []*pendingJoin) string {
 	if c.OverSeq != 0 && c.OverInst == inst && c.OverSeq == t.oseq && !slices.Contains(t.over, c.SID) {
 		return ""
 	}
-	return CodeCommitConflict
+	return codeCommitConflict
 }
 
 // claim asks the other instances for a new session's name in room. The
@@ -362,7 +358,8 @@ func (h *Hub) localResume(room, key, resume string) bool {
 // session and no pending join with that name or one that looks like it in
 // the room, and the room is not full; else the error code. A session of
 // this instance with the name whose resume token matches the claim's ends
-// here (its connection gets CodeReplaced), and the name goes to the claim.
+// here (its connection gets replaced, close 4000), and the name goes to
+// the claim.
 func (h *Hub) Vet(c *Claim) string {
 	keys := nameKeys{key: c.Key, skel: c.Skel, skelLower: c.SkelLower}
 	h.mu.Lock()
@@ -387,7 +384,7 @@ func (h *Hub) Vet(c *Claim) string {
 		case p.keys.key == keys.key:
 			return CodeNameTaken
 		case p.keys.confusable(keys):
-			return CodeNameConfusable
+			return codeNameConfusable
 		}
 	}
 	r := h.rooms[c.Room]
@@ -406,14 +403,14 @@ func (h *Hub) Vet(c *Claim) string {
 			}
 			if conn := old.conn; conn != nil {
 				h.uncount(conn)
-				conn.fail(CloseReplaced, CodeReplaced, "this session continues on a newer connection", 0)
+				conn.fail(closeReplaced, codeReplaced, "this session continues on a newer connection", 0)
 			}
 			h.removeMember(r, old)
 		}
 	}
 	for _, m := range r.members {
 		if m.keys.key != keys.key && keys.confusable(m.keys) {
-			return CodeNameConfusable
+			return codeNameConfusable
 		}
 	}
 	members := len(r.members)
@@ -421,7 +418,7 @@ func (h *Hub) Vet(c *Claim) string {
 		members-- // a remote session the claim takes over
 	}
 	if members+pending >= h.cfg.MaxMembers {
-		return CodeRoomFull
+		return codeRoomFull
 	}
 	return ""
 }
@@ -443,7 +440,7 @@ func (h *Hub) Remote(e *Event) {
 	}
 	r := h.rooms[e.Room]
 	if r == nil {
-		if e.Kind != EventJoin || !validRoomID(e.Room) {
+		if e.Kind != eventJoin || !validRoomID(e.Room) {
 			h.mu.Unlock()
 			return
 		}
@@ -451,14 +448,14 @@ func (h *Hub) Remote(e *Event) {
 		h.rooms[e.Room] = r
 	}
 	r.mu.Lock()
-	if e.Kind == EventJoin {
+	if e.Kind == eventJoin {
 		h.remoteJoin(r, e)
 		r.mu.Unlock()
 		h.mu.Unlock()
 		return
 	}
 	m := r.remote[e.SID]
-	if e.Kind == EventLeave {
+	if e.Kind == eventLeave {
 		if m != nil && m.on(e.Instance) {
 			h.removeFar(r, m)
 		}
@@ -477,7 +474,7 @@ func (h *Hub) Remote(e *Event) {
 // remoteEvent applies an event about member m (nil if unknown) of
 // another instance, and reports whether a frame was kept. r.mu is held.
 func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
-	if e.Kind == EventDirect {
+	if e.Kind == eventDirect {
 		if m != nil && m.on(e.Instance) && len(e.Body) > 0 && validBase64(e.Body) {
 			for _, o := range r.members {
 				if o.sid == e.To && o.far == nil && o.conn != nil {
@@ -492,17 +489,17 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		return false
 	}
 	switch e.Kind {
-	case EventAway:
+	case eventAway:
 		if !m.away {
 			m.away = true
 			r.event(h, "away", m)
 		}
-	case EventBack:
+	case eventBack:
 		if m.away {
 			m.away = false
 			r.event(h, "back", m)
 		}
-	case EventBulk:
+	case eventBulk:
 		if len(e.Body) > 0 && validBase64(e.Body) {
 			frame := h.bulkFrame(m, e.Body)
 			for _, o := range r.members {
@@ -511,7 +508,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 				}
 			}
 		}
-	case EventInfo:
+	case eventInfo:
 		if r.info == nil && len(e.Info) > 0 && validBase64(e.Info) {
 			r.setInfo(h, slices.Clone(e.Info))
 			frame := h.infoFrame(r.info)
@@ -521,7 +518,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 				}
 			}
 		}
-	case EventMsg:
+	case eventMsg:
 		if len(e.Body) == 0 || !validBase64(e.Body) || e.Commit < 0 || (e.Commit > 0 && (len(e.Info) == 0 || !validBase64(e.Info))) {
 			return false
 		}
@@ -555,7 +552,7 @@ func (h *Hub) remoteJoin(r *room, e *Event) {
 		}
 		return
 	}
-	name, err := PrepareName(e.Name)
+	name, err := prepareName(e.Name)
 	if err != nil || name != e.Name || e.SID == "" {
 		return
 	}
@@ -592,7 +589,7 @@ func (h *Hub) PeerGone(inst string) {
 	h.mu.Unlock()
 }
 
-// Members returns an EventJoin for every session of this instance, away
+// Members returns a join Event for every session of this instance, away
 // ones included, for an instance that has just appeared.
 func (h *Hub) Members() []Event {
 	h.mu.Lock()
@@ -602,7 +599,7 @@ func (h *Hub) Members() []Event {
 		r.mu.Lock()
 		for _, m := range r.members {
 			if m.far == nil {
-				out = append(out, Event{Kind: EventJoin, Room: r.id, SID: m.sid, Name: m.name, Token: tokenHash(m.resume), Away: m.away})
+				out = append(out, Event{Kind: eventJoin, Room: r.id, SID: m.sid, Name: m.name, Token: tokenHash(m.resume), Away: m.away})
 			}
 		}
 		r.mu.Unlock()
@@ -618,7 +615,7 @@ func (h *Hub) Sync(inst string, members []Event) {
 	have := make(map[string]bool, len(members))
 	for i := range members {
 		e := members[i]
-		e.Kind, e.Instance = EventJoin, inst
+		e.Kind, e.Instance = eventJoin, inst
 		have[e.Room+"\x00"+e.SID] = true
 		h.Remote(&e)
 	}

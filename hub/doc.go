@@ -16,10 +16,10 @@
 // never sees a room's name. Message bodies are ciphertext made in the
 // browser; the hub checks their size and base64 encoding and never their
 // content. Names are prepared and compared by PRECIS and UTS #39
-// skeletons ([PrepareName]). A name is kept while its session lives,
+// skeletons (name.go). A name is kept while its session lives,
 // including the [Config.ResumeWindow] during which an away session may
 // come back; a room's broadcast frames are kept, in memory only, for that
-// window and within [MaxRoomBytes] and [MaxKeptBytes], and wiped with the
+// window and within [MaxRoomBytes] and a hub-wide cap, and wiped with the
 // room when its last session ends. The hub never logs a name, a room, a
 // peer or a body.
 //

@@ -143,8 +143,8 @@ func (c *client) frames() []frame {
 			if err := json.Unmarshal([]byte(line), &f); err != nil {
 				c.t.Fatalf("the hub wrote %q, not JSON: %v", line, err)
 			}
-			if f["v"] != float64(Version) {
-				c.t.Fatalf("frame without v %d: %s", Version, line)
+			if f["v"] != float64(version) {
+				c.t.Fatalf("frame without v %d: %s", version, line)
 			}
 			fs = append(fs, f)
 		}

@@ -20,11 +20,11 @@ func (s *Session) Receive(p []byte) {
 	if !s.admit(now, p) {
 		return
 	}
-	f, err := DecodeClientFrame(p)
+	f, err := decodeClientFrame(p)
 	if err != nil {
-		var fe *FrameError
-		if errors.As(err, &fe) && fe.Code == CodeBadEncoding {
-			s.fail(CloseBadData, fe.Code, fe.Msg, 0)
+		var fe *frameError
+		if errors.As(err, &fe) && fe.Code == codeBadEncoding {
+			s.fail(closeBadData, fe.Code, fe.Msg, 0)
 			return
 		}
 		if errors.As(err, &fe) {
@@ -32,23 +32,23 @@ func (s *Session) Receive(p []byte) {
 		}
 		return
 	}
-	if f.V != Version {
-		s.sendError(CodeBadVersion, oldVersionMsg, f.ID)
+	if f.V != version {
+		s.sendError(codeBadVersion, oldVersionMsg, f.ID)
 		return
 	}
 	switch f.Type {
-	case TypeMsg:
+	case typeMsg:
 		s.message(&f, now)
-	case TypeCommit:
+	case typeCommit:
 		s.commit(&f, now)
-	case TypeInfo:
+	case typeInfo:
 		s.info(&f)
-	case TypeJoin:
+	case typeJoin:
 		s.join(&f, now)
-	case TypePing:
+	case typePing:
 		s.push(h.pongFrame(f.ID))
 	default:
-		s.sendError(CodeUnknownType, "unknown frame type "+strconv.Quote(f.Type), f.ID)
+		s.sendError(codeUnknownType, "unknown frame type "+strconv.Quote(f.Type), f.ID)
 	}
 }
 
@@ -147,13 +147,13 @@ func (s *Session) allow(now int64, n int, text bool) bool {
 	s.dropped++
 	s.h.rateDropped.Add(1)
 	if s.dropped > floodFactor*c.Burst {
-		s.fail(ClosePolicy, CodeRateLimited, "too many frames; closing the connection", 0)
+		s.fail(closePolicy, codeRateLimited, "too many frames; closing the connection", 0)
 		return false
 	}
 	if text && (s.warned == 0 || now-s.warned >= int64(time.Second)) {
 		s.warned = now
 		wait := time.Duration(c.refillTime(s.tokens, s.byteTokens, n) * 1e9)
-		s.sendError(CodeRateLimited, "too many frames or bytes: dropped; wait "+wait.Round(time.Millisecond).String(), 0)
+		s.sendError(codeRateLimited, "too many frames or bytes: dropped; wait "+wait.Round(time.Millisecond).String(), 0)
 	}
 	return false
 }
@@ -164,10 +164,10 @@ func (s *Session) sendError(code, msg string, ref int64) {
 
 // join handles a join frame: a new session in a room, or, with a resume
 // token, a session taken back (docs/protocol.md §2, §4, §5, §7).
-func (s *Session) join(f *ClientFrame, now int64) {
+func (s *Session) join(f *clientFrame, now int64) {
 	h := s.h
 	if s.m != nil {
-		s.sendError(CodeAlreadyJoined, "this connection has joined a room already", f.ID)
+		s.sendError(codeAlreadyJoined, "this connection has joined a room already", f.ID)
 		return
 	}
 	h.mu.Lock()
@@ -178,16 +178,16 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		return
 	}
 	if !validRoomID(f.Room) {
-		s.sendError(CodeBadRoom, "a room id is "+strconv.Itoa(RoomIDLen)+" characters of base64url; reload the page", f.ID)
+		s.sendError(codeBadRoom, "a room id is "+strconv.Itoa(roomIDLen)+" characters of base64url; reload the page", f.ID)
 		return
 	}
-	if len(f.Resume) > MaxResumeBytes {
-		s.sendError(CodeBadFrame, "resume token too long", f.ID)
+	if len(f.Resume) > maxResumeBytes {
+		s.sendError(codeBadFrame, "resume token too long", f.ID)
 		return
 	}
-	name, err := PrepareName(f.Name)
+	name, err := prepareName(f.Name)
 	if err != nil {
-		s.sendError(CodeBadName, err.Error(), f.ID)
+		s.sendError(codeBadName, err.Error(), f.ID)
 		return
 	}
 	keys := keysOf(name)
@@ -200,10 +200,10 @@ func (s *Session) join(f *ClientFrame, now int64) {
 	case CodeJoinRate:
 		s.sendError(code, "the server's other instances did not answer in time; try again in a moment", f.ID)
 		return
-	case CodeRoomFull:
+	case codeRoomFull:
 		s.sendError(code, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
 		return
-	case CodeNameConfusable:
+	case codeNameConfusable:
 		s.sendError(code, "that name looks like the name of someone in this room; choose another", f.ID)
 		return
 	default:
@@ -235,12 +235,12 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		}
 		for _, m := range r.members {
 			if keys.confusable(m.keys) {
-				s.sendError(CodeNameConfusable, "that name looks like the name of someone in this room; choose another", f.ID)
+				s.sendError(codeNameConfusable, "that name looks like the name of someone in this room; choose another", f.ID)
 				return
 			}
 		}
 		if len(r.members) >= h.cfg.MaxMembers {
-			s.sendError(CodeRoomFull, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
+			s.sendError(codeRoomFull, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
 			return
 		}
 		if !s.makeWay(r, f.ID) {
@@ -251,7 +251,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 			return
 		}
 		if len(h.rooms) >= h.cfg.MaxRooms && !h.evictRoom() {
-			s.sendError(CodeTooManyRooms, "the server has "+strconv.Itoa(h.cfg.MaxRooms)+" rooms in use; try again later", f.ID)
+			s.sendError(codeTooManyRooms, "the server has "+strconv.Itoa(h.cfg.MaxRooms)+" rooms in use; try again later", f.ID)
 			return
 		}
 		r = newRoom(f.Room)
@@ -268,7 +268,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 	s.push(h.welcomeFrame(r, m, false, int64(r.n), 0))
 	r.catchUp(h, s, 0, now)
 	r.event(h, "join", m)
-	h.others.tell(EventJoin, r, m)
+	h.others.tell(eventJoin, r, m)
 }
 
 // makeWay frees what a new session of s needs before it joins: within its
@@ -279,7 +279,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 func (s *Session) makeWay(locked *room, id int64) bool {
 	h := s.h
 	if h.held[s.peer] >= sessionsPerConn*h.cfg.MaxConnsPerPeer && !h.evictAway(locked, s.peer) {
-		s.sendError(CodeTooManyConns, "too many sessions from one place ("+strconv.Itoa(sessionsPerConn*h.cfg.MaxConnsPerPeer)+")", id)
+		s.sendError(codeTooManyConns, "too many sessions from one place ("+strconv.Itoa(sessionsPerConn*h.cfg.MaxConnsPerPeer)+")", id)
 		return false
 	}
 	if s.over {
@@ -287,7 +287,7 @@ func (s *Session) makeWay(locked *room, id int64) bool {
 		h.over--
 		if h.counted > h.cfg.MaxConns && !h.evictAway(locked, "") && !h.evictLive(locked) {
 			h.uncount(s)
-			s.fail(CloseTryAgainLater, CodeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
+			s.fail(closeTryAgainLater, codeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
 			return false
 		}
 	}
@@ -309,7 +309,7 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 	}
 	if c := m.conn; c != nil {
 		h.uncount(c)
-		c.fail(CloseReplaced, CodeReplaced, "this session continues on a newer connection", 0)
+		c.fail(closeReplaced, codeReplaced, "this session continues on a newer connection", 0)
 	}
 	if s.over {
 		s.over = false // the place m held while away is s's now
@@ -329,7 +329,7 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 	r.catchUp(h, s, since, now)
 	if wasAway {
 		r.event(h, "back", m)
-		h.others.tell(EventBack, r, m)
+		h.others.tell(eventBack, r, m)
 	}
 }
 
@@ -346,15 +346,15 @@ func (s *Session) attach(m *member) {
 	}
 }
 
-func (s *Session) message(f *ClientFrame, now int64) {
+func (s *Session) message(f *clientFrame, now int64) {
 	h := s.h
 	m := s.m
 	if m == nil {
-		s.sendError(CodeNotJoined, "join a room first", f.ID)
+		s.sendError(codeNotJoined, "join a room first", f.ID)
 		return
 	}
 	if len(f.Body) == 0 || !validBase64(f.Body) {
-		s.sendError(CodeBadBody, "body must be standard base64 with padding", f.ID)
+		s.sendError(codeBadBody, "body must be standard base64 with padding", f.ID)
 		return
 	}
 	r := m.room
@@ -365,7 +365,7 @@ func (s *Session) message(f *ClientFrame, now int64) {
 		switch {
 		case m.conn != s: // replaced or gone: its frames go nowhere
 		case !ok || to == nil || to == m:
-			s.sendError(CodeNoSuchMember, "nobody of that name is in the room", f.ID)
+			s.sendError(codeNoSuchMember, "nobody of that name is in the room", f.ID)
 		case to.conn != nil:
 			mix(m, to)
 			to.conn.push(h.directFrame(m, to, f.Body))
@@ -402,7 +402,7 @@ func (s *Session) message(f *ClientFrame, now int64) {
 // room's next seq, keeps it for catch-up, answers s with sent if f has an
 // id, and tells the other instances. commit is the epoch plus one of a
 // commit the hub took, else 0. r.mu is held.
-func (s *Session) broadcast(r *room, m *member, f *ClientFrame, now, commit int64) {
+func (s *Session) broadcast(r *room, m *member, f *clientFrame, now, commit int64) {
 	h := s.h
 	r.seq++
 	frame := h.msgFrame(r.seq, m, f.Body, commit)
@@ -436,17 +436,17 @@ func (s *Session) broadcast(r *room, m *member, f *ClientFrame, now, commit int6
 // (naming its seq) by a session that has not done so before for the
 // epoch: its sender found the commit taken invalid. The hub reads nothing
 // of the commit itself.
-func (s *Session) commit(f *ClientFrame, now int64) {
+func (s *Session) commit(f *clientFrame, now int64) {
 	m := s.m
 	switch {
 	case m == nil:
-		s.sendError(CodeNotJoined, "join a room first", f.ID)
+		s.sendError(codeNotJoined, "join a room first", f.ID)
 		return
 	case !f.HasEpoch:
-		s.sendError(CodeBadFrame, `a commit needs "epoch"`, f.ID)
+		s.sendError(codeBadFrame, `a commit needs "epoch"`, f.ID)
 		return
 	case len(f.Body) == 0 || !validBase64(f.Body) || len(f.Info) == 0 || !validBase64(f.Info):
-		s.sendError(CodeBadBody, "a commit needs its body and the GroupInfo after it, in standard base64 with padding", f.ID)
+		s.sendError(codeBadBody, "a commit needs its body and the GroupInfo after it, in standard base64 with padding", f.ID)
 		return
 	}
 	r := m.room
@@ -478,15 +478,15 @@ func (s *Session) commit(f *ClientFrame, now int64) {
 // the room has none, and handed to the room's other members; if the room
 // has one, the sender gets it instead. Without a body it asks for the
 // room's.
-func (s *Session) info(f *ClientFrame) {
+func (s *Session) info(f *clientFrame) {
 	h := s.h
 	m := s.m
 	if m == nil {
-		s.sendError(CodeNotJoined, "join a room first", f.ID)
+		s.sendError(codeNotJoined, "join a room first", f.ID)
 		return
 	}
 	if len(f.Body) > 0 && !validBase64(f.Body) {
-		s.sendError(CodeBadBody, "a GroupInfo is standard base64 with padding", f.ID)
+		s.sendError(codeBadBody, "a GroupInfo is standard base64 with padding", f.ID)
 		return
 	}
 	r := m.room

@@ -353,7 +353,7 @@ func (h *Hub) removeMember(r *room, m *member) {
 		h.charge(m.peer, -1)
 	}
 	h.unlist(r, m)
-	h.others.tell(EventLeave, r, m)
+	h.others.tell(eventLeave, r, m)
 }
 
 // unlist takes m out of r: everyone left is told, and its name is
@@ -428,7 +428,7 @@ func (r *room) event(h *Hub, typ string, m *member) {
 	}
 }
 
-// trimKept drops kept frames until their bytes are within MaxKeptBytes:
+// trimKept drops kept frames until their bytes are within maxKeptBytes:
 // the oldest of the room that holds the most, so that nobody can push out
 // another room's frames by flooding rooms of their own, and never taking
 // a room with away sessions below a fair share of the cap (the cap over
