@@ -268,22 +268,27 @@ func (l *linked) claimCommit(s *Session, r *room, f clientFrame) (ok bool, done 
 		}
 	}
 	r.mu.Unlock()
-	p := &pendingJoin{room: r.id, commit: c.Commit}
+	done = l.addPending(&pendingJoin{room: r.id, commit: c.Commit})
+	if code := l.c.Claim(c); code != "" {
+		s.push(h.conflictFrame(f.ID, f.Epoch, seq))
+		return false, done
+	}
+	return true, done
+}
+
+// addPending counts p as pending (Vet sees it) until done is called.
+func (l *linked) addPending(p *pendingJoin) (done func()) {
+	h := l.h
 	h.mu.Lock()
 	l.pending = append(l.pending, p)
 	h.mu.Unlock()
-	done = func() {
+	return func() {
 		h.mu.Lock()
 		if i := slices.Index(l.pending, p); i >= 0 {
 			l.pending = slices.Delete(l.pending, i, i+1)
 		}
 		h.mu.Unlock()
 	}
-	if code := l.c.Claim(c); code != "" {
-		s.push(h.conflictFrame(f.ID, f.Epoch, seq))
-		return false, done
-	}
-	return true, done
 }
 
 // vetCommit answers another instance's claim for a commit, this
@@ -323,17 +328,7 @@ func (l *linked) claim(s *Session, room string, keys nameKeys, resume string) (c
 	if h.localResume(room, keys.key, resume) {
 		return "", nothing
 	}
-	p := &pendingJoin{room: room, keys: keys}
-	h.mu.Lock()
-	l.pending = append(l.pending, p)
-	h.mu.Unlock()
-	done = func() {
-		h.mu.Lock()
-		if i := slices.Index(l.pending, p); i >= 0 {
-			l.pending = slices.Delete(l.pending, i, i+1)
-		}
-		h.mu.Unlock()
-	}
+	done = l.addPending(&pendingJoin{room: room, keys: keys})
 	code = l.c.Claim(&Claim{Room: room, Key: keys.key, Skel: keys.skel, SkelLower: keys.skelLower,
 		Token: tokenHash(resume), Proof: claimProof(resume, room, keys.key)})
 	return code, done
