@@ -34,7 +34,7 @@ func BenchmarkFanOut(b *testing.B) {
 }
 
 func benchFanOut(b *testing.B, n int) {
-	h := New(Config{Rate: 1e12, Burst: 1 << 30, MaxMembers: n, MaxConnsPerPeer: n, SendQueue: 1 << 20, SendQueueBytes: 1 << 30, JoinBurst: n})
+	h := New(Config{Rate: 1e12, Burst: 1 << 30, ByteRate: 1 << 40, MaxMembers: n, MaxConnsPerPeer: n, SendQueue: 1 << 20, SendQueueBytes: 1 << 30, JoinBurst: n})
 	conns := make([]*countConn, n)
 	var sender *Session
 	for i := range n {

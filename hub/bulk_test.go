@@ -9,8 +9,8 @@ import (
 
 // TestBulkFramesNotKept: a file's chunk (msg with "bulk": true) reaches
 // every member present, with its sender's sid and name, but has no seq,
-// gets no receipt and is not kept: a member who comes back gets the chat
-// it missed, not the files (they would push chat out of the room's kept
+// gets no sent and is not kept: a member who comes back gets the chat it
+// missed, not the files (they would push chat out of the room's kept
 // frames).
 func TestBulkFramesNotKept(t *testing.T) {
 	h, _ := testHub(t, Config{})
@@ -28,7 +28,7 @@ func TestBulkFramesNotKept(t *testing.T) {
 		t.Fatalf("a got %v", got)
 	}
 	if f := b.frames(); len(f) != 0 {
-		t.Fatalf("the bulk sender got %v: want no receipt", f)
+		t.Fatalf("the bulk sender got %v: want no sent", f)
 	}
 	c2 := dial(t, h, "peer2")
 	c2.send(`{"v":2,"type":"join","room":%q,"name":"c","resume":%q,"since":0}`, room, ws[2].str("resume"))
@@ -42,7 +42,7 @@ func TestBulkFramesNotKept(t *testing.T) {
 	a.expect("back")
 	// bulk must be a boolean.
 	a.send(`{"v":2,"type":"msg","body":%q,"bulk":1}`, body64("x"))
-	if e := a.expectError(CodeBadFrame); !strings.Contains(e.str("message"), "bulk") {
+	if e := a.expectError(codeBadFrame); !strings.Contains(e.str("message"), "bulk") {
 		t.Fatalf("error %v", e)
 	}
 }
@@ -70,7 +70,7 @@ func TestByteRate(t *testing.T) {
 	if got := len(a.frames()); got != 4 {
 		t.Fatalf("%d frames of 6 got through; the burst is 4 frames' worth", got)
 	}
-	b.expectError(CodeRateLimited)
+	b.expectError(codeRateLimited)
 	clk.advance(5 * time.Second) // 5 KiB at 1 KiB/s
 	b.msg(big)
 	if f := a.expect("msg")[0]; f.str("body") != big {
@@ -119,7 +119,7 @@ func TestBulkHeldNotDropped(t *testing.T) {
 		t.Fatalf("the reader waited %v; the rate says about %v", waited, want)
 	}
 	b.msg(body64(strings.Repeat("t", 3000)))
-	b.expectError(CodeRateLimited)
+	b.expectError(codeRateLimited)
 }
 
 // TestByteFloodClosed: a client that keeps sending more bytes than the
@@ -134,7 +134,7 @@ func TestByteFloodClosed(t *testing.T) {
 		a.msg(big)
 	}
 	fs := a.frames()
-	if types(fs) != "error error close" || fs[1].str("code") != CodeRateLimited || fs[2].num("code") != ClosePolicy {
+	if types(fs) != "error error close" || fs[1].str("code") != codeRateLimited || fs[2].num("code") != closePolicy {
 		t.Fatalf("got [%s] %v: want told once, then closed with 1008", types(fs), fs)
 	}
 }

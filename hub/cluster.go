@@ -10,7 +10,7 @@ import (
 // Cluster is the hub's link to the other instances that serve the same
 // rooms under one address (docs/protocol.md §15). internal/cluster
 // implements it over NATS; the hub knows nothing of NATS. A nil
-// Config.Cluster is a single instance, and no code below runs.
+// Config.Cluster is a single instance, which asks and tells nobody.
 //
 // Every instance keeps, for every room of the cluster, the members of the
 // others (names, session ids, away or not) beside its own, and relays and
@@ -22,13 +22,11 @@ import (
 type Cluster interface {
 	// Claim asks every other live instance whether a join may take a
 	// name in a room (or a commit its epoch, Claim.Commit), and returns
-	// "" if all agree, else the error code to give the client
-	// (CodeNameTaken, CodeNameConfusable, CodeRoomFull,
-	// CodeCommitConflict, or CodeJoinRate when an instance did not
-	// answer in time). The hub calls it from the joining connection's reader
-	// without holding a lock; it blocks until every live instance has
-	// answered, or its timeout. The other instances answer with
-	// Hub.Vet.
+	// "" if all agree, else the error code to give the client: one an
+	// instance's Hub.Vet gave, or CodeJoinRate when an instance did not
+	// answer in time. The hub calls it from the joining connection's
+	// reader without holding a lock; it blocks until every live instance
+	// has answered, or its timeout.
 	Claim(c *Claim) string
 	// Publish sends an event about one of this instance's sessions or
 	// frames to the other instances, which apply it with Hub.Remote in
@@ -80,20 +78,18 @@ func claimProof(token, room, key string) []byte {
 	return m.Sum(nil)
 }
 
-// EventKind says what an Event is about.
+// EventKind says what an Event is about. A Cluster carries it unchanged.
 type EventKind uint8
 
-// Event kinds.
 const (
-	EventJoin      EventKind = iota + 1 // a session joined (or, in a sync, exists): SID, Name, Token, Away
-	EventAway                           // a session's connection dropped: SID
-	EventBack                           // an away session came back: SID
-	EventLeave                          // a session ended: SID
-	EventMsg                            // a broadcast frame: SID, Seq (the origin's), Body, Receipt
-	EventDirect                         // a frame for one member: SID, To (its session id), Body
-	EventDelivered                      // the origin's frame Seq reached the members of this instance: To (the origin instance), Missed
-	EventBulk                           // a file's chunk for everyone present (not kept, no seq): SID, Body
-	EventInfo                           // a room's first GroupInfo, from a page that made the group: SID, Info
+	eventJoin   EventKind = iota + 1 // a session joined (or, in a sync, exists): SID, Name, Token, Away
+	eventAway                        // a session's connection dropped: SID
+	eventBack                        // an away session came back: SID
+	eventLeave                       // a session ended: SID
+	eventMsg                         // a broadcast frame: SID, Seq (the origin's), Body, Commit, Over, Info
+	eventDirect                      // a frame for one member: SID, To (its session id), Body
+	eventBulk                        // a file's chunk for everyone present (not kept, no seq): SID, Body
+	eventInfo                        // a room's first GroupInfo, from a page that made the group: SID, Info
 )
 
 // Event is something one instance tells the others about a room. Body is
@@ -102,25 +98,136 @@ type Event struct {
 	Kind     EventKind
 	Instance string // the instance it comes from; set by the Cluster on receipt
 	Room     string
-	SID      string // the session it is about (EventDelivered: the sender's)
+	SID      string // the session it is about
 	Name     string
-	Token    []byte // EventJoin: SHA-256 of the session's resume token
-	Away     bool   // EventJoin in a sync: the session is away
+	Token    []byte // a join: SHA-256 of the session's resume token
+	Away     bool   // a join in a sync: the session is away
 	Seq      int64
 	Body     []byte
-	Receipt  bool   // EventMsg: the sender asked for receipts
-	To       string // EventDirect: the recipient's session id; EventDelivered: the origin instance
-	Missed   int64  // EventDelivered: members of this instance that never acknowledged it
-	Commit   int64  // EventMsg: a commit the origin took, its epoch plus one; 0 for any other frame
-	Over     bool   // EventMsg: the commit went over the one taken for its epoch
-	Info     []byte // EventMsg of a commit, EventInfo: the room's sealed GroupInfo
+	To       string // a direct frame: the recipient's session id
+	Commit   int64  // a broadcast: a commit the origin took, its epoch plus one; 0 for any other frame
+	Over     bool   // a broadcast: the commit went over the one taken for its epoch
+	Info     []byte // a commit's broadcast, a GroupInfo: the room's sealed GroupInfo
 }
 
-// instWait is a frame's receipt waiting for another instance: n of its
-// members were counted in the frame's "to".
-type instWait struct {
-	inst string
-	n    int
+// others is what the hub does about the other instances serving its rooms:
+// alone (a single box) does nothing and asks nobody; linked (a
+// Config.Cluster) tells them of this instance's sessions and frames, and
+// asks them before a join takes a name or a commit its epoch. The rest of
+// the hub calls it unconditionally.
+type others interface {
+	// claim asks for a join's name in room, unless it resumes a session
+	// of this instance: "" or the error code for the client, and done to
+	// call once the join is settled. No lock is held.
+	claim(s *Session, room string, keys nameKeys, resume string) (code string, done func())
+	// claimCommit asks for f's epoch; if another instance took it, or
+	// claims it and goes first, s is told so and ok is false. The caller
+	// takes f only if claim (nil for a single box) has not yielded once
+	// it holds r.mu. done is called once f is relayed. No lock is held.
+	// (f is a copy: a pointer handed to an interface would put every
+	// frame Receive decodes on the heap.)
+	claimCommit(s *Session, r *room, f clientFrame) (claim *pendingJoin, ok bool, done func())
+	// moved reports whether old, the member of r whose name a join with
+	// resume asks for, is a session of another instance that the join
+	// takes over; old has then left r. h.mu and r.mu are held.
+	moved(r *room, old *member, resume string) bool
+
+	// tell tells the others that m, a session of this instance, joined,
+	// went away, came back or left (eventJoin, eventAway, eventBack,
+	// eventLeave). r.mu is held.
+	tell(kind EventKind, r *room, m *member)
+	// msg tells them of the broadcast r.seq: body from m, and for a
+	// commit taken (commit, its epoch plus one) its GroupInfo and whether
+	// it went over the one taken before. r.mu is held.
+	msg(r *room, m *member, body []byte, commit int64, info []byte, over bool)
+	// direct hands body from m to a member to who has no connection here:
+	// to the instance that holds to, unless to is away. r.mu is held.
+	direct(r *room, m, to *member, body []byte)
+	// bulk and info hand the others a file's chunk from m, and the
+	// GroupInfo of a group m's page made. r.mu is held.
+	bulk(r *room, m *member, body []byte)
+	info(r *room, m *member, info []byte)
+}
+
+// alone is the others of a single box: nobody.
+type alone struct{}
+
+func nothing() {}
+
+func (alone) claim(*Session, string, nameKeys, string) (string, func()) { return "", nothing }
+func (alone) claimCommit(*Session, *room, clientFrame) (*pendingJoin, bool, func()) {
+	return nil, true, nothing
+}
+func (alone) moved(*room, *member, string) bool                         { return false }
+func (alone) tell(EventKind, *room, *member)                            {}
+func (alone) msg(*room, *member, []byte, int64, []byte, bool)           {}
+func (alone) direct(*room, *member, *member, []byte)                    {}
+func (alone) bulk(*room, *member, []byte)                               {}
+func (alone) info(*room, *member, []byte)                               {}
+
+// linked is the others over a Config.Cluster.
+type linked struct {
+	h       *Hub
+	c       Cluster
+	pending []*pendingJoin // joins and commits asking the others; guarded by h.mu
+}
+
+// far is what this instance knows of a session of another: the instance
+// that holds it, and the SHA-256 of its resume token.
+type far struct {
+	inst  string
+	token []byte
+}
+
+// on reports whether m is a session of instance inst.
+func (m *member) on(inst string) bool { return m.far != nil && m.far.inst == inst }
+
+func (l *linked) tell(kind EventKind, r *room, m *member) {
+	e := &Event{Kind: kind, Room: r.id, SID: m.sid}
+	if kind == eventJoin {
+		e.Name, e.Token = m.name, tokenHash(m.resume)
+	}
+	l.c.Publish(e)
+}
+
+func (l *linked) msg(r *room, m *member, body []byte, commit int64, info []byte, over bool) {
+	e := &Event{Kind: eventMsg, Room: r.id, SID: m.sid, Seq: r.seq, Body: body, Commit: commit}
+	if commit > 0 {
+		e.Info, e.Over = info, over
+	}
+	l.c.Publish(e)
+}
+
+func (l *linked) direct(r *room, m, to *member, body []byte) {
+	if to.far != nil && !to.away {
+		mix(m, to)
+		l.c.Publish(&Event{Kind: eventDirect, Room: r.id, SID: m.sid, To: to.sid, Body: body})
+	}
+}
+
+func (l *linked) bulk(r *room, m *member, body []byte) {
+	if len(r.remote) > 0 {
+		l.c.Publish(&Event{Kind: eventBulk, Room: r.id, SID: m.sid, Body: body})
+	}
+}
+
+func (l *linked) info(r *room, m *member, info []byte) {
+	l.c.Publish(&Event{Kind: eventInfo, Room: r.id, SID: m.sid, Info: info})
+}
+
+func (l *linked) moved(r *room, old *member, resume string) bool {
+	if old.far == nil || !old.matches(tokenHash(resume)) {
+		return false
+	}
+	l.h.removeFar(r, old)
+	return true
+}
+
+// removeFar takes a session of another instance out of r. h.mu and r.mu
+// are held.
+func (h *Hub) removeFar(r *room, m *member) {
+	delete(r.remote, m.sid)
+	h.unlist(r, m)
 }
 
 func tokenHash(token string) []byte {
@@ -136,21 +243,19 @@ func (m *member) matches(h []byte) bool {
 	if len(h) == 0 {
 		return false
 	}
-	if m.inst == "" {
+	if m.far == nil {
 		return m.resume != "" && subtle.ConstantTimeCompare(tokenHash(m.resume), h) == 1
 	}
-	return len(m.token) > 0 && subtle.ConstantTimeCompare(m.token, h) == 1
+	return len(m.far.token) > 0 && subtle.ConstantTimeCompare(m.far.token, h) == 1
 }
 
 // pendingJoin is a local join waiting for the other instances' answer
-// (or a local commit, commit being its epoch plus one; yielded once this
-// instance let another's claim for that epoch through, so that it must
-// not take its own).
+// (or a local commit, commit being its epoch plus one).
 type pendingJoin struct {
 	room    string
 	keys    nameKeys
 	commit  int64
-	yielded bool
+	yielded bool // a commit's claim that let another instance's go first (vetCommit); under the room's mu
 }
 
 // claimCommit asks the other instances whether this instance may take f
@@ -158,9 +263,9 @@ type pendingJoin struct {
 // goes over it, as the hub allows once per session), and of two claiming
 // one at once the one whose instance id sorts first takes it, the other
 // yields (vetCommit), so that two instances never both take one and one
-// always does. The caller takes f only if p.yielded is still false once
-// it holds r.mu. done ends the claim once f is relayed.
-func (s *Session) claimCommit(r *room, f *ClientFrame) (p *pendingJoin, ok bool, done func()) {
+// always does. The caller takes f only if claim.yielded is still false
+// once it holds r.mu. done ends the claim once f is relayed.
+func (l *linked) claimCommit(s *Session, r *room, f clientFrame) (claim *pendingJoin, ok bool, done func()) {
 	h := s.h
 	c := &Claim{Room: r.id, Commit: f.Epoch + 1, SID: s.m.sid}
 	r.mu.Lock()
@@ -175,30 +280,32 @@ func (s *Session) claimCommit(r *room, f *ClientFrame) (p *pendingJoin, ok bool,
 		}
 	}
 	r.mu.Unlock()
-	p = &pendingJoin{room: r.id, commit: c.Commit}
-	done = h.addPending(p)
-	if code := h.cfg.Cluster.Claim(c); code != "" {
+	claim = &pendingJoin{room: r.id, commit: c.Commit}
+	done = l.addPending(claim)
+	if code := l.c.Claim(c); code != "" {
 		s.push(h.conflictFrame(f.ID, f.Epoch, seq))
-		return p, false, done
+		return claim, false, done
 	}
-	return p, true, done
+	return claim, true, done
 }
 
 // addPending counts p as pending (Vet sees it) until done is called.
-func (h *Hub) addPending(p *pendingJoin) (done func()) {
+func (l *linked) addPending(p *pendingJoin) (done func()) {
+	h := l.h
 	h.mu.Lock()
-	h.pending = append(h.pending, p)
+	l.pending = append(l.pending, p)
 	h.mu.Unlock()
 	return func() {
 		h.mu.Lock()
-		if i := slices.Index(h.pending, p); i >= 0 {
-			h.pending = slices.Delete(h.pending, i, i+1)
+		if i := slices.Index(l.pending, p); i >= 0 {
+			l.pending = slices.Delete(l.pending, i, i+1)
 		}
 		h.mu.Unlock()
 	}
 }
 
-// vetCommit answers another instance's claim for a commit. h.mu is held.
+// vetCommit answers another instance's claim for a commit, this
+// instance's own claims being pending. h.mu is held.
 //
 // A claim of this instance for the same epoch, still pending, decides:
 // the instance whose id sorts first takes the epoch. This one refuses a
@@ -208,16 +315,16 @@ func (h *Hub) addPending(p *pendingJoin) (done func()) {
 // exactly one of the two takes a commit for the epoch, where refusing
 // both would leave two pages that retry at the same pace refused for
 // ever.
-func (h *Hub) vetCommit(c *Claim) string {
+func (h *Hub) vetCommit(c *Claim, pending []*pendingJoin) string {
 	r := h.rooms[c.Room]
 	if r != nil {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 	}
-	for _, p := range h.pending {
+	for _, p := range pending {
 		if p.room == c.Room && p.commit == c.Commit {
 			if c.Instance == "" || h.cfg.Instance < c.Instance {
-				return CodeCommitConflict
+				return codeCommitConflict
 			}
 			if r != nil { // else the claim's session has left: it takes nothing
 				p.yielded = true // under r.mu, where Session.commit reads it
@@ -238,16 +345,20 @@ func (h *Hub) vetCommit(c *Claim) string {
 	if c.OverSeq != 0 && c.OverInst == inst && c.OverSeq == t.oseq && !slices.Contains(t.over, c.SID) {
 		return ""
 	}
-	return CodeCommitConflict
+	return codeCommitConflict
 }
 
 // claim asks the other instances for a new session's name in room. The
 // join is pending meanwhile: Vet counts it, so that two instances never
-// both give out a name or the last place in a room.
-func (s *Session) claim(room string, keys nameKeys, resume string) (code string, done func()) {
+// both give out a name or the last place in a room. A resume of this
+// instance's own session asks nobody.
+func (l *linked) claim(s *Session, room string, keys nameKeys, resume string) (code string, done func()) {
 	h := s.h
-	done = h.addPending(&pendingJoin{room: room, keys: keys})
-	code = h.cfg.Cluster.Claim(&Claim{Room: room, Key: keys.key, Skel: keys.skel, SkelLower: keys.skelLower,
+	if h.localResume(room, keys.key, resume) {
+		return "", nothing
+	}
+	done = l.addPending(&pendingJoin{room: room, keys: keys})
+	code = l.c.Claim(&Claim{Room: room, Key: keys.key, Skel: keys.skel, SkelLower: keys.skelLower,
 		Token: tokenHash(resume), Proof: claimProof(resume, room, keys.key)})
 	return code, done
 }
@@ -264,14 +375,15 @@ func (h *Hub) localResume(room, key, resume string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := r.byKey[key]
-	return m != nil && m.inst == "" && sameToken(resume, m.resume)
+	return m != nil && m.far == nil && sameToken(resume, m.resume)
 }
 
 // Vet answers another instance's Claim: "" if this instance has no
 // session and no pending join with that name or one that looks like it in
 // the room, and the room is not full; else the error code. A session of
 // this instance with the name whose resume token matches the claim's ends
-// here (its connection gets CodeReplaced), and the name goes to the claim.
+// here (its connection gets replaced, close 4000), and the name goes to
+// the claim.
 func (h *Hub) Vet(c *Claim) string {
 	keys := nameKeys{key: c.Key, skel: c.Skel, skelLower: c.SkelLower}
 	h.mu.Lock()
@@ -279,11 +391,15 @@ func (h *Hub) Vet(c *Claim) string {
 	if h.closed {
 		return ""
 	}
+	var claims []*pendingJoin // this instance's own, asking the others
+	if l, ok := h.others.(*linked); ok {
+		claims = l.pending
+	}
 	if c.Commit > 0 {
-		return h.vetCommit(c)
+		return h.vetCommit(c, claims)
 	}
 	pending := 0
-	for _, p := range h.pending {
+	for _, p := range claims {
 		if p.room != c.Room || p.commit != 0 {
 			continue
 		}
@@ -292,7 +408,7 @@ func (h *Hub) Vet(c *Claim) string {
 		case p.keys.key == keys.key:
 			return CodeNameTaken
 		case p.keys.confusable(keys):
-			return CodeNameConfusable
+			return codeNameConfusable
 		}
 	}
 	r := h.rooms[c.Room]
@@ -305,45 +421,37 @@ func (h *Hub) Vet(c *Claim) string {
 		if !old.matches(c.Token) {
 			return CodeNameTaken
 		}
-		if old.inst == "" {
+		if old.far == nil {
 			if !hmac.Equal(c.Proof, claimProof(old.resume, c.Room, keys.key)) {
 				return CodeNameTaken // the token's hash, not the token: not the member
 			}
 			if conn := old.conn; conn != nil {
 				h.uncount(conn)
-				conn.fail(CloseReplaced, CodeReplaced, "this session continues on a newer connection", 0)
+				conn.fail(closeReplaced, codeReplaced, "this session continues on a newer connection", 0)
 			}
 			h.removeMember(r, old)
 		}
 	}
 	for _, m := range r.members {
 		if m.keys.key != keys.key && keys.confusable(m.keys) {
-			return CodeNameConfusable
+			return codeNameConfusable
 		}
 	}
-	others := len(r.members)
+	members := len(r.members)
 	if old := r.byKey[keys.key]; old != nil {
-		others-- // a remote session the claim takes over
+		members-- // a remote session the claim takes over
 	}
-	if others+pending >= h.cfg.MaxMembers {
-		return CodeRoomFull
+	if members+pending >= h.cfg.MaxMembers {
+		return codeRoomFull
 	}
 	return ""
-}
-
-// publish hands e to the cluster. r.mu is held.
-func (h *Hub) publish(e *Event) {
-	if h.cfg.Cluster != nil {
-		h.cfg.Cluster.Publish(e)
-	}
 }
 
 // Remote applies an event from another instance: its members join, go
 // away, come back and leave in this instance's rooms, its broadcast
 // frames are relayed to this instance's members, numbered and kept here,
-// its direct frames reach their recipient, and receipts come back for
-// frames of this instance's sessions. The Cluster calls it in the order
-// each instance published.
+// and its direct frames reach their recipient. The Cluster calls it in the
+// order each instance published.
 func (h *Hub) Remote(e *Event) {
 	if e.Instance == "" || e.Room == "" {
 		return
@@ -356,7 +464,7 @@ func (h *Hub) Remote(e *Event) {
 	}
 	r := h.rooms[e.Room]
 	if r == nil {
-		if e.Kind != EventJoin || !validRoomID(e.Room) {
+		if e.Kind != eventJoin || !validRoomID(e.Room) {
 			h.mu.Unlock()
 			return
 		}
@@ -364,16 +472,16 @@ func (h *Hub) Remote(e *Event) {
 		h.rooms[e.Room] = r
 	}
 	r.mu.Lock()
-	if e.Kind == EventJoin {
+	if e.Kind == eventJoin {
 		h.remoteJoin(r, e)
 		r.mu.Unlock()
 		h.mu.Unlock()
 		return
 	}
 	m := r.remote[e.SID]
-	if e.Kind == EventLeave {
-		if m != nil && m.inst == e.Instance {
-			h.removeMember(r, m)
+	if e.Kind == eventLeave {
+		if m != nil && m.on(e.Instance) {
+			h.removeFar(r, m)
 		}
 		r.mu.Unlock()
 		h.mu.Unlock()
@@ -390,16 +498,10 @@ func (h *Hub) Remote(e *Event) {
 // remoteEvent applies an event about member m (nil if unknown) of
 // another instance, and reports whether a frame was kept. r.mu is held.
 func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
-	switch e.Kind {
-	case EventDelivered:
-		if e.To == h.cfg.Instance {
-			r.remoteDelivered(h, e)
-		}
-		return false
-	case EventDirect:
-		if m != nil && m.inst == e.Instance && len(e.Body) > 0 && validBase64(e.Body) {
+	if e.Kind == eventDirect {
+		if m != nil && m.on(e.Instance) && len(e.Body) > 0 && validBase64(e.Body) {
 			for _, o := range r.members {
-				if o.sid == e.To && o.inst == "" && o.conn != nil {
+				if o.sid == e.To && o.far == nil && o.conn != nil {
 					mix(m, o)
 					o.conn.push(h.directFrame(m, o, e.Body))
 				}
@@ -407,21 +509,21 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		}
 		return false
 	}
-	if m == nil || m.inst != e.Instance {
+	if m == nil || !m.on(e.Instance) {
 		return false
 	}
 	switch e.Kind {
-	case EventAway:
+	case eventAway:
 		if !m.away {
 			m.away = true
 			r.event(h, "away", m)
 		}
-	case EventBack:
+	case eventBack:
 		if m.away {
 			m.away = false
 			r.event(h, "back", m)
 		}
-	case EventBulk:
+	case eventBulk:
 		if len(e.Body) > 0 && validBase64(e.Body) {
 			frame := h.bulkFrame(m, e.Body)
 			for _, o := range r.members {
@@ -430,46 +532,34 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 				}
 			}
 		}
-	case EventInfo:
+	case eventInfo:
 		if r.info == nil && len(e.Info) > 0 && validBase64(e.Info) {
 			r.setInfo(h, slices.Clone(e.Info))
 			frame := h.infoFrame(r.info)
 			for _, o := range r.members {
-				if o.inst == "" && o.conn != nil {
+				if o.far == nil && o.conn != nil {
 					o.conn.push(frame)
 				}
 			}
 		}
-	case EventMsg:
+	case eventMsg:
 		if len(e.Body) == 0 || !validBase64(e.Body) || e.Commit < 0 || (e.Commit > 0 && (len(e.Info) == 0 || !validBase64(e.Info))) {
 			return false
 		}
 		r.seq++
 		frame := h.msgFrame(r.seq, m, e.Body, e.Commit)
-		local := 0
 		for _, o := range r.members {
-			if o.inst == "" {
-				local++
+			if o.far == nil {
 				mix(m, o)
 				if o.conn != nil {
 					o.conn.push(frame)
 				}
 			}
 		}
-		var id int64
-		if e.Receipt {
-			id = 1 // the receipt is the origin's: this instance reports on its members
-		}
-		r.keep(h, m, e.Body, id, local, now, e.Commit)
-		k := r.entry(r.seq)
-		k.oseq = e.Seq
+		r.keep(h, m, e.Body, now, e.Commit)
 		if e.Commit > 0 {
 			r.take(e.Commit-1, r.seq, e.Instance, e.Seq, m.sid, e.Over)
 			r.setInfo(h, slices.Clone(e.Info))
-		}
-		if id != 0 && local == 0 {
-			h.deliver(k)
-			k.id = 0
 		}
 		return true
 	}
@@ -480,50 +570,31 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 // sync after the instance was first seen). h.mu and r.mu are held.
 func (h *Hub) remoteJoin(r *room, e *Event) {
 	if m := r.remote[e.SID]; m != nil {
-		if m.inst == e.Instance && m.away != e.Away {
+		if m.on(e.Instance) && m.away != e.Away {
 			m.away = e.Away
 			r.event(h, map[bool]string{true: "away", false: "back"}[e.Away], m)
 		}
 		return
 	}
-	name, err := PrepareName(e.Name)
+	name, err := prepareName(e.Name)
 	if err != nil || name != e.Name || e.SID == "" {
 		return
 	}
-	m := &member{room: r, sid: e.SID, name: name, keys: keysOf(name), inst: e.Instance, token: slices.Clone(e.Token), away: e.Away}
+	m := &member{room: r, sid: e.SID, name: name, keys: keysOf(name), far: &far{inst: e.Instance, token: slices.Clone(e.Token)}, away: e.Away}
 	if r.remote == nil {
 		r.remote = make(map[string]*member)
 	}
 	r.remote[m.sid] = m
 	r.members = append(r.members, m)
-	if old := r.byKey[m.keys.key]; old == nil || old.inst != "" {
+	if old := r.byKey[m.keys.key]; old == nil || old.far != nil {
 		r.byKey[m.keys.key] = m
 	}
 	h.noteAlone(r)
 	r.event(h, "join", m)
 }
 
-// remoteDelivered counts another instance's report on a frame of this
-// instance. r.mu is held.
-func (r *room) remoteDelivered(h *Hub, e *Event) {
-	if e.Seq < r.first() || e.Seq > r.seq {
-		return // gone already: its sender had the receipt then
-	}
-	k := r.entry(e.Seq)
-	i := slices.IndexFunc(k.wait, func(w instWait) bool { return w.inst == e.Instance })
-	if i < 0 || k.from.inst != "" || k.from.sid != e.SID {
-		return
-	}
-	k.missed += int(min(max(e.Missed, 0), int64(k.wait[i].n)))
-	k.wait = slices.Delete(k.wait, i, i+1)
-	if k.left == 0 && len(k.wait) == 0 {
-		h.deliver(k)
-	}
-}
-
 // PeerGone forgets an instance that left or stopped answering: its
-// sessions leave every room (this instance's members are told), and its
-// members count as having missed the frames they had not confirmed.
+// sessions leave every room (this instance's members are told).
 func (h *Hub) PeerGone(inst string) {
 	h.mu.Lock()
 	rooms := make([]*room, 0, len(h.rooms))
@@ -532,19 +603,9 @@ func (h *Hub) PeerGone(inst string) {
 	}
 	for _, r := range rooms {
 		r.mu.Lock()
-		for q := r.first(); q <= r.seq && r.n > 0; q++ {
-			k := r.entry(q)
-			if i := slices.IndexFunc(k.wait, func(w instWait) bool { return w.inst == inst }); i >= 0 {
-				k.missed += k.wait[i].n
-				k.wait = slices.Delete(k.wait, i, i+1)
-				if k.left == 0 && len(k.wait) == 0 {
-					h.deliver(k)
-				}
-			}
-		}
 		for _, m := range slices.Clone(r.members) {
-			if m.inst == inst {
-				h.removeMember(r, m)
+			if m.on(inst) {
+				h.removeFar(r, m)
 			}
 		}
 		r.mu.Unlock()
@@ -552,7 +613,7 @@ func (h *Hub) PeerGone(inst string) {
 	h.mu.Unlock()
 }
 
-// Members returns an EventJoin for every session of this instance, away
+// Members returns a join Event for every session of this instance, away
 // ones included, for an instance that has just appeared.
 func (h *Hub) Members() []Event {
 	h.mu.Lock()
@@ -561,30 +622,13 @@ func (h *Hub) Members() []Event {
 	for _, r := range h.rooms {
 		r.mu.Lock()
 		for _, m := range r.members {
-			if m.inst == "" {
-				out = append(out, Event{Kind: EventJoin, Room: r.id, SID: m.sid, Name: m.name, Token: tokenHash(m.resume), Away: m.away})
+			if m.far == nil {
+				out = append(out, Event{Kind: eventJoin, Room: r.id, SID: m.sid, Name: m.name, Token: tokenHash(m.resume), Away: m.away})
 			}
 		}
 		r.mu.Unlock()
 	}
 	return out
-}
-
-// waits lists, for a frame of this instance, the other instances whose
-// members it was relayed to and how many. r.mu is held.
-func (r *room) waits(from *member) []instWait {
-	var w []instWait
-	for _, o := range r.members {
-		if o.inst == "" || o == from {
-			continue
-		}
-		if i := slices.IndexFunc(w, func(x instWait) bool { return x.inst == o.inst }); i >= 0 {
-			w[i].n++
-		} else {
-			w = append(w, instWait{o.inst, 1})
-		}
-	}
-	return w
 }
 
 // Sync makes this instance's copy of another instance's sessions what
@@ -595,7 +639,7 @@ func (h *Hub) Sync(inst string, members []Event) {
 	have := make(map[string]bool, len(members))
 	for i := range members {
 		e := members[i]
-		e.Kind, e.Instance = EventJoin, inst
+		e.Kind, e.Instance = eventJoin, inst
 		have[e.Room+"\x00"+e.SID] = true
 		h.Remote(&e)
 	}
@@ -604,8 +648,8 @@ func (h *Hub) Sync(inst string, members []Event) {
 	for _, r := range h.rooms {
 		r.mu.Lock()
 		for _, m := range slices.Clone(r.members) {
-			if m.inst == inst && !have[r.id+"\x00"+m.sid] {
-				h.removeMember(r, m)
+			if m.on(inst) && !have[r.id+"\x00"+m.sid] {
+				h.removeFar(r, m)
 			}
 		}
 		r.mu.Unlock()

@@ -53,7 +53,7 @@ func TestDeliveryService(t *testing.T) {
 	}
 	fs := a.frames()
 	if types(fs) != "msg error" || fs[0].num("commit") != 0 || fs[0].str("body") != body64("b's commit") ||
-		fs[1].str("code") != CodeCommitConflict || fs[1].num("ref") != 3 || fs[1].num("seq") != sent.num("seq") {
+		fs[1].str("code") != codeCommitConflict || fs[1].num("ref") != 3 || fs[1].num("seq") != sent.num("seq") {
 		t.Fatalf("a got %v", fs)
 	}
 	if f := c.expect("msg")[0]; f.num("commit") != 0 || f.num("seq") != sent.num("seq") {
@@ -66,9 +66,9 @@ func TestDeliveryService(t *testing.T) {
 	b.expect("msg")
 	c.expect("msg")
 	a.commit(0, body64("a third"), body64("x"), 5, over.num("seq"))
-	a.expectError(CodeCommitConflict)
+	a.expectError(codeCommitConflict)
 	c.commit(0, body64("over the wrong one"), body64("x"), 6, sent.num("seq"))
-	c.expectError(CodeCommitConflict)
+	c.expectError(codeCommitConflict)
 	// The next epoch is open; a newcomer gets the GroupInfo of the last
 	// commit taken, and the commits in its catch-up, labelled.
 	c.commit(1, body64("c's commit"), body64("info 2"), 8, 0)
@@ -89,9 +89,9 @@ func TestDeliveryService(t *testing.T) {
 	}
 	// Without epoch, body or GroupInfo, a commit is refused.
 	d.send(`{"v":2,"type":"commit","body":%q,"info":%q}`, body64("x"), body64("y"))
-	d.expectError(CodeBadFrame)
+	d.expectError(codeBadFrame)
 	d.send(`{"v":2,"type":"commit","epoch":2,"body":%q}`, body64("x"))
-	d.expectError(CodeBadBody)
+	d.expectError(codeBadBody)
 	if st := h.Stats(); st.InfoBytes != int64(len(body64("info 2"))) {
 		t.Fatalf("stats %+v", st)
 	}
@@ -109,8 +109,8 @@ func TestInfoBeforeJoin(t *testing.T) {
 	a := dial(t, h, "pa")
 	a.frames()
 	a.send(`{"v":2,"type":"info"}`)
-	a.expectError(CodeNotJoined)
+	a.expectError(codeNotJoined)
 	a.commit(0, body64("x"), body64("y"), 1, 0)
-	a.expectError(CodeNotJoined)
+	a.expectError(codeNotJoined)
 	a.leave()
 }

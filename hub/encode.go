@@ -22,7 +22,7 @@ func (h *Hub) build(fill func(b []byte) []byte) []byte {
 }
 
 // head opens every server frame.
-var head = `{"v":` + strconv.Itoa(Version) + `,"type":"`
+var head = `{"v":` + strconv.Itoa(version) + `,"type":"`
 
 func appendHead(b []byte, typ string) []byte {
 	b = append(b, head...)
@@ -80,7 +80,7 @@ func (h *Hub) buildServer() []byte {
 // one (the hub took it for that epoch, §3.1), 0 for any other frame.
 func (h *Hub) msgFrame(seq int64, from *member, body []byte, commit int64) []byte {
 	return h.build(func(b []byte) []byte {
-		b = appendHead(b, TypeMsg)
+		b = appendHead(b, typeMsg)
 		b = appendInt(b, "seq", seq)
 		b = appendStr(b, "sid", from.sid)
 		b = appendStr(b, "from", from.name)
@@ -95,7 +95,7 @@ func (h *Hub) msgFrame(seq int64, from *member, body []byte, commit int64) []byt
 // infoFrame hands a room's sealed GroupInfo to a page.
 func (h *Hub) infoFrame(info []byte) []byte {
 	return h.build(func(b []byte) []byte {
-		b = appendHead(b, TypeInfo)
+		b = appendHead(b, typeInfo)
 		b = appendBody(b, info)
 		return append(b, '}')
 	})
@@ -106,7 +106,7 @@ func (h *Hub) infoFrame(info []byte) []byte {
 func (h *Hub) conflictFrame(ref, epoch, seq int64) []byte {
 	return h.build(func(b []byte) []byte {
 		b = appendHead(b, "error")
-		b = appendStr(b, "code", CodeCommitConflict)
+		b = appendStr(b, "code", codeCommitConflict)
 		b = appendStr(b, "message", "another commit was taken for this epoch first")
 		b = appendInt(b, "ref", ref)
 		b = appendInt(b, "epoch", epoch)
@@ -119,7 +119,7 @@ func (h *Hub) conflictFrame(ref, epoch, seq int64) []byte {
 // is in the room.
 func (h *Hub) oldMsgFrame(e *kept, named bool) []byte {
 	return h.build(func(b []byte) []byte {
-		b = appendHead(b, TypeMsg)
+		b = appendHead(b, typeMsg)
 		b = appendInt(b, "seq", e.seq)
 		b = appendStr(b, "sid", e.from.sid)
 		if named {
@@ -134,10 +134,10 @@ func (h *Hub) oldMsgFrame(e *kept, named bool) []byte {
 }
 
 // bulkFrame is a broadcast of bulk data (a file's chunk): no seq, not
-// kept, no receipts.
+// kept.
 func (h *Hub) bulkFrame(from *member, body []byte) []byte {
 	return h.build(func(b []byte) []byte {
-		b = appendHead(b, TypeMsg)
+		b = appendHead(b, typeMsg)
 		b = appendStr(b, "sid", from.sid)
 		b = appendStr(b, "from", from.name)
 		b = appendBody(b, body)
@@ -148,7 +148,7 @@ func (h *Hub) bulkFrame(from *member, body []byte) []byte {
 // directFrame is a msg to one member: no seq, not kept.
 func (h *Hub) directFrame(from, to *member, body []byte) []byte {
 	return h.build(func(b []byte) []byte {
-		b = appendHead(b, TypeMsg)
+		b = appendHead(b, typeMsg)
 		b = appendStr(b, "sid", from.sid)
 		b = appendStr(b, "from", from.name)
 		b = appendStr(b, "to", to.name)
@@ -167,21 +167,16 @@ func (h *Hub) eventFrame(typ string, m *member) []byte {
 	})
 }
 
+// sentFrame tells a sender that its broadcast of that id was relayed
+// with that seq, to members of the room (away ones and other instances'
+// included): 0 means nobody else was there, and nothing was kept, so the
+// page sends it again when members come back.
 func (h *Hub) sentFrame(id, seq int64, to int) []byte {
 	return h.build(func(b []byte) []byte {
 		b = appendHead(b, "sent")
 		b = appendInt(b, "id", id)
 		b = appendInt(b, "seq", seq)
 		b = appendInt(b, "to", int64(to))
-		return append(b, '}')
-	})
-}
-
-func (h *Hub) deliveredFrame(seq, missed int64) []byte {
-	return h.build(func(b []byte) []byte {
-		b = appendHead(b, "delivered")
-		b = appendInt(b, "seq", seq)
-		b = appendInt(b, "missed", missed)
 		return append(b, '}')
 	})
 }

@@ -7,94 +7,90 @@ import (
 	"unicode/utf8"
 )
 
-// Version is the relay protocol version this hub speaks (docs/protocol.md
+// version is the relay protocol version this hub speaks (docs/protocol.md
 // §1–7): every frame carries it as "v".
-const Version = 2
+const version = 2
 
 // Frame types a client may send.
 const (
-	TypeJoin   = "join"
-	TypeMsg    = "msg"
-	TypeAck    = "ack"
-	TypePing   = "ping"
-	TypeCommit = "commit" // a handshake frame for the room's group, ordered by the hub (§3.1)
-	TypeInfo   = "info"   // the room's sealed GroupInfo: offered, or asked for (§3.1)
+	typeJoin   = "join"
+	typeMsg    = "msg"
+	typePing   = "ping"
+	typeCommit = "commit" // a handshake frame for the room's group, ordered by the hub (§3.1)
+	typeInfo   = "info"   // the room's sealed GroupInfo: offered, or asked for (§3.1)
 )
 
 // Error codes carried in error frames. docs/protocol.md §6 lists each with
 // the condition that raises it and whether the connection stays open.
 const (
-	CodeBadFrame       = "bad_frame"       // not a JSON object of known fields
-	CodeBadVersion     = "bad_version"     // "v" is missing or not Version
-	CodeUnknownType    = "unknown_type"    // "type" is not join, msg, commit, info, ack or ping
-	CodeBadName        = "bad_name"        // the name breaks a rule of PrepareName
-	CodeBadRoom        = "bad_room"        // room is not a room id (RoomIDLen characters of base64url)
+	codeBadFrame       = "bad_frame"       // not a JSON object of known fields
+	codeBadVersion     = "bad_version"     // "v" is missing or not this version
+	codeUnknownType    = "unknown_type"    // "type" is not join, msg, commit, info or ping
+	codeBadName        = "bad_name"        // the name breaks a rule of prepareName
+	codeBadRoom        = "bad_room"        // room is not a room id (roomIDLen characters of base64url)
 	CodeNameTaken      = "name_taken"      // a session in the room (live or away) has the name
-	CodeNameConfusable = "name_confusable" // the name looks like that of a session in the room
+	codeNameConfusable = "name_confusable" // the name looks like that of a session in the room
 	CodeJoinRate       = "join_rate"       // joins from this peer over Config.JoinRate
-	CodeRoomFull       = "room_full"       // the room has MaxMembers members
-	CodeTooManyRooms   = "too_many_rooms"  // MaxRooms rooms exist and none could be taken
-	CodeAlreadyJoined  = "already_joined"  // one join per connection
-	CodeNotJoined      = "not_joined"      // msg or ack before join
-	CodeBadBody        = "bad_body"        // body missing or not base64
-	CodeNoSuchMember   = "no_such_member"  // "to" names nobody else in the room
-	CodeRateLimited    = "rate_limited"    // frames dropped: over the rate
-	CodeServerFull     = "server_full"     // MaxConns reached, nobody to evict; close 1013 follows
-	CodeEvicted        = "evicted"         // the place was given to someone in a shared room; close 1013 follows
-	CodeTooManyConns   = "too_many_conns"  // MaxConnsPerPeer reached; close 1008 follows
-	CodeJoinTimeout    = "join_timeout"    // no join within JoinTimeout; close 1008 follows
-	CodeShuttingDown   = "shutting_down"   // the server is stopping; close 1001 follows
-	CodeReplaced       = "replaced"        // a resumed session took this one's place; close 4000 follows
-	CodeBadEncoding    = "bad_encoding"    // text frame not valid UTF-8; close 1007 follows
+	codeRoomFull       = "room_full"       // the room has MaxMembers members
+	codeTooManyRooms   = "too_many_rooms"  // MaxRooms rooms exist and none could be taken
+	codeAlreadyJoined  = "already_joined"  // one join per connection
+	codeNotJoined      = "not_joined"      // msg, commit or info before join
+	codeBadBody        = "bad_body"        // body missing or not base64
+	codeNoSuchMember   = "no_such_member"  // "to" names nobody else in the room
+	codeRateLimited    = "rate_limited"    // frames dropped: over the rate
+	codeServerFull     = "server_full"     // MaxConns reached, nobody to evict; close 1013 follows
+	codeEvicted        = "evicted"         // the place was given to someone in a shared room; close 1013 follows
+	codeTooManyConns   = "too_many_conns"  // MaxConnsPerPeer reached; close 1008 follows
+	codeJoinTimeout    = "join_timeout"    // no join within JoinTimeout; close 1008 follows
+	codeShuttingDown   = "shutting_down"   // the server is stopping; close 1001 follows
+	codeReplaced       = "replaced"        // a resumed session took this one's place; close 4000 follows
+	codeBadEncoding    = "bad_encoding"    // text frame not valid UTF-8; close 1007 follows
 	CodeBinaryRejected = "binary_rejected" // binary frames are not part of the protocol
-	CodeCommitConflict = "commit_conflict" // another commit was taken for that epoch first
+	codeCommitConflict = "commit_conflict" // another commit was taken for that epoch first
 )
 
 // Close codes the hub asks its transport to send (RFC 6455 section 7.4 and
 // the private range for onionchat's own).
 const (
-	CloseNormal        = 1000
-	CloseGoingAway     = 1001 // server shutting down
+	closeNormal        = 1000
+	closeGoingAway     = 1001 // server shutting down
 	CloseUnsupported   = 1003 // binary frame
-	CloseBadData       = 1007 // invalid UTF-8
-	ClosePolicy        = 1008 // flood, join timeout, too many connections from one peer
-	CloseTooBig        = 1009 // frame over the size limit
-	CloseTryAgainLater = 1013 // server full, or evicted to make room
-	CloseReplaced      = 4000 // a resumed session replaced this one
-	// CloseReconnecting comes from the client: a page giving up on a link
+	closeBadData       = 1007 // invalid UTF-8
+	closePolicy        = 1008 // flood, join timeout, too many connections from one peer
+	closeTryAgainLater = 1013 // server full, or evicted to make room
+	closeReplaced      = 4000 // a resumed session replaced this one
+	// closeReconnecting comes from the client: a page giving up on a link
 	// it thinks dead. Its session goes away rather than leaving.
-	CloseReconnecting = 4001
+	closeReconnecting = 4001
 
 	closeNoStatus = 1005 // what a transport reports for a close frame without a code
 )
 
 // Limits that are part of the protocol rather than configuration.
 const (
-	MaxNameRunes   = 32 // a member name, after preparation
-	RoomIDLen      = 22 // a room id: 16 bytes in unpadded base64url
-	MaxResumeBytes = 64 // a resume token
-	MaxID          = 1<<53 - 1
+	maxNameRunes   = 32 // a member name, after preparation
+	roomIDLen      = 22 // a room id: 16 bytes in unpadded base64url
+	maxResumeBytes = 64 // a resume token
+	maxID          = 1<<53 - 1
 )
 
 // oldVersionMsg is what a frame of another version is told.
 const oldVersionMsg = "this page is an older version of onionchat: reload the page"
 
-// ClientFrame is one decoded client frame. Body points into the decoded
+// clientFrame is one decoded client frame. Body points into the decoded
 // input where it needed no unescaping, so it must not be kept past the
-// buffer given to DecodeClientFrame.
-type ClientFrame struct {
-	V      int    // protocol version, must be Version
-	Type   string // one of the Type constants, or what the client sent
+// buffer given to decodeClientFrame.
+type clientFrame struct {
+	V      int    // relay protocol version: the hub speaks version only
+	Type   string // one of the type constants, or what the client sent
 	Room   string // join: room id
 	Name   string // join: member name
 	Resume string // join: token from an earlier welcome, optional
 	Since  int64  // join: the highest seq the client has, optional (0)
 	Body   []byte // msg: base64 ciphertext
 	To     string // msg: a single recipient, optional
-	Bulk   bool   // msg: bulk data (a file's chunk): relayed to all, not kept, no seq or receipts
-	Seq    int64  // ack: the highest seq the client has
-	HasSeq bool   // ack: "seq" was given
-	ID     int64  // join, msg, commit, ping: client's reference echoed in errors, receipts and pongs; 0 if absent
+	Bulk   bool   // msg: bulk data (a file's chunk): relayed to all, not kept, no seq
+	ID     int64  // join, msg, commit, ping: client's reference echoed in errors, sent and pongs; 0 if absent
 
 	Epoch    int64  // commit: the epoch of the group the commit was made in
 	HasEpoch bool   // commit: "epoch" was given
@@ -102,29 +98,29 @@ type ClientFrame struct {
 	Over     int64  // commit: the seq of the commit taken for the epoch, which the sender found invalid; 0 if absent
 }
 
-// A FrameError is a client frame the hub refuses, with the protocol error
+// A frameError is a client frame the hub refuses, with the protocol error
 // code to report.
-type FrameError struct {
+type frameError struct {
 	Code string
 	Msg  string
 }
 
-func (e *FrameError) Error() string { return e.Code + ": " + e.Msg }
+func (e *frameError) Error() string { return e.Code + ": " + e.Msg }
 
-func badFrame(msg string) error { return &FrameError{Code: CodeBadFrame, Msg: msg} }
+func badFrame(msg string) error { return &frameError{Code: codeBadFrame, Msg: msg} }
 
 var errEnd = errors.New("unexpected end of frame")
 
-// DecodeClientFrame parses a client frame: a single JSON object whose keys
-// are among v, type, room, name, resume, since, body, to, bulk, seq, id,
+// decodeClientFrame parses a client frame: a single JSON object whose keys
+// are among v, type, room, name, resume, since, body, to, bulk, id,
 // epoch, info and over, each at most once, strings for the text fields, a
-// boolean for bulk and integers for v, since, seq, id, epoch and over. Anything else is a *FrameError with code bad_frame (bad_encoding
+// boolean for bulk and integers for v, since, id, epoch and over. Anything else is a *frameError with code bad_frame (bad_encoding
 // for invalid UTF-8, bad_version without "v"). It validates JSON structure
 // only; the meaning of each field is checked by the hub.
-func DecodeClientFrame(b []byte) (ClientFrame, error) {
-	var f ClientFrame
+func decodeClientFrame(b []byte) (clientFrame, error) {
+	var f clientFrame
 	if !utf8.Valid(b) {
-		return f, &FrameError{Code: CodeBadEncoding, Msg: "frame is not valid UTF-8"}
+		return f, &frameError{Code: codeBadEncoding, Msg: "frame is not valid UTF-8"}
 	}
 	d := decoder{b: b}
 	d.ws()
@@ -163,7 +159,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 				return f, badFrame(`field "bulk": ` + err.Error())
 			}
 			f.Bulk = v
-		case "v", "id", "since", "seq", "epoch", "over":
+		case "v", "id", "since", "epoch", "over":
 			n, err := d.int()
 			if err != nil {
 				return f, badFrame("field " + strconv.Quote(key) + ": " + err.Error())
@@ -172,7 +168,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 			case "v":
 				f.V = int(min(n, 1<<20))
 			case "id", "over":
-				if n < 1 || n > MaxID {
+				if n < 1 || n > maxID {
 					return f, badFrame("field " + strconv.Quote(key) + " must be an integer from 1 to 2^53-1")
 				}
 				if key == "id" {
@@ -181,16 +177,13 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 					f.Over = n
 				}
 			default:
-				if n > MaxID {
+				if n > maxID {
 					return f, badFrame("field " + strconv.Quote(key) + " must be an integer from 0 to 2^53-1")
 				}
-				switch key {
-				case "since":
+				if key == "since" {
 					f.Since = n
-				case "epoch":
+				} else {
 					f.Epoch, f.HasEpoch = n, true
-				default:
-					f.Seq, f.HasSeq = n, true
 				}
 			}
 		default:
@@ -201,18 +194,16 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 			switch key {
 			case "type":
 				switch string(s) {
-				case TypeMsg:
-					f.Type = TypeMsg
-				case TypeJoin:
-					f.Type = TypeJoin
-				case TypeAck:
-					f.Type = TypeAck
-				case TypePing:
-					f.Type = TypePing
-				case TypeCommit:
-					f.Type = TypeCommit
-				case TypeInfo:
-					f.Type = TypeInfo
+				case typeMsg:
+					f.Type = typeMsg
+				case typeJoin:
+					f.Type = typeJoin
+				case typePing:
+					f.Type = typePing
+				case typeCommit:
+					f.Type = typeCommit
+				case typeInfo:
+					f.Type = typeInfo
 				default:
 					f.Type = truncate(string(s), 32)
 				}
@@ -244,7 +235,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 		return f, badFrame("data after the JSON object")
 	}
 	if seen&1 == 0 {
-		return f, &FrameError{Code: CodeBadVersion, Msg: oldVersionMsg}
+		return f, &frameError{Code: codeBadVersion, Msg: oldVersionMsg}
 	}
 	if seen&2 == 0 {
 		return f, badFrame("frame has no type")
@@ -254,7 +245,7 @@ func DecodeClientFrame(b []byte) (ClientFrame, error) {
 
 // fieldNames lists the keys a client frame may have; a key's index is its
 // bit in the decoder's seen set ("v" is bit 0, "type" bit 1).
-var fieldNames = [...]string{"v", "type", "room", "name", "resume", "since", "body", "to", "seq", "id", "bulk", "epoch", "info", "over"}
+var fieldNames = [...]string{"v", "type", "room", "name", "resume", "since", "body", "to", "id", "bulk", "epoch", "info", "over"}
 
 var fieldIndex = func() map[string]uint8 {
 	m := make(map[string]uint8, len(fieldNames))

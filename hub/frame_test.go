@@ -10,61 +10,62 @@ import (
 func TestDecodeClientFrame(t *testing.T) {
 	ok := []struct {
 		in   string
-		want ClientFrame
+		want clientFrame
 	}{
-		{`{"v":2,"type":"join","room":"r","name":"n"}`, ClientFrame{V: 2, Type: "join", Room: "r", Name: "n"}},
-		{`{"v":2,"type":"join","room":"r","name":"n","resume":"t","since":41,"id":1}`, ClientFrame{V: 2, Type: "join", Room: "r", Name: "n", Resume: "t", Since: 41, ID: 1}},
-		{` { "type" : "msg" , "v" : 2 , "body":"aGk=", "to":"b", "id": 42 } `, ClientFrame{V: 2, Type: "msg", Body: []byte("aGk="), To: "b", ID: 42}},
-		{`{"v":2,"type":"ack","seq":0}`, ClientFrame{V: 2, Type: "ack", HasSeq: true}},
-		{`{"v":2,"type":"ack","seq":9007199254740991}`, ClientFrame{V: 2, Type: "ack", Seq: MaxID, HasSeq: true}},
-		{`{"v":2,"type":"join","room":"caf\u00e9 \ud83d\ude00","name":"a\"b\\c\/d\n"}`, ClientFrame{V: 2, Type: "join", Room: "café 😀", Name: "a\"b\\c/d\n"}},
-		{`{"v":1,"type":"join","room":"r","name":"n"}`, ClientFrame{V: 1, Type: "join", Room: "r", Name: "n"}},
-		{`{"v":3,"type":"x"}`, ClientFrame{V: 3, Type: "x"}},
+		{`{"v":2,"type":"join","room":"r","name":"n"}`, clientFrame{V: 2, Type: "join", Room: "r", Name: "n"}},
+		{`{"v":2,"type":"join","room":"r","name":"n","resume":"t","since":41,"id":1}`, clientFrame{V: 2, Type: "join", Room: "r", Name: "n", Resume: "t", Since: 41, ID: 1}},
+		{` { "type" : "msg" , "v" : 2 , "body":"aGk=", "to":"b", "id": 42 } `, clientFrame{V: 2, Type: "msg", Body: []byte("aGk="), To: "b", ID: 42}},
+		{`{"v":2,"type":"join","since":0}`, clientFrame{V: 2, Type: "join"}},
+		{`{"v":2,"type":"join","since":9007199254740991}`, clientFrame{V: 2, Type: "join", Since: maxID}},
+		{`{"v":2,"type":"join","room":"caf\u00e9 \ud83d\ude00","name":"a\"b\\c\/d\n"}`, clientFrame{V: 2, Type: "join", Room: "café 😀", Name: "a\"b\\c/d\n"}},
+		{`{"v":1,"type":"join","room":"r","name":"n"}`, clientFrame{V: 1, Type: "join", Room: "r", Name: "n"}},
+		{`{"v":3,"type":"x"}`, clientFrame{V: 3, Type: "x"}},
 	}
 	for _, tc := range ok {
-		got, err := DecodeClientFrame([]byte(tc.in))
+		got, err := decodeClientFrame([]byte(tc.in))
 		if err != nil {
 			t.Errorf("%s: %v", tc.in, err)
 			continue
 		}
 		if got.V != tc.want.V || got.Type != tc.want.Type || got.Room != tc.want.Room || got.Name != tc.want.Name ||
 			string(got.Body) != string(tc.want.Body) || got.To != tc.want.To || got.ID != tc.want.ID || got.Resume != tc.want.Resume ||
-			got.Since != tc.want.Since || got.Seq != tc.want.Seq || got.HasSeq != tc.want.HasSeq {
+			got.Since != tc.want.Since {
 			t.Errorf("%s: got %+v, want %+v", tc.in, got, tc.want)
 		}
 	}
 	bad := []struct{ in, code, msg string }{
-		{``, CodeBadFrame, "not a JSON object"},
-		{`null`, CodeBadFrame, "not a JSON object"},
-		{`{}`, CodeBadFrame, "no type"},
-		{`{"type":"ping"}`, CodeBadVersion, "older version"},
-		{`{"v":2,"type":"ack","seq":-1}`, CodeBadFrame, "negative"},
-		{`{"v":2,"type":"ack","seq":9007199254740992}`, CodeBadFrame, `"seq" must be an integer from 0`},
-		{`{"v":2,"type":"ack","seq":"1"}`, CodeBadFrame, "must be an integer"},
-		{`{"v":2,"type":"join","since":1.5}`, CodeBadFrame, "must be an integer"},
-		{`{"v":2,"type":"join","since":1,"since":2}`, CodeBadFrame, "given twice"},
-		{`{"v":1}`, CodeBadFrame, "no type"},
-		{`{"v":2,"type":"ping","Type":"x"}`, CodeBadFrame, `unknown field "Type"`},
-		{`{"v":2,"type":"ping","type":"msg"}`, CodeBadFrame, "given twice"},
-		{`{"v":"1","type":"ping"}`, CodeBadFrame, "must be an integer"},
-		{`{"v":1.0,"type":"ping"}`, CodeBadFrame, "must be an integer"},
-		{`{"v":-1,"type":"ping"}`, CodeBadFrame, "negative"},
-		{`{"v":01,"type":"ping"}`, CodeBadFrame, "leading zero"},
-		{`{"v":2,"type":"ping","id":0}`, CodeBadFrame, "id"},
-		{`{"v":2,"type":"ping","id":9007199254740992}`, CodeBadFrame, "id"},
-		{`{"v":2,"type":1}`, CodeBadFrame, "must be a string"},
-		{`{"v":2,"type":"ping",}`, CodeBadFrame, "bad key"},
-		{`{"v":2,"type":"ping"}{}`, CodeBadFrame, "data after"},
-		{`{"v":2,"type":"pi` + "\n" + `ng"}`, CodeBadFrame, "control character"},
-		{`{"v":2,"type":"\ud800"}`, CodeBadFrame, "surrogate"},
-		{`{"v":2,"type":"\x"}`, CodeBadFrame, "bad escape"},
-		{`{"v":2,"type":"ping"`, CodeBadFrame, "expected"},
-		{"{\"v\":1,\"type\":\"\xff\"}", CodeBadEncoding, "UTF-8"},
-		{`{"v":2,"type":"ping","name":["a"]}`, CodeBadFrame, "must be a string"},
+		{``, codeBadFrame, "not a JSON object"},
+		{`null`, codeBadFrame, "not a JSON object"},
+		{`{}`, codeBadFrame, "no type"},
+		{`{"type":"ping"}`, codeBadVersion, "older version"},
+		{`{"v":2,"type":"join","since":-1}`, codeBadFrame, "negative"},
+		{`{"v":2,"type":"join","since":9007199254740992}`, codeBadFrame, `"since" must be an integer from 0`},
+		{`{"v":2,"type":"join","since":"1"}`, codeBadFrame, "must be an integer"},
+		{`{"v":2,"type":"ack","seq":1}`, codeBadFrame, `unknown field "seq"`},
+		{`{"v":2,"type":"join","since":1.5}`, codeBadFrame, "must be an integer"},
+		{`{"v":2,"type":"join","since":1,"since":2}`, codeBadFrame, "given twice"},
+		{`{"v":1}`, codeBadFrame, "no type"},
+		{`{"v":2,"type":"ping","Type":"x"}`, codeBadFrame, `unknown field "Type"`},
+		{`{"v":2,"type":"ping","type":"msg"}`, codeBadFrame, "given twice"},
+		{`{"v":"1","type":"ping"}`, codeBadFrame, "must be an integer"},
+		{`{"v":1.0,"type":"ping"}`, codeBadFrame, "must be an integer"},
+		{`{"v":-1,"type":"ping"}`, codeBadFrame, "negative"},
+		{`{"v":01,"type":"ping"}`, codeBadFrame, "leading zero"},
+		{`{"v":2,"type":"ping","id":0}`, codeBadFrame, "id"},
+		{`{"v":2,"type":"ping","id":9007199254740992}`, codeBadFrame, "id"},
+		{`{"v":2,"type":1}`, codeBadFrame, "must be a string"},
+		{`{"v":2,"type":"ping",}`, codeBadFrame, "bad key"},
+		{`{"v":2,"type":"ping"}{}`, codeBadFrame, "data after"},
+		{`{"v":2,"type":"pi` + "\n" + `ng"}`, codeBadFrame, "control character"},
+		{`{"v":2,"type":"\ud800"}`, codeBadFrame, "surrogate"},
+		{`{"v":2,"type":"\x"}`, codeBadFrame, "bad escape"},
+		{`{"v":2,"type":"ping"`, codeBadFrame, "expected"},
+		{"{\"v\":1,\"type\":\"\xff\"}", codeBadEncoding, "UTF-8"},
+		{`{"v":2,"type":"ping","name":["a"]}`, codeBadFrame, "must be a string"},
 	}
 	for _, tc := range bad {
-		_, err := DecodeClientFrame([]byte(tc.in))
-		fe, ok := err.(*FrameError)
+		_, err := decodeClientFrame([]byte(tc.in))
+		fe, ok := err.(*frameError)
 		if !ok || fe.Code != tc.code || !strings.Contains(fe.Msg, tc.msg) {
 			t.Errorf("%q: got %v, want %s containing %q", tc.in, err, tc.code, tc.msg)
 		}
@@ -74,9 +75,9 @@ func TestDecodeClientFrame(t *testing.T) {
 func TestDecodeAllocatesLittle(t *testing.T) {
 	for _, in := range [][]byte{
 		[]byte(`{"v":2,"type":"msg","body":"` + strings.Repeat("QUJD", 100) + `","id":5}`),
-		[]byte(`{"v":2,"type":"ack","seq":12345}`),
+		[]byte(`{"v":2,"type":"ping","id":12345}`),
 	} {
-		if n := testing.AllocsPerRun(100, func() { DecodeClientFrame(in) }); n > 0 {
+		if n := testing.AllocsPerRun(100, func() { decodeClientFrame(in) }); n > 0 {
 			t.Errorf("decoding %.30s… allocates %v times, want 0", in, n)
 		}
 	}
@@ -111,9 +112,9 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := DecodeClientFrame(b)
+		got, err := decodeClientFrame(b)
 		if err != nil {
-			if _, ok := err.(*FrameError); !ok {
+			if _, ok := err.(*frameError); !ok {
 				t.Fatalf("error of type %T: %v", err, err)
 			}
 			return
@@ -128,15 +129,12 @@ func FuzzDecodeClientFrame(f *testing.F) {
 			t.Fatalf("%q: decoded %+v, encoding/json says %v", b, got, m)
 		}
 		num := func(k string) int64 { n, _ := m[k].(float64); return int64(n) }
-		if int64(got.V) != num("v") && num("v") < 1<<20 || got.Since != num("since") || got.Seq != num("seq") || got.ID != num("id") ||
+		if int64(got.V) != num("v") && num("v") < 1<<20 || got.Since != num("since") || got.ID != num("id") ||
 			got.Epoch != num("epoch") || got.Over != num("over") {
 			t.Fatalf("%q: decoded %+v, encoding/json says %v", b, got, m)
 		}
 		if bulk, _ := m["bulk"].(bool); bulk != got.Bulk {
 			t.Fatalf("%q: Bulk %v, encoding/json says %v", b, got.Bulk, m)
-		}
-		if _, ok := m["seq"]; ok != got.HasSeq {
-			t.Fatalf("%q: HasSeq %v, encoding/json says %v", b, got.HasSeq, m)
 		}
 		if _, ok := m["epoch"]; ok != got.HasEpoch {
 			t.Fatalf("%q: HasEpoch %v, encoding/json says %v", b, got.HasEpoch, m)

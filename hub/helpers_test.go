@@ -143,8 +143,8 @@ func (c *client) frames() []frame {
 			if err := json.Unmarshal([]byte(line), &f); err != nil {
 				c.t.Fatalf("the hub wrote %q, not JSON: %v", line, err)
 			}
-			if f["v"] != float64(Version) {
-				c.t.Fatalf("frame without v %d: %s", Version, line)
+			if f["v"] != float64(version) {
+				c.t.Fatalf("frame without v %d: %s", version, line)
 			}
 			fs = append(fs, f)
 		}
@@ -249,7 +249,6 @@ func (c *client) msg(body string) { c.send(`{"v":2,"type":"msg","body":%q}`, bod
 func (c *client) msgID(body string, id int) {
 	c.send(`{"v":2,"type":"msg","body":%q,"id":%d}`, body, id)
 }
-func (c *client) ack(seq int64) { c.send(`{"v":2,"type":"ack","seq":%d}`, seq) }
 
 // drop ends the connection as a failed transport does: no close frame.
 func (c *client) drop() { c.s.End() }

@@ -3,7 +3,6 @@ package hub
 import (
 	"container/list"
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -44,11 +43,11 @@ const (
 	DefaultMaxFileBytes = 10 << 20
 	byteBurstFrames     = 4
 
-	// MaxRoomBytes and MaxKeptBytes cap the broadcast frames kept for
+	// MaxRoomBytes and maxKeptBytes cap the broadcast frames kept for
 	// catch-up, in one room and in the whole hub; the oldest go first. A
 	// kept frame counts its body and keptOverhead bytes of bookkeeping.
 	MaxRoomBytes = 1 << 20
-	MaxKeptBytes = 32 << 20
+	maxKeptBytes = 32 << 20
 
 	// keptOverhead is what a kept frame costs beside its body: its slot in
 	// the room's ring and, once a catch-up needs it, the head of its
@@ -62,7 +61,7 @@ const (
 
 	// floodFactor: a connection that has had more than this many times
 	// Burst frames dropped since its rate buckets were last full is
-	// closed with ClosePolicy.
+	// closed with closePolicy.
 	floodFactor = 4
 
 	// sessionsPerConn bounds the sessions one peer made, live or away:
@@ -209,9 +208,6 @@ type GracefulCloser interface {
 	CloseGracefully()
 }
 
-// ErrClosed is returned by Open once the hub has stopped.
-var ErrClosed = errors.New("hub: closed")
-
 // Hub is the set of rooms and sessions. Create it with New, run it with
 // Run, and hand it connections with Open.
 type Hub struct {
@@ -221,12 +217,16 @@ type Hub struct {
 	clock func() int64        // tests' time; nil: time since epoch
 	sleep func(time.Duration) // tests' waiting (advancing clock); nil: time.Sleep
 
-	// The caps on kept frames: MaxRoomBytes and MaxKeptBytes, lower in
+	// The caps on kept frames: MaxRoomBytes and maxKeptBytes, lower in
 	// tests.
 	maxRoomBytes, maxKeptBytes int64
 
 	serverFrame []byte // the first frame of every connection, the same for all
 	limits      []byte // the limits object of server and welcome frames
+
+	// others is the other instances serving these rooms (cluster.go):
+	// alone, which does nothing, without a Config.Cluster.
+	others others
 
 	mu       sync.Mutex
 	rooms    map[string]*room
@@ -240,13 +240,12 @@ type Hub struct {
 	away     list.List             // of *member: away sessions, away the longest first
 	quiet    list.List             // of *member: live sessions, oldest first, some of which have exchanged frames with another peer's since (dropped lazily)
 	over     int                   // connections admitted over MaxConns while as many away sessions could make way (Open)
-	pending  []*pendingJoin        // joins asking the other instances (Cluster)
 	closed   bool
 	drained  chan struct{} // closed when closed and sessions is empty
 
 	kept      atomic.Int64 // bytes charged to kept frames, over all rooms
 	infoBytes atomic.Int64 // bytes of the rooms' GroupInfos (one each, at most a frame)
-	trimming  sync.Mutex   // one goroutine at a time trims to MaxKeptBytes
+	trimming  sync.Mutex   // one goroutine at a time trims to maxKeptBytes
 
 	slowDropped atomic.Uint64
 	rateDropped atomic.Uint64
@@ -262,7 +261,7 @@ func New(cfg Config) *Hub {
 		log:          cfg.Logger,
 		epoch:        time.Now(),
 		maxRoomBytes: MaxRoomBytes,
-		maxKeptBytes: MaxKeptBytes,
+		maxKeptBytes: maxKeptBytes,
 		rooms:        make(map[string]*room),
 		sessions:     make(map[*Session]struct{}),
 		peers:        make(map[string]int),
@@ -272,6 +271,10 @@ func New(cfg Config) *Hub {
 	}
 	h.limits = appendLimits(nil, &h.cfg)
 	h.serverFrame = h.buildServer()
+	h.others = alone{}
+	if cfg.Cluster != nil {
+		h.others = &linked{h: h, c: cfg.Cluster}
+	}
 	return h
 }
 
@@ -289,8 +292,9 @@ func (h *Hub) now() int64 {
 // Run pings sessions and closes the idle, the stuck and those that never
 // joined; it ends away sessions after the resume window and drops kept
 // frames as they age, until ctx ends. Then it closes every session with
-// CloseGoingAway, waits briefly for them to flush, cuts off the rest and
-// returns, holding nothing. Open fails with ErrClosed from then on.
+// 1001 (going away), waits briefly for them to flush, cuts off the rest
+// and returns, holding nothing. Open refuses every connection from then
+// on (shutting_down).
 func (h *Hub) Run(ctx context.Context) error {
 	// Each session is pinged on its own schedule, from when it opened, so
 	// a sweep pings about 1/sweepsPerPing of them: thousands of pings (and
@@ -334,7 +338,7 @@ func (h *Hub) sweep(batch []*Session) []*Session {
 			continue
 		}
 		if !s.joined.Load() && now-s.opened > int64(h.cfg.JoinTimeout) {
-			s.fail(ClosePolicy, CodeJoinTimeout, "no join within "+h.cfg.JoinTimeout.String(), 0)
+			s.fail(closePolicy, codeJoinTimeout, "no join within "+h.cfg.JoinTimeout.String(), 0)
 			continue
 		}
 		if now-s.lastPing >= ping {
@@ -403,7 +407,7 @@ func (h *Hub) shutdown() {
 	h.mu.Unlock()
 	all := h.snapshot(nil)
 	for _, s := range all {
-		s.fail(CloseGoingAway, CodeShuttingDown, "the server is shutting down", 0)
+		s.fail(closeGoingAway, codeShuttingDown, "the server is shutting down", 0)
 	}
 	t := time.NewTimer(shutdownGrace)
 	defer t.Stop()
@@ -450,12 +454,12 @@ func (h *Hub) Open(conn Conn, peer string) *Session {
 	case h.closed:
 		h.mu.Unlock()
 		s.refused.Store(true)
-		s.fail(CloseGoingAway, CodeShuttingDown, "the server is shutting down", 0)
+		s.fail(closeGoingAway, codeShuttingDown, "the server is shutting down", 0)
 		return s
 	case h.peers[peer] >= h.cfg.MaxConnsPerPeer:
 		h.mu.Unlock()
 		s.refused.Store(true)
-		s.fail(ClosePolicy, CodeTooManyConns, "too many connections from one place ("+strconv.Itoa(h.cfg.MaxConnsPerPeer)+")", 0)
+		s.fail(closePolicy, codeTooManyConns, "too many connections from one place ("+strconv.Itoa(h.cfg.MaxConnsPerPeer)+")", 0)
 		return s
 	case h.counted < h.cfg.MaxConns:
 	case h.evictWaiting():
@@ -465,7 +469,7 @@ func (h *Hub) Open(conn Conn, peer string) *Session {
 	case !h.evictLive(nil):
 		h.mu.Unlock()
 		s.refused.Store(true)
-		s.fail(CloseTryAgainLater, CodeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
+		s.fail(closeTryAgainLater, codeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
 		return s
 	}
 	h.sessions[s] = struct{}{}
@@ -493,7 +497,7 @@ func (h *Hub) evictWaiting() bool {
 	}
 	s := e.Value.(*Session)
 	h.uncount(s)
-	s.fail(CloseTryAgainLater, CodeEvicted, evictedMsg, 0)
+	s.fail(closeTryAgainLater, codeEvicted, evictedMsg, 0)
 	return true
 }
 
@@ -562,19 +566,18 @@ func (h *Hub) dropMember(m *member, locked *room) {
 	h.removeMember(r, m)
 	if c != nil {
 		h.uncount(c)
-		c.fail(CloseTryAgainLater, CodeEvicted, evictedMsg, 0)
+		c.fail(closeTryAgainLater, codeEvicted, evictedMsg, 0)
 	}
 }
 
-// dropRoom ends every session of a room, and with them the room. h.mu is
-// held; r.mu is not.
+// dropRoom ends every session of a room, and with them the room. The room
+// has no session of another instance: h.alone and evictRoom never take
+// one. h.mu is held; r.mu is not.
 func (h *Hub) dropRoom(r *room) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, m := range slices.Clone(r.members) {
-		if m.inst == "" {
-			h.dropMember(m, r)
-		}
+		h.dropMember(m, r)
 	}
 }
 
@@ -655,13 +658,14 @@ func (h *Hub) uncount(s *Session) {
 	}
 }
 
-// noteAlone keeps r's place in the list of rooms with one session. h.mu is
-// held, and r.mu.
+// noteAlone keeps r's place in the list of rooms with one session (of
+// this instance, and none of another). h.mu is held, and r.mu.
 func (h *Hub) noteAlone(r *room) {
+	alone := len(r.members) == 1 && len(r.remote) == 0
 	switch {
-	case len(r.members) == 1 && r.alone == nil && r.members[0].inst == "":
+	case alone && r.alone == nil:
 		r.alone = h.alone.PushBack(r)
-	case (len(r.members) != 1 || r.members[0].inst != "") && r.alone != nil:
+	case !alone && r.alone != nil:
 		h.alone.Remove(r.alone)
 		r.alone = nil
 	}
@@ -698,14 +702,6 @@ func (h *Hub) allowJoin(peer string, now int64) bool {
 	return true
 }
 
-// Sessions returns the number of open connections; it is cheaper than
-// Stats.
-func (h *Hub) Sessions() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.sessions)
-}
-
 // Stats is a snapshot of what the hub holds. It is all zero when the hub
 // holds nothing.
 type Stats struct {
@@ -715,7 +711,7 @@ type Stats struct {
 	Rooms     int   // rooms that exist
 	Names     int   // sessions in rooms, live or away (each holds a name)
 	History   int   // broadcast frames kept for catch-up, over all rooms
-	KeptBytes int64 // what they are charged toward MaxKeptBytes
+	KeptBytes int64 // what they are charged toward the hub-wide cap on kept frames
 	InfoBytes int64 // the rooms' GroupInfos, one each (at most a frame)
 
 	SlowDropped uint64 // connections dropped because they fell too far behind

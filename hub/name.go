@@ -14,33 +14,33 @@ import (
 )
 
 // maxNameInput bounds the bytes of a name before preparation: a name that
-// long cannot be MaxNameRunes characters once prepared, and PRECIS does
+// long cannot be maxNameRunes characters once prepared, and PRECIS does
 // several passes over what it is given.
 const maxNameInput = 1024
 
 // maxMarks is the longest run of combining marks a name may have.
 const maxMarks = 3
 
-// Why PrepareName refuses a name; each is the message of a bad_name error.
+// Why prepareName refuses a name; each is the message of a bad_name error.
 var (
 	errNameEmpty     = errors.New("a name needs at least one visible character")
-	errNameLength    = errors.New("a name has at most " + strconv.Itoa(MaxNameRunes) + " characters")
+	errNameLength    = errors.New("a name has at most " + strconv.Itoa(maxNameRunes) + " characters")
 	errNameInvisible = errors.New("a name cannot contain control, format or invisible characters (such as zero-width joiners, variation selectors, direction overrides or Hangul fillers)")
 	errNameNoLetter  = errors.New("a name needs at least one letter or digit")
 	errNameBlank     = errors.New("a name cannot contain blank-looking symbols such as U+2800 (braille blank)")
 	errNameMarks     = errors.New("a name has at most " + strconv.Itoa(maxMarks) + " combining marks in a row")
 )
 
-// PrepareName returns a member name as the hub stores and shows it, or an
+// prepareName returns a member name as the hub stores and shows it, or an
 // error whose message says which rule of docs/protocol.md §7 the name
 // breaks: the PRECIS Nickname profile (RFC 8266: spaces mapped and
 // collapsed, NFKC, no control, format or default-ignorable characters),
-// then 1 to MaxNameRunes characters, at least one letter or digit, no
+// then 1 to maxNameRunes characters, at least one letter or digit, no
 // U+2800, at most 3 combining marks in a row, and a single script
 // (characters common to all scripts aside; Han with Hiragana and Katakana,
 // with Hangul or with Bopomofo). Whether the name is taken or looks like
 // another member's depends on the room: the hub checks that at join.
-func PrepareName(s string) (string, error) {
+func prepareName(s string) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", errNameInvisible
 	}
@@ -57,7 +57,7 @@ func PrepareName(s string) (string, error) {
 	if p == "" {
 		return "", errNameEmpty
 	}
-	if utf8.RuneCountInString(p) > MaxNameRunes {
+	if utf8.RuneCountInString(p) > maxNameRunes {
 		return "", errNameLength
 	}
 	letter := false
@@ -208,10 +208,10 @@ func nameKey(s string) (string, bool) {
 	return k, err == nil && k != ""
 }
 
-// validRoomID reports whether s is a room id: RoomIDLen characters of the
+// validRoomID reports whether s is a room id: roomIDLen characters of the
 // unpadded base64url alphabet.
 func validRoomID(s string) bool {
-	if len(s) != RoomIDLen {
+	if len(s) != roomIDLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -28,10 +28,10 @@ func TestPrepareName(t *testing.T) {
 		{in: "ㄅㄆ中文", want: "ㄅㄆ中文"},                              // Bopomofo with Han
 		{in: "R2-D2 :)", want: "R2-D2 :)"},                      // digits and punctuation are common to all
 		{in: "a\u0301\u0302\u0303", want: "\u00e1\u0302\u0303"}, // three marks in a row (one composes)
-		{in: strings.Repeat("é", MaxNameRunes), want: strings.Repeat("é", MaxNameRunes)},
+		{in: strings.Repeat("é", maxNameRunes), want: strings.Repeat("é", maxNameRunes)},
 		{in: "", err: errNameEmpty},
 		{in: "   ", err: errNameEmpty},
-		{in: strings.Repeat("é", MaxNameRunes+1), err: errNameLength},
+		{in: strings.Repeat("é", maxNameRunes+1), err: errNameLength},
 		{in: strings.Repeat(" ", maxNameInput) + "a", err: errNameLength},
 		{in: "\xff", err: errNameInvisible},
 		{in: "a\x00", err: errNameInvisible},
@@ -56,19 +56,19 @@ func TestPrepareName(t *testing.T) {
 		{in: "paypal ρ", errHas: "Greek and Latin"},
 		{in: "김たろう", errHas: "Hangul and Hiragana"},
 	} {
-		got, err := PrepareName(tc.in)
+		got, err := prepareName(tc.in)
 		switch {
 		case tc.err == nil && tc.errHas == "":
 			if err != nil || got != tc.want {
-				t.Errorf("PrepareName(%+q) = %+q, %v; want %+q", tc.in, got, err, tc.want)
+				t.Errorf("prepareName(%+q) = %+q, %v; want %+q", tc.in, got, err, tc.want)
 			}
 		case tc.err != nil:
 			if err != tc.err {
-				t.Errorf("PrepareName(%+q) = %+q, %v; want error %q", tc.in, got, err, tc.err)
+				t.Errorf("prepareName(%+q) = %+q, %v; want error %q", tc.in, got, err, tc.err)
 			}
 		default:
 			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
-				t.Errorf("PrepareName(%+q) = %+q, %v; want an error saying %q", tc.in, got, err, tc.errHas)
+				t.Errorf("prepareName(%+q) = %+q, %v; want an error saying %q", tc.in, got, err, tc.errHas)
 			}
 		}
 	}
@@ -87,7 +87,7 @@ func TestConfusable(t *testing.T) {
 		{"Alicia", false},
 		{"Bob", false},
 	} {
-		n, err := PrepareName(tc.name)
+		n, err := prepareName(tc.name)
 		if err != nil {
 			t.Fatalf("%q: %v", tc.name, err)
 		}
@@ -110,8 +110,8 @@ func TestConfusable(t *testing.T) {
 		{"dave", "clara", false}, {"kim", "kin", false}, {"tom", "torn", true}, {"Ioan", "loan", true},
 		{"Zoë", "Zoe", false}, {"bob", "boo", false},
 	} {
-		a, err1 := PrepareName(tc.a)
-		b, err2 := PrepareName(tc.b)
+		a, err1 := prepareName(tc.a)
+		b, err2 := prepareName(tc.b)
 		if err1 != nil || err2 != nil {
 			t.Fatalf("%q, %q: %v %v", tc.a, tc.b, err1, err2)
 		}
@@ -144,22 +144,22 @@ func FuzzPrepareName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := PrepareName(s)
+		p, err := prepareName(s)
 		if err != nil {
 			if p != "" {
-				t.Fatalf("PrepareName(%+q) = %+q with error %v", s, p, err)
+				t.Fatalf("prepareName(%+q) = %+q with error %v", s, p, err)
 			}
 			return
 		}
-		if !utf8.ValidString(p) || p == "" || utf8.RuneCountInString(p) > MaxNameRunes || strings.ContainsRune(p, '\u2800') {
-			t.Fatalf("PrepareName(%+q) = %+q breaks a rule", s, p)
+		if !utf8.ValidString(p) || p == "" || utf8.RuneCountInString(p) > maxNameRunes || strings.ContainsRune(p, '\u2800') {
+			t.Fatalf("prepareName(%+q) = %+q breaks a rule", s, p)
 		}
-		again, err := PrepareName(p)
+		again, err := prepareName(p)
 		if err != nil || again != p {
-			t.Fatalf("PrepareName(%+q) = %+q, but preparing that gives %+q, %v", s, p, again, err)
+			t.Fatalf("prepareName(%+q) = %+q, but preparing that gives %+q, %v", s, p, again, err)
 		}
 		if !precis.Nickname.Compare(s, p) {
-			t.Fatalf("PrepareName(%+q) = %+q, which PRECIS compares unequal", s, p)
+			t.Fatalf("prepareName(%+q) = %+q, which PRECIS compares unequal", s, p)
 		}
 		k := keysOf(p)
 		if !k.confusable(k) {

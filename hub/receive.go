@@ -20,11 +20,11 @@ func (s *Session) Receive(p []byte) {
 	if !s.admit(now, p) {
 		return
 	}
-	f, err := DecodeClientFrame(p)
+	f, err := decodeClientFrame(p)
 	if err != nil {
-		var fe *FrameError
-		if errors.As(err, &fe) && fe.Code == CodeBadEncoding {
-			s.fail(CloseBadData, fe.Code, fe.Msg, 0)
+		var fe *frameError
+		if errors.As(err, &fe) && fe.Code == codeBadEncoding {
+			s.fail(closeBadData, fe.Code, fe.Msg, 0)
 			return
 		}
 		if errors.As(err, &fe) {
@@ -32,25 +32,23 @@ func (s *Session) Receive(p []byte) {
 		}
 		return
 	}
-	if f.V != Version {
-		s.sendError(CodeBadVersion, oldVersionMsg, f.ID)
+	if f.V != version {
+		s.sendError(codeBadVersion, oldVersionMsg, f.ID)
 		return
 	}
 	switch f.Type {
-	case TypeMsg:
+	case typeMsg:
 		s.message(&f, now)
-	case TypeCommit:
+	case typeCommit:
 		s.commit(&f, now)
-	case TypeInfo:
+	case typeInfo:
 		s.info(&f)
-	case TypeAck:
-		s.ack(&f)
-	case TypeJoin:
+	case typeJoin:
 		s.join(&f, now)
-	case TypePing:
+	case typePing:
 		s.push(h.pongFrame(f.ID))
 	default:
-		s.sendError(CodeUnknownType, "unknown frame type "+strconv.Quote(f.Type), f.ID)
+		s.sendError(codeUnknownType, "unknown frame type "+strconv.Quote(f.Type), f.ID)
 	}
 }
 
@@ -149,13 +147,13 @@ func (s *Session) allow(now int64, n int, text bool) bool {
 	s.dropped++
 	s.h.rateDropped.Add(1)
 	if s.dropped > floodFactor*c.Burst {
-		s.fail(ClosePolicy, CodeRateLimited, "too many frames; closing the connection", 0)
+		s.fail(closePolicy, codeRateLimited, "too many frames; closing the connection", 0)
 		return false
 	}
 	if text && (s.warned == 0 || now-s.warned >= int64(time.Second)) {
 		s.warned = now
 		wait := time.Duration(c.refillTime(s.tokens, s.byteTokens, n) * 1e9)
-		s.sendError(CodeRateLimited, "too many frames or bytes: dropped; wait "+wait.Round(time.Millisecond).String(), 0)
+		s.sendError(codeRateLimited, "too many frames or bytes: dropped; wait "+wait.Round(time.Millisecond).String(), 0)
 	}
 	return false
 }
@@ -166,10 +164,10 @@ func (s *Session) sendError(code, msg string, ref int64) {
 
 // join handles a join frame: a new session in a room, or, with a resume
 // token, a session taken back (docs/protocol.md §2, §4, §5, §7).
-func (s *Session) join(f *ClientFrame, now int64) {
+func (s *Session) join(f *clientFrame, now int64) {
 	h := s.h
 	if s.m != nil {
-		s.sendError(CodeAlreadyJoined, "this connection has joined a room already", f.ID)
+		s.sendError(codeAlreadyJoined, "this connection has joined a room already", f.ID)
 		return
 	}
 	h.mu.Lock()
@@ -180,37 +178,37 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		return
 	}
 	if !validRoomID(f.Room) {
-		s.sendError(CodeBadRoom, "a room id is "+strconv.Itoa(RoomIDLen)+" characters of base64url; reload the page", f.ID)
+		s.sendError(codeBadRoom, "a room id is "+strconv.Itoa(roomIDLen)+" characters of base64url; reload the page", f.ID)
 		return
 	}
-	if len(f.Resume) > MaxResumeBytes {
-		s.sendError(CodeBadFrame, "resume token too long", f.ID)
+	if len(f.Resume) > maxResumeBytes {
+		s.sendError(codeBadFrame, "resume token too long", f.ID)
 		return
 	}
-	name, err := PrepareName(f.Name)
+	name, err := prepareName(f.Name)
 	if err != nil {
-		s.sendError(CodeBadName, err.Error(), f.ID)
+		s.sendError(codeBadName, err.Error(), f.ID)
 		return
 	}
 	keys := keysOf(name)
-	if h.cfg.Cluster != nil && !h.localResume(f.Room, keys.key, f.Resume) {
-		code, done := s.claim(f.Room, keys, f.Resume)
-		defer done()
-		switch code {
-		case "":
-		case CodeJoinRate:
-			s.sendError(code, "the server's other instances did not answer in time; try again in a moment", f.ID)
-			return
-		case CodeRoomFull:
-			s.sendError(code, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
-			return
-		case CodeNameConfusable:
-			s.sendError(code, "that name looks like the name of someone in this room; choose another", f.ID)
-			return
-		default:
-			s.sendError(CodeNameTaken, "someone in this room uses that name", f.ID)
-			return
-		}
+	// The other instances say first whether the name is free (a single
+	// box has none to ask).
+	code, done := h.others.claim(s, f.Room, keys, f.Resume)
+	defer done()
+	switch code {
+	case "":
+	case CodeJoinRate:
+		s.sendError(code, "the server's other instances did not answer in time; try again in a moment", f.ID)
+		return
+	case codeRoomFull:
+		s.sendError(code, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
+		return
+	case codeNameConfusable:
+		s.sendError(code, "that name looks like the name of someone in this room; choose another", f.ID)
+		return
+	default:
+		s.sendError(CodeNameTaken, "someone in this room uses that name", f.ID)
+		return
 	}
 
 	h.mu.Lock()
@@ -224,10 +222,9 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		defer r.mu.Unlock()
 		if old := r.byKey[keys.key]; old != nil {
 			switch {
-			case old.inst != "" && old.matches(tokenHash(f.Resume)):
+			case h.others.moved(r, old, f.Resume):
 				// A session of another instance moves here: it ended
 				// there (Vet), and starts anew here under its name.
-				h.removeMember(r, old)
 			case !sameToken(f.Resume, old.resume):
 				s.sendError(CodeNameTaken, "someone in this room uses that name", f.ID)
 				return
@@ -238,12 +235,12 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		}
 		for _, m := range r.members {
 			if keys.confusable(m.keys) {
-				s.sendError(CodeNameConfusable, "that name looks like the name of someone in this room; choose another", f.ID)
+				s.sendError(codeNameConfusable, "that name looks like the name of someone in this room; choose another", f.ID)
 				return
 			}
 		}
 		if len(r.members) >= h.cfg.MaxMembers {
-			s.sendError(CodeRoomFull, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
+			s.sendError(codeRoomFull, "the room has "+strconv.Itoa(h.cfg.MaxMembers)+" members", f.ID)
 			return
 		}
 		if !s.makeWay(r, f.ID) {
@@ -254,7 +251,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 			return
 		}
 		if len(h.rooms) >= h.cfg.MaxRooms && !h.evictRoom() {
-			s.sendError(CodeTooManyRooms, "the server has "+strconv.Itoa(h.cfg.MaxRooms)+" rooms in use; try again later", f.ID)
+			s.sendError(codeTooManyRooms, "the server has "+strconv.Itoa(h.cfg.MaxRooms)+" rooms in use; try again later", f.ID)
 			return
 		}
 		r = newRoom(f.Room)
@@ -262,7 +259,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 	}
-	m := &member{room: r, conn: s, sid: newSID(), resume: newToken(), name: name, keys: keys, acked: r.seq, peer: s.peer, since: now}
+	m := &member{room: r, conn: s, sid: newSID(), resume: newToken(), name: name, keys: keys, peer: s.peer, since: now}
 	r.members = append(r.members, m)
 	r.byKey[keys.key] = m
 	h.charge(s.peer, 1)
@@ -271,9 +268,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 	s.push(h.welcomeFrame(r, m, false, int64(r.n), 0))
 	r.catchUp(h, s, 0, now)
 	r.event(h, "join", m)
-	if h.cfg.Cluster != nil {
-		h.publish(&Event{Kind: EventJoin, Room: r.id, SID: m.sid, Name: m.name, Token: tokenHash(m.resume)})
-	}
+	h.others.tell(eventJoin, r, m)
 }
 
 // makeWay frees what a new session of s needs before it joins: within its
@@ -284,7 +279,7 @@ func (s *Session) join(f *ClientFrame, now int64) {
 func (s *Session) makeWay(locked *room, id int64) bool {
 	h := s.h
 	if h.held[s.peer] >= sessionsPerConn*h.cfg.MaxConnsPerPeer && !h.evictAway(locked, s.peer) {
-		s.sendError(CodeTooManyConns, "too many sessions from one place ("+strconv.Itoa(sessionsPerConn*h.cfg.MaxConnsPerPeer)+")", id)
+		s.sendError(codeTooManyConns, "too many sessions from one place ("+strconv.Itoa(sessionsPerConn*h.cfg.MaxConnsPerPeer)+")", id)
 		return false
 	}
 	if s.over {
@@ -292,7 +287,7 @@ func (s *Session) makeWay(locked *room, id int64) bool {
 		h.over--
 		if h.counted > h.cfg.MaxConns && !h.evictAway(locked, "") && !h.evictLive(locked) {
 			h.uncount(s)
-			s.fail(CloseTryAgainLater, CodeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
+			s.fail(closeTryAgainLater, codeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
 			return false
 		}
 	}
@@ -301,8 +296,8 @@ func (s *Session) makeWay(locked *room, id int64) bool {
 
 // resume hands member m, found by its name and resume token, to s: a
 // connection of m still open is replaced, an away m comes back. s gets
-// the welcome, the room's kept frames after since, then the receipts m
-// missed. h.mu and r.mu are held.
+// the welcome, then the room's kept frames after since. h.mu and r.mu are
+// held.
 func (s *Session) resume(r *room, m *member, since, now int64) {
 	h := s.h
 	wasAway := m.away
@@ -314,7 +309,7 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 	}
 	if c := m.conn; c != nil {
 		h.uncount(c)
-		c.fail(CloseReplaced, CodeReplaced, "this session continues on a newer connection", 0)
+		c.fail(closeReplaced, codeReplaced, "this session continues on a newer connection", 0)
 	}
 	if s.over {
 		s.over = false // the place m held while away is s's now
@@ -332,15 +327,9 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 	gap := r.gap(since)
 	s.push(h.welcomeFrame(r, m, true, r.seq-from+1, gap))
 	r.catchUp(h, s, since, now)
-	for _, p := range m.pending {
-		s.push(h.deliveredFrame(p.seq, p.missed))
-	}
-	m.pending = nil
 	if wasAway {
 		r.event(h, "back", m)
-		if h.cfg.Cluster != nil {
-			h.publish(&Event{Kind: EventBack, Room: r.id, SID: m.sid})
-		}
+		h.others.tell(eventBack, r, m)
 	}
 }
 
@@ -357,15 +346,15 @@ func (s *Session) attach(m *member) {
 	}
 }
 
-func (s *Session) message(f *ClientFrame, now int64) {
+func (s *Session) message(f *clientFrame, now int64) {
 	h := s.h
 	m := s.m
 	if m == nil {
-		s.sendError(CodeNotJoined, "join a room first", f.ID)
+		s.sendError(codeNotJoined, "join a room first", f.ID)
 		return
 	}
 	if len(f.Body) == 0 || !validBase64(f.Body) {
-		s.sendError(CodeBadBody, "body must be standard base64 with padding", f.ID)
+		s.sendError(codeBadBody, "body must be standard base64 with padding", f.ID)
 		return
 	}
 	r := m.room
@@ -376,13 +365,12 @@ func (s *Session) message(f *ClientFrame, now int64) {
 		switch {
 		case m.conn != s: // replaced or gone: its frames go nowhere
 		case !ok || to == nil || to == m:
-			s.sendError(CodeNoSuchMember, "nobody of that name is in the room", f.ID)
-		case to.conn != nil: // an away recipient gets nothing
+			s.sendError(codeNoSuchMember, "nobody of that name is in the room", f.ID)
+		case to.conn != nil:
 			mix(m, to)
 			to.conn.push(h.directFrame(m, to, f.Body))
-		case to.inst != "" && !to.away:
-			mix(m, to)
-			h.publish(&Event{Kind: EventDirect, Room: r.id, SID: m.sid, To: to.sid, Body: f.Body})
+		default: // an away recipient gets nothing; another instance's, there
+			h.others.direct(r, m, to, f.Body)
 		}
 		r.mu.Unlock()
 		return
@@ -394,16 +382,14 @@ func (s *Session) message(f *ClientFrame, now int64) {
 	}
 	if f.Bulk {
 		// A file's chunk: to everyone present, not kept (it would push
-		// chat out of the room's kept frames), no seq, no receipts.
+		// chat out of the room's kept frames), no seq.
 		frame := h.bulkFrame(m, f.Body)
 		for _, o := range r.members {
 			if o != m && o.conn != nil {
 				o.conn.push(frame)
 			}
 		}
-		if len(r.remote) > 0 {
-			h.publish(&Event{Kind: EventBulk, Room: r.id, SID: m.sid, Body: f.Body})
-		}
+		h.others.bulk(r, m, f.Body)
 		r.mu.Unlock()
 		return
 	}
@@ -416,51 +402,30 @@ func (s *Session) message(f *ClientFrame, now int64) {
 // room's next seq, keeps it for catch-up, answers s with sent if f has an
 // id, and tells the other instances. commit is the epoch plus one of a
 // commit the hub took, else 0. r.mu is held.
-func (s *Session) broadcast(r *room, m *member, f *ClientFrame, now, commit int64) {
+func (s *Session) broadcast(r *room, m *member, f *clientFrame, now, commit int64) {
 	h := s.h
 	r.seq++
 	frame := h.msgFrame(r.seq, m, f.Body, commit)
-	to := 0
 	for _, o := range r.members {
 		if o != m {
-			to++
 			mix(m, o)
 			if o.conn != nil {
 				o.conn.push(frame)
 			}
 		}
 	}
-	var id int64
 	if f.ID != 0 {
-		id = f.ID
-		s.push(h.sentFrame(id, r.seq, to))
-		if to == 0 {
-			s.push(h.deliveredFrame(r.seq, 0))
-			id = 0
-		}
+		s.push(h.sentFrame(f.ID, r.seq, len(r.members)-1))
 	}
-	switch {
-	case to == 0:
+	if len(r.members) == 1 {
 		// Alone, and nobody away: nobody can need this frame, nor those
 		// kept before it.
 		r.wipe(h)
 		r.unneeded = r.seq
-	case len(r.remote) == 0:
-		r.keep(h, m, f.Body, id, to, now, commit)
-	default:
-		// Members of other instances are confirmed by their instance.
-		r.keep(h, m, f.Body, id, to-len(r.remote), now, commit)
-		if id != 0 {
-			r.entry(r.seq).wait = r.waits(m)
-		}
+	} else {
+		r.keep(h, m, f.Body, now, commit)
 	}
-	if h.cfg.Cluster != nil {
-		e := &Event{Kind: EventMsg, Room: r.id, SID: m.sid, Seq: r.seq, Body: f.Body, Receipt: id != 0, Commit: commit}
-		if commit > 0 {
-			e.Info, e.Over = f.Info, f.Over != 0
-		}
-		h.publish(e)
-	}
+	h.others.msg(r, m, f.Body, commit, f.Info, f.Over != 0)
 }
 
 // commit handles a commit frame: the hub is the Delivery Service of the
@@ -471,28 +436,24 @@ func (s *Session) broadcast(r *room, m *member, f *ClientFrame, now, commit int6
 // (naming its seq) by a session that has not done so before for the
 // epoch: its sender found the commit taken invalid. The hub reads nothing
 // of the commit itself.
-func (s *Session) commit(f *ClientFrame, now int64) {
+func (s *Session) commit(f *clientFrame, now int64) {
 	m := s.m
 	switch {
 	case m == nil:
-		s.sendError(CodeNotJoined, "join a room first", f.ID)
+		s.sendError(codeNotJoined, "join a room first", f.ID)
 		return
 	case !f.HasEpoch:
-		s.sendError(CodeBadFrame, `a commit needs "epoch"`, f.ID)
+		s.sendError(codeBadFrame, `a commit needs "epoch"`, f.ID)
 		return
 	case len(f.Body) == 0 || !validBase64(f.Body) || len(f.Info) == 0 || !validBase64(f.Info):
-		s.sendError(CodeBadBody, "a commit needs its body and the GroupInfo after it, in standard base64 with padding", f.ID)
+		s.sendError(codeBadBody, "a commit needs its body and the GroupInfo after it, in standard base64 with padding", f.ID)
 		return
 	}
 	r := m.room
-	var claim *pendingJoin
-	if s.h.cfg.Cluster != nil {
-		p, ok, done := s.claimCommit(r, f)
-		defer done()
-		if !ok {
-			return
-		}
-		claim = p
+	claim, ok, done := s.h.others.claimCommit(s, r, *f)
+	defer done()
+	if !ok {
+		return
 	}
 	r.mu.Lock()
 	if m.conn != s {
@@ -520,15 +481,15 @@ func (s *Session) commit(f *ClientFrame, now int64) {
 // the room has none, and handed to the room's other members; if the room
 // has one, the sender gets it instead. Without a body it asks for the
 // room's.
-func (s *Session) info(f *ClientFrame) {
+func (s *Session) info(f *clientFrame) {
 	h := s.h
 	m := s.m
 	if m == nil {
-		s.sendError(CodeNotJoined, "join a room first", f.ID)
+		s.sendError(codeNotJoined, "join a room first", f.ID)
 		return
 	}
 	if len(f.Body) > 0 && !validBase64(f.Body) {
-		s.sendError(CodeBadBody, "a GroupInfo is standard base64 with padding", f.ID)
+		s.sendError(codeBadBody, "a GroupInfo is standard base64 with padding", f.ID)
 		return
 	}
 	r := m.room
@@ -550,23 +511,5 @@ func (s *Session) info(f *ClientFrame) {
 			o.conn.push(frame)
 		}
 	}
-	h.publish(&Event{Kind: EventInfo, Room: r.id, SID: m.sid, Info: f.Body})
-}
-
-func (s *Session) ack(f *ClientFrame) {
-	m := s.m
-	if m == nil {
-		s.sendError(CodeNotJoined, "join a room first", 0)
-		return
-	}
-	if !f.HasSeq {
-		s.sendError(CodeBadFrame, `an ack needs "seq"`, 0)
-		return
-	}
-	r := m.room
-	r.mu.Lock()
-	if m.conn == s {
-		r.ack(s.h, m, f.Seq)
-	}
-	r.mu.Unlock()
+	h.others.info(r, m, f.Body)
 }

@@ -19,7 +19,7 @@ type room struct {
 	id      string
 	members []*member          // in order of joining, away ones included
 	byKey   map[string]*member // by PRECIS comparison key
-	remote  map[string]*member // other instances' sessions by session id (Cluster); nil alone
+	remote  map[string]*member // other instances' sessions by session id (cluster.go); nil without
 	seq     int64              // seq of the latest broadcast frame
 
 	// Kept broadcast frames, a ring of n entries from head, with the
@@ -92,8 +92,6 @@ type member struct {
 	name   string // as prepared; cleared when the session ends
 	keys   nameKeys
 
-	acked int64 // highest seq acknowledged, or the room's seq at joining
-
 	// peer is the peer whose connection made the session or last took
 	// it back: its sessions count toward that peer's bound (h.held).
 	// since is when it joined. mixed is set once it has sent a frame to,
@@ -108,22 +106,16 @@ type member struct {
 	awaySince int64
 	awayElem  *list.Element // in h.away
 
-	gone    bool
-	pending []receipt // delivered receipts that came while away
-	cached  int       // kept frames whose catch-up frame carries this name
+	gone   bool
+	cached int // kept frames whose catch-up frame carries this name
 
-	// inst is the instance that holds the session, "" for this one; a
-	// session of another instance has no conn, no place in h.away and
-	// no acked, and token is the SHA-256 of its resume token.
-	inst  string
-	token []byte
+	// far is where a session of another instance lives (cluster.go); nil
+	// for this instance's. Such a session has no conn, no peer, no resume
+	// and no place in h.away, h.quiet or h.held.
+	far *far
 }
 
-// receipt is a delivered frame waiting for its sender to come back.
-type receipt struct{ seq, missed int64 }
-
-// kept is a broadcast frame kept for catch-up, and the state of its
-// receipt.
+// kept is a broadcast frame kept for catch-up.
 type kept struct {
 	seq  int64
 	at   int64 // hub time it was relayed
@@ -134,17 +126,7 @@ type kept struct {
 	old     []byte // the catch-up frame, made when a catch-up first needs it
 	oldFrom bool   // old names the sender
 
-	id     int64 // the sender's id; 0: no receipt
-	left   int   // recipients that have neither acknowledged nor left
-	missed int   // recipients that left without acknowledging
-
 	commit int64 // a commit's epoch plus one; 0 for any other frame
-
-	// Cluster only: the seq the frame has on its sender's instance, and
-	// for a frame of this instance's sender, the other instances whose
-	// members have not all confirmed it.
-	oseq int64
-	wait []instWait
 }
 
 func newSID() string {
@@ -174,7 +156,7 @@ func (r *room) entry(seq int64) *kept {
 // keep adds the frame of the room's latest seq (the caller has just
 // counted it in r.seq), after dropping the oldest kept frames that have
 // aged out or would not leave it room within MaxRoomBytes.
-func (r *room) keep(h *Hub, from *member, body []byte, id int64, to int, now int64, commit int64) {
+func (r *room) keep(h *Hub, from *member, body []byte, now int64, commit int64) {
 	size := int64(len(body)) + keptOverhead
 	r.expire(h, now)
 	for r.n > 0 && r.bytes+size > h.maxRoomBytes {
@@ -183,11 +165,8 @@ func (r *room) keep(h *Hub, from *member, body []byte, id int64, to int, now int
 	if r.n == len(r.buf) {
 		r.resize(max(16, 2*len(r.buf)))
 	}
-	if id == 0 {
-		to = 0 // no receipt to track
-	}
 	e := &r.buf[(r.head+r.n)&(len(r.buf)-1)]
-	*e = kept{seq: r.seq, at: now, from: from, body: append([]byte(nil), body...), size: size, id: id, left: to, commit: commit}
+	*e = kept{seq: r.seq, at: now, from: from, body: append([]byte(nil), body...), size: size, commit: commit}
 	r.n++
 	r.bytes += size
 	h.kept.Add(size)
@@ -212,18 +191,9 @@ func (r *room) resize(size int) {
 	r.buf, r.head = buf, 0
 }
 
-// dropOldest forgets the oldest kept frame. Recipients that have not
-// acknowledged it by now missed it: its sender gets its receipt.
+// dropOldest forgets the oldest kept frame.
 func (r *room) dropOldest(h *Hub) {
 	e := &r.buf[r.head]
-	if e.left > 0 || len(e.wait) > 0 {
-		e.missed += e.left
-		for _, w := range e.wait {
-			e.missed += w.n
-		}
-		e.left, e.wait = 0, nil
-		h.deliver(e)
-	}
 	r.dropOld(e)
 	r.bytes -= e.size
 	h.kept.Add(-e.size)
@@ -316,52 +286,6 @@ func minKey(m map[int64]*taken) int64 {
 	return k
 }
 
-// ack records that m has every frame up to seq: each frame with a receipt
-// that m had not acknowledged counts one recipient less, and its sender
-// gets delivered when none is left. Each (frame, recipient) is visited at
-// most once, by ack or by leave.
-func (r *room) ack(h *Hub, m *member, seq int64) {
-	seq = min(seq, r.seq)
-	if seq <= m.acked {
-		return
-	}
-	r.settle(h, m, seq, false)
-	m.acked = seq
-}
-
-// settle counts m out of the receipts of the kept frames after m.acked up
-// to seq: as acknowledged, or as missed when m has left.
-func (r *room) settle(h *Hub, m *member, seq int64, missed bool) {
-	for q := max(m.acked+1, r.first()); q <= seq; q++ {
-		e := r.entry(q)
-		if e.left == 0 || e.from == m {
-			continue
-		}
-		e.left--
-		if missed {
-			e.missed++
-		}
-		if e.left == 0 && len(e.wait) == 0 {
-			h.deliver(e)
-		}
-	}
-}
-
-// deliver sends e's sender its delivered receipt, or keeps it for when the
-// sender comes back; a sender that has left gets nothing.
-func (h *Hub) deliver(e *kept) {
-	m := e.from
-	switch {
-	case e.id == 0 || m.gone:
-	case m.inst != "":
-		h.publish(&Event{Kind: EventDelivered, Room: m.room.id, SID: m.sid, Seq: e.oseq, To: m.inst, Missed: int64(e.missed)})
-	case m.conn != nil:
-		m.conn.push(h.deliveredFrame(e.seq, int64(e.missed)))
-	default:
-		m.pending = append(m.pending, receipt{e.seq, int64(e.missed)})
-	}
-}
-
 // oldFrame returns e's catch-up frame, made once for every session that
 // catches up, naming its sender while the sender is in the room.
 func (r *room) oldFrame(h *Hub, e *kept) []byte {
@@ -414,10 +338,9 @@ func (r *room) catchUp(h *Hub, s *Session, after int64, now int64) {
 	}
 }
 
-// removeMember ends a session: it leaves its room, everyone left is told,
-// frames relayed to it count as missed, and its name is forgotten. A room
-// left empty is wiped and forgotten. The caller deals with m.conn. h.mu
-// and r.mu are held.
+// removeMember ends a session of this instance: it leaves its room,
+// everyone left is told (the other instances too), and its name is
+// forgotten. The caller deals with m.conn. h.mu and r.mu are held.
 func (h *Hub) removeMember(r *room, m *member) {
 	if m.awayElem != nil {
 		h.away.Remove(m.awayElem)
@@ -426,13 +349,23 @@ func (h *Hub) removeMember(r *room, m *member) {
 		r.awayN--
 	}
 	h.unquiet(m)
-	if m.inst == "" && !m.gone {
+	if !m.gone {
 		h.charge(m.peer, -1)
 	}
+	h.unlist(r, m)
+	h.others.tell(eventLeave, r, m)
+}
+
+// unlist takes m out of r: everyone left is told, and its name is
+// forgotten. A room left empty is wiped and forgotten. h.mu and r.mu are
+// held.
+func (h *Hub) unlist(r *room, m *member) {
 	m.away = false
 	m.conn = nil
 	m.gone = true
-	delete(r.byKey, m.keys.key)
+	if r.byKey[m.keys.key] == m {
+		delete(r.byKey, m.keys.key)
+	}
 	if i := slices.Index(r.members, m); i >= 0 {
 		r.members = slices.Delete(r.members, i, i+1)
 	}
@@ -446,14 +379,6 @@ func (h *Hub) removeMember(r *room, m *member) {
 	} else {
 		r.event(h, "leave", m)
 	}
-	if m.inst == "" {
-		r.settle(h, m, r.seq, true)
-		if h.cfg.Cluster != nil {
-			h.publish(&Event{Kind: EventLeave, Room: r.id, SID: m.sid})
-		}
-	} else {
-		delete(r.remote, m.sid)
-	}
 	if m.cached > 0 {
 		// Catch-up frames made while m was here carry its name: make them
 		// again without it when needed.
@@ -463,7 +388,7 @@ func (h *Hub) removeMember(r *room, m *member) {
 			}
 		}
 	}
-	m.name, m.keys, m.resume, m.pending = "", nameKeys{}, "", nil
+	m.name, m.keys, m.resume = "", nameKeys{}, ""
 }
 
 // charge adds n to the sessions held by peer. h.mu is held.
@@ -486,7 +411,7 @@ func (h *Hub) unquiet(m *member) {
 // mix records that a frame went between m and o, sessions of different
 // peers (or instances) if they are. r.mu is held.
 func mix(m, o *member) {
-	if o.inst != "" || m.inst != "" || o.peer != m.peer {
+	if o.peer != m.peer || o.far != nil || m.far != nil {
 		m.mixed.Store(true)
 		o.mixed.Store(true)
 	}
@@ -503,7 +428,7 @@ func (r *room) event(h *Hub, typ string, m *member) {
 	}
 }
 
-// trimKept drops kept frames until their bytes are within MaxKeptBytes:
+// trimKept drops kept frames until their bytes are within maxKeptBytes:
 // the oldest of the room that holds the most, so that nobody can push out
 // another room's frames by flooding rooms of their own, and never taking
 // a room with away sessions below a fair share of the cap (the cap over

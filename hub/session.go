@@ -64,16 +64,11 @@ const (
 	stateDead    // transport closed
 )
 
-// Touch records that the client is alive. Control does as much and also
-// counts the frame; Touch is for transports that do not count control
-// frames.
-func (s *Session) Touch() { s.lastRead.Store(s.h.now()) }
-
 // Control counts a WebSocket frame from the client that the hub does not
 // see (a ping, a pong, a continuation frame) against the connection's
 // rate, as docs/protocol.md §5 says every frame counts. It reports whether the frame is within the rate: if not,
 // the transport drops it (it does not answer the ping). A client that
-// keeps sending over the rate is closed with ClosePolicy.
+// keeps sending over the rate is closed with 1008 (policy).
 func (s *Session) Control() bool {
 	now := s.h.now()
 	s.lastRead.Store(now)
@@ -93,15 +88,15 @@ func (s *Session) ClientClosed() { s.leaving.Store(true) }
 // CloseFrame handles a close frame from the client, with its status code
 // (1005 when it had none): it answers with a close frame of the same code
 // (1000 for 1005) and closes the connection. Then, at End, the session
-// leaves the room, unless the code is CloseReconnecting: a page giving up
-// on a link it thinks dead, whose session goes away for the resume window
+// leaves the room, unless the code is 4001 (reconnecting): a page giving
+// up on a link it thinks dead, whose session goes away for the resume window
 // like a dropped one (docs/protocol.md §4).
 func (s *Session) CloseFrame(code int) {
-	if code != CloseReconnecting {
+	if code != closeReconnecting {
 		s.leaving.Store(true)
 	}
 	if code == closeNoStatus {
-		code = CloseNormal
+		code = closeNormal
 	}
 	s.close(code, "", "", 0)
 }
@@ -331,9 +326,7 @@ func (s *Session) End() {
 				h.unquiet(m)
 				h.counted++
 				r.event(h, "away", m)
-				if h.cfg.Cluster != nil {
-					h.publish(&Event{Kind: EventAway, Room: r.id, SID: m.sid})
-				}
+				h.others.tell(eventAway, r, m)
 			}
 		}
 		r.mu.Unlock()

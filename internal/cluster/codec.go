@@ -8,15 +8,15 @@ import (
 )
 
 // The links between instances carry small binary records: an event is
-// its kind, a flags byte, the sender's event counter, seq, missed, commit,
-// then room, session id, name, token, to, body and info, each a uvarint
-// length and its bytes. Nothing here is JSON: a broadcast frame crosses once per
-// instance and the encoding costs one allocation.
+// its kind, a flags byte, the sender's event counter, seq, commit, then
+// room, session id, name, token, to, body and info, each a uvarint length
+// and its bytes. Nothing here is JSON: a broadcast frame crosses once per
+// instance and the encoding costs one allocation. The records have no
+// version: the instances of a cluster run the same onionchat.
 
 const (
-	flagAway    = 1
-	flagReceipt = 2
-	flagOver    = 4
+	flagAway = 1
+	flagOver = 2
 )
 
 var errShort = errors.New("cluster: short record")
@@ -37,16 +37,12 @@ func appendEvent(b []byte, e *hub.Event, n uint64) []byte {
 	if e.Away {
 		flags |= flagAway
 	}
-	if e.Receipt {
-		flags |= flagReceipt
-	}
 	if e.Over {
 		flags |= flagOver
 	}
 	b = append(b, byte(e.Kind), flags)
 	b = binary.AppendUvarint(b, n)
 	b = binary.AppendVarint(b, e.Seq)
-	b = binary.AppendVarint(b, e.Missed)
 	b = binary.AppendVarint(b, e.Commit)
 	b = appendString(b, e.Room)
 	b = appendString(b, e.SID)
@@ -108,10 +104,9 @@ func (r *reader) byte() byte {
 func (r *reader) event(e *hub.Event) (n uint64) {
 	e.Kind = hub.EventKind(r.byte())
 	flags := r.byte()
-	e.Away, e.Receipt, e.Over = flags&flagAway != 0, flags&flagReceipt != 0, flags&flagOver != 0
+	e.Away, e.Over = flags&flagAway != 0, flags&flagOver != 0
 	n = r.uvarint()
 	e.Seq = r.varint()
-	e.Missed = r.varint()
 	e.Commit = r.varint()
 	e.Room = string(r.bytes())
 	e.SID = string(r.bytes())

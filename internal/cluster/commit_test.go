@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onionchat/onionchat/hub"
 	"github.com/onionchat/onionchat/internal/wstest"
 )
 
@@ -112,7 +111,7 @@ func TestCommitsAcrossInstances(t *testing.T) {
 				_, x := hasType(got, "error")
 				return s || x
 			})
-			if f, ok := hasType(fs, "error"); ok && f.Str("code") != hub.CodeCommitConflict {
+			if f, ok := hasType(fs, "error"); ok && f.Str("code") != "commit_conflict" {
 				t.Fatalf("epoch %d: %s got %v", e, m.name, f)
 			}
 			return fs[len(fs)-1]
@@ -164,7 +163,7 @@ func TestCommitsAcrossInstances(t *testing.T) {
 	sendCommit(carol.c, e, "carol's late", 103, 0)
 	for _, m := range []*member{dave, carol} {
 		fs := m.until(t, func(got []wstest.Frame) bool { _, ok := hasType(got, "error"); return ok })
-		if f, _ := hasType(fs, "error"); f.Str("code") != hub.CodeCommitConflict {
+		if f, _ := hasType(fs, "error"); f.Str("code") != "commit_conflict" {
 			t.Fatalf("%s got %v", m.name, f)
 		}
 	}

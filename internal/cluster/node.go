@@ -6,9 +6,9 @@
 //
 // What crosses the links, in memory only (core NATS, no JetStream, nothing
 // on disk): every instance's events about its own sessions and frames
-// (join, away, back, leave, broadcast and direct frames, receipts), on
-// the subject onionchat.ev.<instance>, in the order each instance made
-// them; heartbeats on onionchat.hb.<instance>; a join's question to the
+// (join, away, back, leave, broadcast, direct and bulk frames, a room's
+// first GroupInfo), on the subject onionchat.ev.<instance>, in the order
+// each instance made them; heartbeats on onionchat.hb.<instance>; a join's question to the
 // others on onionchat.claim.<instance>, answered by each; and an
 // instance's list of sessions on onionchat.sync.<instance>, asked for
 // when another first hears of it or finds it missed an event.

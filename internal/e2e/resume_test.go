@@ -81,28 +81,19 @@ func (p *peer) next(t *testing.T, d time.Duration) wstest.Frame {
 // sender tracks what a member sent and what the hub said of it.
 type sender struct {
 	*peer
-	sent      map[int64]wstest.Frame // id -> sent receipt
-	delivered map[int64]wstest.Frame // seq -> delivered receipt
-	got       []wstest.Frame         // messages received
-	events    []string               // "away bob", "back bob", …
-	maxSeq    int64
+	sent   map[int64]wstest.Frame // id -> sent
+	got    []wstest.Frame         // messages received
+	events []string               // "away bob", "back bob", …
 }
 
-// handle takes in one frame: acks messages (as a page does), keeps
-// receipts and events.
+// handle takes in one frame: keeps messages, sent and events.
 func (s *sender) handle(t *testing.T, f wstest.Frame) {
 	t.Helper()
 	switch f.Type() {
 	case "msg":
 		s.got = append(s.got, f)
-		if seq := f.Int("seq"); seq > s.maxSeq {
-			s.maxSeq = seq
-			s.Ack(seq)
-		}
 	case "sent":
 		s.sent[f.Int("id")] = f
-	case "delivered":
-		s.delivered[f.Int("seq")] = f
 	case "away", "back", "join", "leave":
 		s.events = append(s.events, f.Type()+" "+f.Str("name"))
 	case "pong":
@@ -132,15 +123,15 @@ func (s *sender) drain(t *testing.T, d time.Duration) {
 // three members in LAN mode; one member's connection is cut (a TCP reset,
 // or half-open: it stops reading and answering pings) while the two
 // others keep sending; it comes back with resume and since and receives
-// every frame it missed, in order, once. The senders got sent with to=2
-// for every message, and later delivered with missed=0.
+// every frame it missed, in order, once. The senders got sent for every
+// message.
 func TestCutMemberCatchesUp(t *testing.T) {
 	for _, cut := range []string{"reset", "half-open"} {
 		t.Run(cut, func(t *testing.T) {
 			p := startResumeServer(t, filepath.Join(t.TempDir(), "data"), "127.0.0.1:0")
 			const room = "kitchen"
-			alice := &sender{peer: newPeer(t, p.URL, "alice"), sent: map[int64]wstest.Frame{}, delivered: map[int64]wstest.Frame{}}
-			bob := &sender{peer: newPeer(t, p.URL, "bob"), sent: map[int64]wstest.Frame{}, delivered: map[int64]wstest.Frame{}}
+			alice := &sender{peer: newPeer(t, p.URL, "alice"), sent: map[int64]wstest.Frame{}}
+			bob := &sender{peer: newPeer(t, p.URL, "bob"), sent: map[int64]wstest.Frame{}}
 			carol := newPeer(t, p.URL, "carol")
 			alice.JoinOK(room, "alice")
 			bob.JoinOK(room, "bob")
@@ -148,14 +139,13 @@ func TestCutMemberCatchesUp(t *testing.T) {
 			alice.read()
 			bob.read()
 			carol.read()
-			// A message before the cut, which carol has and acknowledges.
+			// A message before the cut, which carol has.
 			alice.MsgID("alice before", 1)
 			f := carol.next(t, 5*time.Second)
 			if f.Type() != "msg" || wstest.Body(f) != "alice before" {
 				t.Fatalf("carol got %v", f)
 			}
 			since := f.Int("seq")
-			carol.Ack(since)
 
 			// The cut.
 			nc := carol.NetConn()
@@ -201,7 +191,7 @@ func TestCutMemberCatchesUp(t *testing.T) {
 			carol2 := newPeer(t, p.URL, "carol")
 			carol2.Resume(room, welcome, since)
 			w := carol2.Expect("welcome")
-			want := 2*perSender + 0 // every message sent while she was away; receipts go to senders only
+			want := 2 * perSender // every message sent while she was away
 			if w["resumed"] != true || w.Str("sid") != welcome.Str("sid") || w.Int("gap") != 0 || w.Int("catchup") != int64(want) {
 				t.Fatalf("carol's welcome on return: %v; want resumed, her sid, no gap, catchup %d", w, want)
 			}
@@ -224,22 +214,16 @@ func TestCutMemberCatchesUp(t *testing.T) {
 				t.Fatalf("caught up %v, want %d from each", next, perSender)
 			}
 			carol2.read()
-			carol2.Ack(last)
 
-			// The senders: sent with to=2 for each, then delivered, missed 0.
+			// The senders: sent for each.
 			for _, s := range []*sender{alice, bob} {
 				deadline := time.Now().Add(10 * time.Second)
-				for time.Now().Before(deadline) && len(s.delivered) < perSender+b2i(s == alice) {
+				for time.Now().Before(deadline) && !slices.Contains(s.events, "back carol") {
 					s.drain(t, 50*time.Millisecond)
 				}
 				for i := range perSender {
-					r := s.sent[int64(100+i)]
-					if r == nil || r.Int("to") != 2 {
-						t.Fatalf("%s's message %d: sent receipt %v, want to=2", s.name, i, r)
-					}
-					d := s.delivered[r.Int("seq")]
-					if d == nil || d.Int("missed") != 0 {
-						t.Fatalf("%s's message %d (seq %d): delivered %v, want missed 0", s.name, i, r.Int("seq"), d)
+					if r := s.sent[int64(100+i)]; r == nil {
+						t.Fatalf("%s's message %d got no sent", s.name, i)
 					}
 				}
 				if !slices.Contains(s.events, "back carol") || slices.Contains(s.events, "leave carol") {
@@ -254,13 +238,6 @@ func TestCutMemberCatchesUp(t *testing.T) {
 			}
 		})
 	}
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // TestRestartMembersRejoinAndGetEverything: the server restarts (same
@@ -314,13 +291,9 @@ func TestRestartMembersRejoinAndGetEverything(t *testing.T) {
 				kept = append(kept, body)
 			}
 		}
-		for receipts := 0; receipts < 2; {
-			switch f := c.Next(); f.Type() {
-			case "sent":
-				receipts++
-			case "delivered": // alone in the room, a message is delivered at once
-			default:
-				t.Fatalf("%s got %v, want its receipts", n, f)
+		for range 2 {
+			if f := c.Next(); f.Type() != "sent" {
+				t.Fatalf("%s got %v, want sent", n, f)
 			}
 		}
 	}

@@ -214,7 +214,7 @@ func (c *Client) Msg(body string) {
 }
 
 // MsgID sends body to the room with an id, for which the hub answers with
-// sent and later delivered.
+// sent.
 func (c *Client) MsgID(body string, id int64) {
 	c.Send(map[string]any{"v": Version, "type": "msg", "body": base64.StdEncoding.EncodeToString([]byte(body)), "id": id})
 }
@@ -222,11 +222,6 @@ func (c *Client) MsgID(body string, id int64) {
 // MsgTo sends body to one member.
 func (c *Client) MsgTo(body, to string) {
 	c.Send(map[string]any{"v": Version, "type": "msg", "body": base64.StdEncoding.EncodeToString([]byte(body)), "to": to})
-}
-
-// Ack tells the hub the client has every room frame up to seq.
-func (c *Client) Ack(seq int64) {
-	c.Send(map[string]any{"v": Version, "type": "ack", "seq": seq})
 }
 
 // Body decodes a msg frame's body.
