@@ -158,12 +158,12 @@ func (alone) claim(*Session, string, nameKeys, string) (string, func()) { return
 func (alone) claimCommit(*Session, *room, clientFrame) (*pendingJoin, bool, func()) {
 	return nil, true, nothing
 }
-func (alone) moved(*room, *member, string) bool                         { return false }
-func (alone) tell(EventKind, *room, *member)                            {}
-func (alone) msg(*room, *member, []byte, int64, []byte, bool)           {}
-func (alone) direct(*room, *member, *member, []byte)                    {}
-func (alone) bulk(*room, *member, []byte)                               {}
-func (alone) info(*room, *member, []byte)                               {}
+func (alone) moved(*room, *member, string) bool               { return false }
+func (alone) tell(EventKind, *room, *member)                  {}
+func (alone) msg(*room, *member, []byte, int64, []byte, bool) {}
+func (alone) direct(*room, *member, *member, []byte)          {}
+func (alone) bulk(*room, *member, []byte)                     {}
+func (alone) info(*room, *member, []byte)                     {}
 
 // linked is the others over a Config.Cluster.
 type linked struct {
