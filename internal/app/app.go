@@ -1,6 +1,6 @@
 // Package app runs the appliance: it is the one place where a
 // configuration becomes each part's settings (settings.go: hub.Config,
-// web.Config, onion.Conf, the data directory), where each mode opens its
+// web.Config, onion.Config, the data directory), where each mode opens its
 // listener and says what the owner needs to know (modes.go), and where
 // the parts are started and, when the context ends, stopped in order.
 //

@@ -51,9 +51,9 @@ func Defaults() config.Config {
 		MaxFileBytes:    hub.DefaultMaxFileBytes,
 	}
 	c.Web = config.Web{HandshakeTimeout: dur(web.DefaultHandshakeTimeout)}
-	var o onion.Conf // every zero value is onion's default
-	c.Tor.Sandbox, c.Tor.PoWDefense = o.Sandbox.String(), o.PoW.String()
-	c.Tor.SafeLogging, c.Tor.AvoidDiskWrites, c.Tor.IntroDoSDefense = !o.NoSafeLogging, !o.NoAvoidDiskWrites, !o.NoIntroDoSDefense
+	o := onion.Config{}.WithDefaults()
+	c.Tor.Sandbox, c.Tor.PoWDefense = string(o.Sandbox), string(o.PoW)
+	c.Tor.SafeLogging, c.Tor.AvoidDiskWrites, c.Tor.IntroDoSDefense = *o.SafeLogging, *o.AvoidDiskWrites, *o.IntroDoSDefense
 	c.Tor.MaxStreams = onion.DefaultMaxStreams
 	c.Tor.MaxMemInQueues = onion.DefaultMaxMemInQueues
 	c.Tor.PublishTimeout = dur(onion.DefaultPublishTimeout)
@@ -77,7 +77,7 @@ type settings struct {
 	dataDir string
 	hub     hub.Config
 	web     web.Config
-	onion   onion.Conf
+	onion   onion.Config
 	cluster *cluster.Options // nil: this instance alone
 }
 
@@ -181,30 +181,28 @@ func webConfig(w config.Web) web.Config {
 
 // onionConf turns [tor] into onion's settings; onion reads "auto", "on"
 // and "off", and its error is reported with the key's line.
-func onionConf(cfg config.Config, dataDir string) (onion.Conf, error) {
+func onionConf(cfg config.Config, dataDir string) (onion.Config, error) {
 	t := cfg.Tor
-	sandbox, err := onion.ParseFeature(t.Sandbox)
-	if err != nil {
-		return onion.Conf{}, cfg.Errorf("tor.sandbox", "%v", err)
-	}
-	pow, err := onion.ParseFeature(t.PoWDefense)
-	if err != nil {
-		return onion.Conf{}, cfg.Errorf("tor.pow_defense", "%v", err)
+	sandbox, pow := onion.Feature(t.Sandbox), onion.Feature(t.PoWDefense)
+	for key, f := range map[string]onion.Feature{"tor.sandbox": sandbox, "tor.pow_defense": pow} {
+		if f != onion.FeatureAuto && f != onion.FeatureOn && f != onion.FeatureOff {
+			return onion.Config{}, cfg.Errorf(key, "want \"auto\", \"on\" or \"off\", not %q", string(f))
+		}
 	}
 	rt, err := runtimeDir(t)
 	if err != nil {
-		return onion.Conf{}, err
+		return onion.Config{}, err
 	}
-	return onion.Conf{
+	return onion.Config{
 		TorPath:           t.Path,
 		DataDir:           dataDir,
 		RuntimeDir:        rt,
 		Ephemeral:         t.Ephemeral,
 		Sandbox:           sandbox,
 		PoW:               pow,
-		NoSafeLogging:     !t.SafeLogging,
-		NoAvoidDiskWrites: !t.AvoidDiskWrites,
-		NoIntroDoSDefense: !t.IntroDoSDefense,
+		SafeLogging:       new(t.SafeLogging),
+		AvoidDiskWrites:   new(t.AvoidDiskWrites),
+		IntroDoSDefense:   new(t.IntroDoSDefense),
 		MaxStreams:        t.MaxStreams,
 		MaxMemInQueues:    t.MaxMemInQueues,
 		PublishTimeout:    t.PublishTimeout.Duration,

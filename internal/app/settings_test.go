@@ -65,8 +65,7 @@ func TestDefaultsAreThePartsOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := onion.Conf{DataDir: "/var/lib/onionchat", MaxStreams: onion.DefaultMaxStreams,
-		MaxMemInQueues: onion.DefaultMaxMemInQueues, PublishTimeout: onion.DefaultPublishTimeout, ExtraTorrc: []string{}}
+	want := onion.Config{DataDir: "/var/lib/onionchat", ExtraTorrc: []string{}}.WithDefaults()
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("onion from Defaults:\n  %+v\nonion's zero Conf with its documented defaults:\n  %+v", o, want)
 	}
@@ -102,7 +101,7 @@ runtime_dir = "/run/oc"
 		t.Errorf("settings %+v", s)
 	}
 	o := s.onion
-	if o.Sandbox != onion.FeatureOff || o.PoW != onion.FeatureOn || !o.NoSafeLogging || o.NoAvoidDiskWrites ||
+	if o.Sandbox != onion.FeatureOff || o.PoW != onion.FeatureOn || *o.SafeLogging || !*o.AvoidDiskWrites ||
 		o.MaxStreams != 8 || o.RuntimeDir != "/run/oc" || o.DataDir != "/srv/oc" {
 		t.Errorf("onion %+v", o)
 	}
