@@ -104,7 +104,7 @@ func CheckTorrcValue(v string) error {
 	case v == "":
 		return errors.New("is empty")
 	case strings.ContainsAny(v, "\n\r"):
-		return errors.New("has a line break, which would start a new torrc line")
+		return errors.New("has a line break")
 	case strings.ContainsRune(v, '#'):
 		return errors.New("has '#', which starts a torrc comment")
 	case strings.ContainsAny(v, "\"\\"):
@@ -147,7 +147,7 @@ func checkExtraTorrc(lines []string) error {
 	testing := false
 	for _, l := range lines {
 		if strings.ContainsFunc(l, isControl) {
-			return setting.Errorf("extra_torrc", "%q has a line break or control character: one torrc line per entry", l)
+			return setting.Errorf("extra_torrc", "one torrc line per entry: %q has a line break or control character", l)
 		}
 		if strings.HasSuffix(l, "\\") {
 			return setting.Errorf("extra_torrc", "%q ends in '\\', which runs it into the next line", l)

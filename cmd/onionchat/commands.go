@@ -30,7 +30,7 @@ func flags(name string, stderr io.Writer) (*flag.FlagSet, func() (config.Config,
 	path := fs.String("config", "", "TOML configuration `file` (see config.example.toml); none: defaults")
 	dataDir := fs.String("data-dir", "", "`directory` for keys and certificate (overrides data_dir)")
 	return fs, func() (config.Config, error) {
-		cfg, err := app.Load(*path)
+		cfg, err := config.Load(*path)
 		if err != nil || *dataDir == "" {
 			return cfg, err
 		}
