@@ -12,7 +12,7 @@ import (
 	"runtime/debug"
 
 	"github.com/onionchat/onionchat/internal/app"
-	"github.com/onionchat/onionchat/internal/bench"
+	"github.com/onionchat/onionchat/internal/testing/bench"
 	"github.com/onionchat/onionchat/internal/config"
 	"github.com/onionchat/onionchat/internal/qrterm"
 	"github.com/onionchat/onionchat/onion"

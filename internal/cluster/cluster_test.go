@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/onionchat/onionchat/hub"
-	"github.com/onionchat/onionchat/internal/tortest"
-	"github.com/onionchat/onionchat/internal/wstest"
+	"github.com/onionchat/onionchat/internal/testing/tortest"
+	"github.com/onionchat/onionchat/internal/testing/wstest"
 	"github.com/onionchat/onionchat/web"
 	"go.uber.org/goleak"
 )
