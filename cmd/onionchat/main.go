@@ -38,8 +38,6 @@ const usage = `Usage:
   onionchat auth remove NAME [--open] revoke a client (--open for the last one: anyone with the address then gets in)
   onionchat check-config [flags]     check a config file and exit
   onionchat cluster --front-key F --backend ADDR...  print the Onionbalance front's config (see the README)
-  onionchat bench [-short] [-json F] measure fan-out, latency and memory of a real onionchat here
-  onionchat soak [-short] [flags]    run thousands of clients, churn and abuse against a real onionchat
   onionchat version                  print the version
 
 Flags:
@@ -57,10 +55,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return address(args[1:], stdout, stderr)
 		case "auth":
 			return auth(args[1:], stdout, stderr)
-		case "bench":
-			return benchCmd(ctx, args[1:], stdout, stderr)
-		case "soak":
-			return soakCmd(ctx, args[1:], stdout, stderr)
 		case "cluster":
 			return clusterCmd(args[1:], stdout, stderr)
 		}

@@ -1,12 +1,15 @@
-// Package bench is onionchat's load generator: it starts a real onionchat
-// (the same binary, in local mode, as a separate process) or targets one,
+// Package bench is onionchat's load generator, the onionchat-bench
+// command's: it starts a real onionchat (the appliance's binary, in local
+// mode, as a separate process; Build makes one) or targets one,
 // and measures burst fan-out, paced latency and idle memory over loopback,
 // beside the raw ceiling of the same machine's TCP stack measured in the
 // same run. Every delivery is checked (sender, sequence, checksum); lost,
 // duplicated and corrupt deliveries are counted. Server CPU and RSS come
 // from /proc, with the machine's load and steal recorded beside each run.
 //
-// It is a tool, not part of the server: nothing in hub or web knows it.
+// It is a tool, not part of the server: nothing in hub or web knows it,
+// and the appliance's binary does not carry it (cmd/onionchat's tests
+// check that it is not linked in).
 package bench
 
 import (
@@ -30,7 +33,7 @@ import (
 // Options configures a run.
 type Options struct {
 	Short  bool      // a quick run of every scenario, for the test command (checks delivery, not speed)
-	Binary string    // onionchat to start; "" means this executable
+	Binary string    // the onionchat binary to start (see Build); unused with Target
 	Target string    // URL of a running onionchat instead (server CPU and RSS then unknown)
 	JSON   string    // write the report here as JSON too; "" means don't
 	Out    io.Writer // the table; nil means os.Stdout
@@ -237,16 +240,13 @@ type server struct {
 
 var servingRe = regexp.MustCompile(`Serving (http://\S+?)/?$`)
 
-// startServer starts bin (this executable if empty) in local mode with
-// config, on 127.0.0.1 with a fresh data directory, and waits for the
-// address it prints. env is added to this process's environment; onStderr,
-// if not nil, sees each line the server writes to stderr.
+// startServer starts the onionchat binary bin in local mode with config,
+// on 127.0.0.1 with a fresh data directory, and waits for the address it
+// prints. env is added to this process's environment; onStderr, if not
+// nil, sees each line the server writes to stderr.
 func startServer(ctx context.Context, bin, config string, env []string, onStderr func(string)) (*server, error) {
 	if bin == "" {
-		var err error
-		if bin, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
-		}
+		return nil, errors.New("bench: no onionchat binary to start (see Build)")
 	}
 	dir, err := os.MkdirTemp("", "onionchat-bench-")
 	if err != nil {
@@ -342,4 +342,17 @@ func writeJSON(path string, v any) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
+}
+
+// Build builds the appliance, the module's cmd/onionchat, into dir and
+// returns its path: the binary a run starts and measures. It needs the go
+// command and the onionchat module (the working directory inside it).
+func Build(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "onionchat")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/onionchat/onionchat/cmd/onionchat")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("bench: build onionchat (run this inside the onionchat module, or give the binary): %w", err)
+	}
+	return bin, nil
 }

@@ -27,7 +27,7 @@ type SoakOptions struct {
 	Short    bool          // the test command's version: 2,000 clients, under 3 minutes
 	Clients  int           // well-behaved plus churning plus abusive; 0: 10,000 (2,000 short)
 	Duration time.Duration // of the abuse phase; 0: 10 minutes (35 s short)
-	Binary   string        // onionchat to start; "": this executable
+	Binary   string        // the onionchat binary to start (see Build)
 	JSON     string        // also write the report here
 	Out      io.Writer     // nil: os.Stdout
 }
@@ -226,7 +226,7 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 	// (goroutine descriptors, a cache of stacks, GC metadata), and the
 	// no-leak check is that nothing grows with the soak's length.
 	wb := o.Clients / 2 / 10 * 10 // half the clients behave, in rooms of 10
-	if _, _, _, err := cycle(ctx, srv, o.Binary, fmt.Sprintf("soakwarm-%d", runID), wb, o.Clients-wb, 5*time.Second, 15*time.Second, io.Discard); err != nil {
+	if _, _, _, err := cycle(ctx, srv, fmt.Sprintf("soakwarm-%d", runID), wb, o.Clients-wb, 5*time.Second, 15*time.Second, io.Discard); err != nil {
 		return nil, fmt.Errorf("soak: warm-up: %w", err)
 	}
 	rep.Baseline = settle(srv, start, Sample{}, 30*time.Second)
@@ -253,7 +253,7 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 	// that both p99s come from as many deliveries and are as exposed to
 	// whatever else the machine is doing.
 	calmFor := min(o.Duration, time.Minute)
-	calm, abused, counts, err := cycle(ctx, srv, o.Binary, fmt.Sprintf("soak-%d", runID), wb, o.Clients-wb, calmFor, o.Duration, o.Out)
+	calm, abused, counts, err := cycle(ctx, srv, fmt.Sprintf("soak-%d", runID), wb, o.Clients-wb, calmFor, o.Duration, o.Out)
 	if err != nil {
 		stopSampling()
 		<-samplerDone
@@ -284,7 +284,7 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 // of their own: sharing this one's Go scheduler, hundreds of runnable
 // abuser goroutines would delay the members' readers and be counted as
 // the server's latency.
-func cycle(ctx context.Context, srv *soakServer, bin, prefix string, wb, n int, calmFor, abuseFor time.Duration, out io.Writer) (calm, abused Phase, counts AbuseCounts, err error) {
+func cycle(ctx context.Context, srv *soakServer, prefix string, wb, n int, calmFor, abuseFor time.Duration, out io.Writer) (calm, abused Phase, counts AbuseCounts, err error) {
 	clients, err := dialMany(ctx, srv.url, prefix, wb, 10)
 	if err != nil {
 		return calm, abused, counts, fmt.Errorf("soak: well-behaved clients: %w", err)
@@ -298,7 +298,7 @@ func cycle(ctx context.Context, srv *soakServer, bin, prefix string, wb, n int, 
 	calm = talk(ctx, members, 10, calmFor)
 	calm.Name = "calm"
 	fmt.Fprintf(out, "%s calm:  %d members, p50 %.2f ms p99 %.2f ms, delivered %d lost %d\n", prefix, wb, calm.P50Ms, calm.P99Ms, calm.Counts.Delivered, calm.Counts.Lost)
-	abuse, err := startAbuseProcess(bin, srv.url, prefix, n, abuseFor+5*time.Second)
+	abuse, err := startAbuseProcess(srv.url, prefix, n, abuseFor+5*time.Second)
 	if err != nil {
 		return calm, abused, counts, err
 	}
@@ -514,18 +514,17 @@ func talk(ctx context.Context, ms []*member, roomSize int, d time.Duration) Phas
 	return p
 }
 
-// abuseProcess is "onionchat soak -abuse URL", run by Soak.
+// abuseProcess is "onionchat-bench soak -abuse URL", run by Soak: the
+// abusive clients in a process of their own, this command again.
 type abuseProcess struct {
 	cmd *exec.Cmd
 	out *strings.Builder
 }
 
-func startAbuseProcess(bin, url, rooms string, n int, d time.Duration) (*abuseProcess, error) {
-	if bin == "" {
-		var err error
-		if bin, err = os.Executable(); err != nil {
-			return nil, err
-		}
+func startAbuseProcess(url, rooms string, n int, d time.Duration) (*abuseProcess, error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("soak: start abusers: %w", err)
 	}
 	p := &abuseProcess{out: &strings.Builder{}}
 	p.cmd = exec.Command(bin, "soak", "-abuse", url, "-rooms", rooms, "-clients", strconv.Itoa(n), "-duration", d.String())
