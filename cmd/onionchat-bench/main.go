@@ -7,29 +7,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/onionchat/onionchat/internal/cli"
 	"github.com/onionchat/onionchat/internal/testing/bench"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "onionchat-bench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("onionchat-bench", run) }
 
 const usage = `Usage:
   onionchat-bench [-short] [-json F] [flags]  measure fan-out, latency and memory of a real onionchat here
@@ -52,12 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // (-onionchat) and a func that returns that binary, or builds one into a
 // temporary directory that done removes.
 func flags(name string, stderr io.Writer) (*flag.FlagSet, func(context.Context) (bin string, done func(), err error)) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	fs := cli.FlagSet(name, usage, stderr)
 	binary := fs.String("onionchat", "", "the onionchat `binary` to start; none: build one from this module")
 	return fs, func(ctx context.Context) (string, func(), error) {
 		if fs.NArg() > 0 {

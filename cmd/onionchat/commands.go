@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 
 	"github.com/onionchat/onionchat/internal/app"
+	"github.com/onionchat/onionchat/internal/cli"
 	"github.com/onionchat/onionchat/internal/config"
 	"github.com/onionchat/onionchat/internal/qrterm"
 	"github.com/onionchat/onionchat/onion"
@@ -20,12 +21,7 @@ import (
 // flags returns a flag set with the flags every command shares (--config,
 // --data-dir) and a func that loads the configuration they name.
 func flags(name string, stderr io.Writer) (*flag.FlagSet, func() (config.Config, error)) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	fs := cli.FlagSet(name, usage, stderr)
 	path := fs.String("config", "", "TOML configuration `file` (see config.example.toml); none: defaults")
 	dataDir := fs.String("data-dir", "", "`directory` for keys and certificate (overrides data_dir)")
 	return fs, func() (config.Config, error) {

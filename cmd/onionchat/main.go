@@ -5,30 +5,16 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/onionchat/onionchat/internal/cli"
 )
 
 // version is set at release build time (-ldflags "-X main.version=…").
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "onionchat:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("onionchat", run) }
 
 const usage = `Usage:
   onionchat [flags]                  serve (onion mode unless --mode or the config says otherwise)
