@@ -9,10 +9,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/onionchat/onionchat/internal/setting"
 )
 
-// Defaults for the zero values of Config. config.example.toml documents the
-// same numbers; internal/app fills a configuration's defaults from here.
+// Defaults for the zero values of Config (WithDefaults), which
+// config.example.toml documents (internal/config's tests hold the two
+// together).
 const (
 	DefaultMaxFrameBytes = 64 << 10
 	DefaultRate          = 10 // frames per second, sustained
@@ -79,49 +82,56 @@ const (
 )
 
 // Config holds the hub's limits. Every zero value means the matching
-// Default constant, except ServerID (empty: none), Wire (nil: payloads are
-// written as they are) and Logger (nil: silent).
+// Default constant (WithDefaults), except ServerID (empty: none), Cluster
+// (nil: this instance alone), Wire (nil: payloads are written as they
+// are) and Logger (nil: silent).
+//
+// It is the [hub] section of the configuration file: a field's toml tag
+// is its key there, Validate its range, and config.example.toml says
+// the same as the Default constants.
 type Config struct {
-	MaxFrameBytes   int     // largest client frame; the transport enforces it, the hub announces it
-	Rate            float64 // frames per second one connection may send, sustained (control frames too)
-	Burst           int     // frames one connection may send at once
-	MaxConns        int     // sessions in all: open connections and away sessions
-	MaxConnsPerPeer int     // open connections from one peer (address or Tor circuit); its sessions, live or away, at most twice as many
-	MaxRooms        int     // rooms in all
-	MaxMembers      int     // sessions in one room, away ones included
-	SendQueue       int     // frames queued for one connection before it is dropped as too slow
-	SendQueueBytes  int     // bytes queued for one connection before it is dropped as too slow
+	MaxFrameBytes   int     `toml:"max_frame_bytes"`    // largest client frame; the transport enforces it, the hub announces it
+	Rate            float64 `toml:"rate"`               // frames per second one connection may send, sustained (control frames too)
+	Burst           int     `toml:"burst"`              // frames one connection may send at once
+	MaxConns        int     `toml:"max_conns"`          // sessions in all: open connections and away sessions
+	MaxConnsPerPeer int     `toml:"max_conns_per_peer"` // open connections from one peer (address or Tor circuit); its sessions, live or away, at most twice as many
+	MaxRooms        int     `toml:"max_rooms"`          // rooms in all
+	MaxMembers      int     `toml:"max_members"`        // sessions in one room, away ones included
+	SendQueue       int     `toml:"send_queue"`         // frames queued for one connection before it is dropped as too slow
+	SendQueueBytes  int     `toml:"send_queue_bytes"`   // bytes queued for one connection before it is dropped as too slow
 
-	PingInterval time.Duration // how often the hub pings each connection
-	IdleTimeout  time.Duration // a connection silent this long (no frame, no pong) is closed
-	JoinTimeout  time.Duration // a connection that has not joined a room by then is closed
-	WriteTimeout time.Duration // a write blocked this long closes the connection
+	PingInterval time.Duration `toml:"ping_interval"` // how often the hub pings each connection
+	IdleTimeout  time.Duration `toml:"idle_timeout"`  // a connection silent this long (no frame, no pong) is closed
+	JoinTimeout  time.Duration `toml:"join_timeout"`  // a connection that has not joined a room by then is closed
+	WriteTimeout time.Duration `toml:"write_timeout"` // a write blocked this long closes the connection
 
 	// ResumeWindow is how long an away session keeps its place and how
 	// long a room keeps its broadcast frames (in memory only) for
 	// catch-up.
-	ResumeWindow time.Duration
-	JoinRate     float64 // joins per second from one peer, failed ones included, over all its connections
-	JoinBurst    int     // joins at once from one peer
-	ByteRate     int     // bytes per second one connection may send, sustained; its burst is 4 frames' worth
-	MaxFileBytes int     // largest file pages offer (announced, for pages to keep to)
+	ResumeWindow time.Duration `toml:"resume_window"`
+	JoinRate     float64       `toml:"join_rate"`      // joins per second from one peer, failed ones included, over all its connections
+	JoinBurst    int           `toml:"join_burst"`     // joins at once from one peer
+	ByteRate     int           `toml:"byte_rate"`      // bytes per second one connection may send, sustained; its burst is 4 frames' worth
+	MaxFileBytes int           `toml:"max_file_bytes"` // largest file pages offer (announced, for pages to keep to)
 
 	// ServerID is sent to clients in the server and welcome frames; the
 	// page mixes it into its key derivation so that the same room and
 	// passphrase give different keys on different servers.
-	ServerID string
+	ServerID string `toml:"-"`
 
 	// Cluster links this hub to other instances serving the same rooms
 	// (nil: this instance alone), and Instance is this instance's name
 	// among them, unique for each start.
-	Cluster  Cluster
-	Instance string
+	Cluster  Cluster `toml:"-"`
+	Instance string  `toml:"-"`
 
-	Wire   Wire
-	Logger *slog.Logger
+	Wire   Wire         `toml:"-"`
+	Logger *slog.Logger `toml:"-"`
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero (or negative) limit at its
+// Default constant: the limits New uses.
+func (c Config) WithDefaults() Config {
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
@@ -155,13 +165,59 @@ func (c Config) withDefaults() Config {
 	def(&c.JoinBurst, DefaultJoinBurst)
 	def(&c.ByteRate, DefaultByteRate)
 	def(&c.MaxFileBytes, DefaultMaxFileBytes)
-	if c.Wire == nil {
-		c.Wire = rawWire{}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
 	return c
+}
+
+// Validate reports the first limit out of the range an owner may set,
+// as a *setting.Error naming its key. It checks the limits as they are
+// given, zero included (an owner who writes 0 means none, which no
+// default is); New takes any value, so tests may go below these ranges.
+func (c Config) Validate() error {
+	for _, r := range []struct {
+		key    string
+		v      int
+		lo, hi int
+	}{
+		{"max_frame_bytes", c.MaxFrameBytes, 1 << 10, 16 << 20},
+		{"burst", c.Burst, 1, 1 << 20},
+		{"max_conns", c.MaxConns, 1, 1 << 24},
+		{"max_conns_per_peer", c.MaxConnsPerPeer, 1, 1 << 24},
+		{"max_rooms", c.MaxRooms, 1, 1 << 24},
+		{"max_members", c.MaxMembers, 2, 1 << 24},
+		{"send_queue", c.SendQueue, 1, 1 << 20},
+		{"send_queue_bytes", c.SendQueueBytes, c.MaxFrameBytes, 1 << 30},
+		{"join_burst", c.JoinBurst, 1, 1 << 20},
+		{"byte_rate", c.ByteRate, 1 << 10, 1 << 30},
+		{"max_file_bytes", c.MaxFileBytes, 1 << 10, 64 << 20}, // a receiving page holds a whole file in memory
+	} {
+		if err := setting.Range(r.key, r.v, r.lo, r.hi); err != nil {
+			return err
+		}
+	}
+	if !(c.Rate > 0) || c.Rate > 1e6 {
+		return setting.Errorf("rate", "want frames per second above 0 and at most 1000000, not %v", c.Rate)
+	}
+	if !(c.JoinRate > 0) || c.JoinRate > 1e6 {
+		return setting.Errorf("join_rate", "want joins per second above 0 and at most 1000000, not %v", c.JoinRate)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"ping_interval", c.PingInterval},
+		{"idle_timeout", c.IdleTimeout},
+		{"join_timeout", c.JoinTimeout},
+		{"write_timeout", c.WriteTimeout},
+		{"resume_window", c.ResumeWindow},
+	} {
+		if err := setting.Range(d.key, d.v, 10*time.Millisecond, 30*24*time.Hour); err != nil {
+			return err
+		}
+	}
+	if c.IdleTimeout <= c.PingInterval {
+		return setting.Errorf("idle_timeout", "must be longer than ping_interval (%v)", c.PingInterval)
+	}
+	return nil
 }
 
 // Wire encodes frames for the transport. Each method returns a new slice
@@ -255,7 +311,13 @@ type Hub struct {
 // pings, times out and finally closes them, and ends away sessions, only
 // while Run runs.
 func New(cfg Config) *Hub {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
+	if cfg.Wire == nil {
+		cfg.Wire = rawWire{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	h := &Hub{
 		cfg:          cfg,
 		log:          cfg.Logger,

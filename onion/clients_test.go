@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onionchat/onionchat/internal/need"
+	"github.com/onionchat/onionchat/internal/testing/need"
 )
 
 // TestCheckClients: every entry of authorized_clients that tor would skip

@@ -18,5 +18,5 @@
 //
 // It knows nothing of HTTP, WebSockets or chat rooms, and it never starts
 // a tor without the caller's configuration: tests on a private network
-// pass their network's lines through Conf.ExtraTorrc.
+// pass their network's lines through Config.ExtraTorrc.
 package onion

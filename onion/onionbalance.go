@@ -16,9 +16,9 @@ import (
 // Onionbalance front to tor (HiddenServiceOnionbalanceInstance).
 const OBConfigFile = "ob_config"
 
-// checkFront checks Conf.OnionbalanceFront: a v3 onion address, written
+// checkFront checks Config.OnionbalanceFront: a v3 onion address, written
 // as this package writes addresses, with a kept service key.
-func checkFront(c Conf) error {
+func checkFront(c Config) error {
 	if c.OnionbalanceFront == "" {
 		return nil
 	}

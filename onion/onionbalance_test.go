@@ -38,7 +38,7 @@ func TestOnionbalanceBackend(t *testing.T) {
 	if _, err := os.Stat(p); !os.IsNotExist(err) {
 		t.Fatal("ob_config written beside client keys")
 	}
-	for _, c := range []Conf{
+	for _, c := range []Config{
 		{OnionbalanceFront: front, Ephemeral: true},
 		{OnionbalanceFront: strings.ToUpper(front)},
 		{OnionbalanceFront: "abc.onion"},
@@ -48,7 +48,7 @@ func TestOnionbalanceBackend(t *testing.T) {
 			t.Errorf("%+v: accepted", c)
 		}
 	}
-	rc := torrc{dataDir: "/d/tor", control: "/r/control.sock", cookieFile: "/r/c", serviceDir: "/d/onion", socket: "/r/hub.sock", conf: Conf{OnionbalanceFront: front}}
+	rc := torrc{dataDir: "/d/tor", control: "/r/control.sock", cookieFile: "/r/c", serviceDir: "/d/onion", socket: "/r/hub.sock", conf: Config{OnionbalanceFront: front}}
 	text, err := rc.render()
 	if err != nil || !strings.Contains(text, "\nHiddenServiceOnionbalanceInstance 1\n") {
 		t.Fatalf("torrc: %v\n%s", err, text)

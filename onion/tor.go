@@ -2,6 +2,7 @@ package onion
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,32 +22,38 @@ import (
 
 	"github.com/cretz/bine/control"
 	"github.com/onionchat/onionchat/internal/securefile"
+	"github.com/onionchat/onionchat/internal/setting"
 )
 
-// Conf configures Start. The zero value of every field is documented; a
-// zero Conf with a DataDir is a hardened service with a stable address.
-type Conf struct {
-	TorPath string // tor binary; "" means "tor" on $PATH
+// Config configures Start. The zero value of every field is documented; a
+// zero Config with a DataDir is a hardened service with a stable address.
+//
+// The fields with a toml tag are the [tor] section of the configuration
+// file: the tag is the key there, Validate the range an owner may set,
+// WithDefaults the defaults config.example.toml documents. The others
+// come from elsewhere (data_dir, cluster.front) or from code.
+type Config struct {
+	TorPath string `toml:"path"` // tor binary; "" means "tor" on $PATH
 	// DataDir holds the service key and authorized_clients (ServiceDir)
 	// and tor's own state (TorDir: entry guards, directory cache), kept
 	// across restarts. When Ephemeral, only tor's state; "" there keeps
 	// tor's state in RuntimeDir, gone at every stop.
-	DataDir    string
-	RuntimeDir string // the torrc, tor's control socket and cookie, the visitors' socket; "" means a new temporary directory, removed by Close
-	Ephemeral  bool   // false: the address is kept in DataDir; true: a new address whose key never touches the disk
+	DataDir    string `toml:"-"`
+	RuntimeDir string `toml:"runtime_dir"` // the torrc, tor's control socket and cookie, the visitors' socket; "" means a new temporary directory, removed by Close
+	Ephemeral  bool   `toml:"ephemeral"`   // false: the address is kept in DataDir; true: a new address whose key never touches the disk
 
-	Sandbox Feature // tor's seccomp sandbox; zero: on where supported
-	PoW     Feature // proof-of-work defence; zero: on where supported
+	Sandbox Feature `toml:"sandbox"`     // tor's seccomp sandbox; zero: FeatureAuto
+	PoW     Feature `toml:"pow_defense"` // proof-of-work defence; zero: FeatureAuto
 
-	NoSafeLogging     bool   // false: tor scrubs addresses from its log
-	NoAvoidDiskWrites bool   // false: tor writes to disk as little as it can
-	NoIntroDoSDefense bool   // false: introduction points rate-limit introductions
-	MaxStreams        int    // streams per rendezvous circuit, over which it is closed; 0: DefaultMaxStreams
-	MaxMemInQueues    string // tor's cell queue memory cap; "": DefaultMaxMemInQueues
+	SafeLogging     *bool  `toml:"safe_logging"`      // tor scrubs addresses from its log; nil: true
+	AvoidDiskWrites *bool  `toml:"avoid_disk_writes"` // tor writes to disk as little as it can; nil: true
+	IntroDoSDefense *bool  `toml:"intro_dos_defense"` // introduction points rate-limit introductions; nil: true
+	MaxStreams      int    `toml:"max_streams"`       // streams per rendezvous circuit, over which it is closed; 0: DefaultMaxStreams
+	MaxMemInQueues  string `toml:"max_mem_in_queues"` // tor's cell queue memory cap; "": DefaultMaxMemInQueues
 
 	// PublishTimeout bounds the time from start to the descriptor's first
 	// upload; zero means DefaultPublishTimeout.
-	PublishTimeout time.Duration
+	PublishTimeout time.Duration `toml:"publish_timeout"`
 
 	// OnionbalanceFront is the address ("….onion") of an Onionbalance
 	// front that publishes this service's introduction points under its
@@ -56,17 +63,73 @@ type Conf struct {
 	// (not Ephemeral) and no client-authorization keys: Onionbalance
 	// 0.2.2 publishes the front's descriptor without client
 	// authorization, so anyone with the front address would get in.
-	OnionbalanceFront string
+	OnionbalanceFront string `toml:"-"`
 
-	// ExtraTorrc lines are appended to the torrc (tests on a private
-	// network use it); they override earlier lines.
-	ExtraTorrc []string
+	// ExtraTorrc lines are appended to the torrc, for tests on a private
+	// network only: refused unless one of them is "TestingTorNetwork 1".
+	// They override earlier lines.
+	ExtraTorrc []string `toml:"extra_torrc"`
 
 	// Progress receives start-up messages for the owner (bootstrap
 	// percentage); nil means none.
-	Progress func(msg string)
+	Progress func(msg string) `toml:"-"`
 	// Logger receives tor's warnings and errors; nil means silent.
-	Logger *slog.Logger
+	Logger *slog.Logger `toml:"-"`
+}
+
+// WithDefaults returns c with every zero setting at its default.
+func (c Config) WithDefaults() Config {
+	c.Sandbox = cmp.Or(c.Sandbox, FeatureAuto)
+	c.PoW = cmp.Or(c.PoW, FeatureAuto)
+	for _, b := range []**bool{&c.SafeLogging, &c.AvoidDiskWrites, &c.IntroDoSDefense} {
+		if *b == nil {
+			*b = new(true)
+		}
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
+	c.MaxMemInQueues = cmp.Or(c.MaxMemInQueues, DefaultMaxMemInQueues)
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	return c
+}
+
+// memRe is what Validate accepts as tor's MaxMemInQueues.
+var memRe = regexp.MustCompile(`^[0-9]{1,6} ?(KB|MB|GB|KBytes|MBytes|GBytes)$`)
+
+// Validate reports the first setting of the [tor] section out of what
+// an owner may set, as a *setting.Error naming its key; a zero setting
+// is out of range (see setting.Range). Start checks less: only what
+// tor's torrc cannot take.
+func (c Config) Validate() error {
+	if c.RuntimeDir != "" {
+		if !filepath.IsAbs(c.RuntimeDir) {
+			return setting.Errorf("runtime_dir", "want an absolute path, not %q", c.RuntimeDir)
+		}
+		if err := CheckSocketPath(c.RuntimeDir); err != nil {
+			return setting.Errorf("runtime_dir", "the path %q %v; it is written into tor's configuration", c.RuntimeDir, err)
+		}
+	}
+	for _, f := range []struct {
+		key string
+		v   Feature
+	}{{"sandbox", c.Sandbox}, {"pow_defense", c.PoW}} {
+		if f.v != FeatureAuto && f.v != FeatureOn && f.v != FeatureOff {
+			return setting.Errorf(f.key, "want %q, %q or %q, not %q", FeatureAuto, FeatureOn, FeatureOff, string(f.v))
+		}
+	}
+	if err := setting.Range("max_streams", c.MaxStreams, 1, 65535); err != nil {
+		return err
+	}
+	if !memRe.MatchString(c.MaxMemInQueues) {
+		return setting.Errorf("max_mem_in_queues", `want a size such as "64 MB", not %q`, c.MaxMemInQueues)
+	}
+	if err := setting.Range("publish_timeout", c.PublishTimeout, time.Second, time.Hour); err != nil {
+		return err
+	}
+	return checkExtraTorrc(c.ExtraTorrc)
 }
 
 // Service is a running onion service and the tor behind it.
@@ -87,7 +150,7 @@ type Service struct {
 	// address can reach the service.
 	Clients []string
 
-	conf         Conf
+	conf         Config
 	cmd          *exec.Cmd
 	ctl          *control.Conn
 	runtime      string
@@ -114,7 +177,7 @@ type Service struct {
 }
 
 // Start starts tor with onionchat's torrc and waits, within
-// Conf.PublishTimeout, until the service's descriptor is uploaded.
+// Config.PublishTimeout, until the service's descriptor is uploaded.
 //
 // It fails closed on client authorization. Before tor starts, every file
 // in authorized_clients must be a key tor will load (CheckClients); once
@@ -127,7 +190,7 @@ type Service struct {
 // same way, or, where tor cannot reload it (its sandbox), tor is stopped
 // with the reason (see Err): never does the service go on with a set of
 // keys other than the one on disk.
-func Start(ctx context.Context, c Conf) (*Service, error) {
+func Start(ctx context.Context, c Config) (*Service, error) {
 	start := time.Now()
 	if err := c.check(); err != nil {
 		return nil, err
@@ -156,10 +219,7 @@ func Start(ctx context.Context, c Conf) (*Service, error) {
 		s.Close()
 		return nil, err
 	}
-	timeout := c.PublishTimeout
-	if timeout <= 0 {
-		timeout = DefaultPublishTimeout
-	}
+	timeout := c.WithDefaults().PublishTimeout
 	wctx, cancel := context.WithTimeout(ctx, timeout-time.Since(start))
 	defer cancel()
 	err = s.waitPublished(wctx)
@@ -188,9 +248,9 @@ func Start(ctx context.Context, c Conf) (*Service, error) {
 	return s, nil
 }
 
-// check refuses, before anything runs, a Conf value that would reach the
+// check refuses, before anything runs, a Config value that would reach the
 // torrc and cannot be written there safely (see CheckTorrcValue).
-func (c Conf) check() error {
+func (c Config) check() error {
 	for _, v := range []struct{ what, val string }{
 		{"data directory", c.DataDir},
 		{"runtime directory", c.RuntimeDir},
@@ -211,7 +271,10 @@ func (c Conf) check() error {
 	if err := checkFront(c); err != nil {
 		return err
 	}
-	return checkExtraTorrc(c.ExtraTorrc)
+	if err := checkExtraTorrc(c.ExtraTorrc); err != nil {
+		return fmt.Errorf("onion: %w", err)
+	}
+	return nil
 }
 
 func want(key string, f Feature, supported bool) (bool, error) {
@@ -422,7 +485,7 @@ func (s *Service) connect(ctx context.Context) (*control.Conn, error) {
 }
 
 // readLog reads tor's log (stdout): bootstrap progress goes to
-// Conf.Progress, warnings and errors to Conf.Logger, warnings about client
+// Config.Progress, warnings and errors to Config.Logger, warnings about client
 // authorization are kept for verifyClients, the last lines are kept for
 // error messages, and the rest is dropped.
 func (s *Service) readLog(r io.Reader) {

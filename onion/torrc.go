@@ -8,45 +8,25 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
+	"unicode"
+
+	"github.com/onionchat/onionchat/internal/setting"
 )
 
-// Feature is the setting of an optional tor defence.
+// Feature is the setting of an optional tor defence: the word the
+// configuration file gives it.
 type Feature string
 
 // Feature values. The zero value means FeatureAuto.
 const (
-	FeatureAuto Feature = ""    // on where the installed tor supports it
-	FeatureOn   Feature = "on"  // on, or refuse to start
-	FeatureOff  Feature = "off" // off
+	FeatureAuto Feature = "auto" // on where the installed tor supports it
+	FeatureOn   Feature = "on"   // on, or refuse to start
+	FeatureOff  Feature = "off"  // off
 )
 
-// ParseFeature maps "auto", "on" and "off" to a Feature; it is the one
-// reader of these words (the configuration's tor.sandbox and
-// tor.pow_defense).
-func ParseFeature(s string) (Feature, error) {
-	switch s {
-	case "auto":
-		return FeatureAuto, nil
-	case "on":
-		return FeatureOn, nil
-	case "off":
-		return FeatureOff, nil
-	}
-	return "", fmt.Errorf(`want "auto", "on" or "off", not %q`, s)
-}
-
-// String returns the word ParseFeature reads as f: "auto", "on" or "off".
-func (f Feature) String() string {
-	if f == FeatureAuto {
-		return "auto"
-	}
-	return string(f)
-}
-
-// Defaults of Conf's zero values.
+// Defaults of Config's zero values.
 const (
 	DefaultMaxStreams     = 32
 	DefaultMaxMemInQueues = "64 MB"
@@ -124,7 +104,7 @@ func CheckTorrcValue(v string) error {
 	case v == "":
 		return errors.New("is empty")
 	case strings.ContainsAny(v, "\n\r"):
-		return errors.New("has a line break, which would start a new torrc line")
+		return errors.New("has a line break")
 	case strings.ContainsRune(v, '#'):
 		return errors.New("has '#', which starts a torrc comment")
 	case strings.ContainsAny(v, "\"\\"):
@@ -132,19 +112,21 @@ func CheckTorrcValue(v string) error {
 	case strings.TrimSpace(v) != v:
 		return errors.New("begins or ends with white space, which torrc drops")
 	}
-	if i := strings.IndexFunc(v, isControl); i >= 0 {
-		return fmt.Errorf("has the control character %U", rune(v[i]))
+	for _, r := range v {
+		if isControl(r) {
+			return fmt.Errorf("has the control character %U", r)
+		}
 	}
 	return nil
 }
 
 // isControl reports the characters tor's config parser may treat as line
-// structure or that have no place in a path: C0 controls and DEL.
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+// structure or that have no place in a path: C0 and C1 controls and DEL.
+func isControl(r rune) bool { return unicode.IsControl(r) }
 
 // CheckSocketPath is CheckTorrcValue for the unix socket of
 // HiddenServicePort, whose value tor splits at white space, and so for
-// Conf.RuntimeDir, which holds it.
+// Config.RuntimeDir, which holds it.
 func CheckSocketPath(p string) error {
 	if err := CheckTorrcValue(p); err != nil {
 		return err
@@ -155,27 +137,27 @@ func CheckSocketPath(p string) error {
 	return nil
 }
 
-// checkExtraTorrc checks Conf.ExtraTorrc: one torrc line per entry, and
-// only on a private test network ("TestingTorNetwork 1" among them), the
-// same gate as the configuration's tor.extra_torrc.
+// checkExtraTorrc checks Config.ExtraTorrc: one torrc line per entry, and
+// only on a private test network ("TestingTorNetwork 1" among them). Its
+// error is a *setting.Error about extra_torrc.
 func checkExtraTorrc(lines []string) error {
 	if len(lines) == 0 {
 		return nil
 	}
 	testing := false
-	for i, l := range lines {
+	for _, l := range lines {
 		if strings.ContainsFunc(l, isControl) {
-			return fmt.Errorf("onion: extra torrc line %d has a line break or control character; one line per entry", i+1)
+			return setting.Errorf("extra_torrc", "one torrc line per entry: %q has a line break or control character", l)
 		}
 		if strings.HasSuffix(l, "\\") {
-			return fmt.Errorf("onion: extra torrc line %d ends in '\\', which continues it on the next line", i+1)
+			return setting.Errorf("extra_torrc", "%q ends in '\\', which runs it into the next line", l)
 		}
 		if strings.Join(strings.Fields(l), " ") == "TestingTorNetwork 1" {
 			testing = true
 		}
 	}
 	if !testing {
-		return errors.New(`onion: extra torrc lines are for private test networks only and need the line "TestingTorNetwork 1"`)
+		return setting.Errorf("extra_torrc", `is for private test networks only and needs the line "TestingTorNetwork 1"`)
 	}
 	return nil
 }
@@ -191,7 +173,7 @@ type torrc struct {
 	socket     string // unix socket visitors are forwarded to
 	sandbox    bool
 	pow        bool
-	conf       Conf
+	conf       Config
 }
 
 // torrcKeywords are the options render writes, once each, before the
@@ -206,12 +188,12 @@ var torrcKeywords = []string{
 // render returns the torrc, or an error naming the option whose value
 // cannot be written safely (see CheckTorrcValue).
 func (t torrc) render() (string, error) {
-	c := t.conf
+	c := t.conf.WithDefaults()
 	for _, v := range []struct{ key, val string }{
 		{"DataDirectory", t.dataDir},
 		{"CookieAuthFile", t.cookieFile},
 		{"HiddenServiceDir", t.serviceDir},
-		{"MaxMemInQueues", or(c.MaxMemInQueues, DefaultMaxMemInQueues)},
+		{"MaxMemInQueues", c.MaxMemInQueues},
 	} {
 		if err := CheckTorrcValue(v.val); err != nil {
 			return "", fmt.Errorf("onion: torrc %s: the value %w", v.key, err)
@@ -224,7 +206,7 @@ func (t torrc) render() (string, error) {
 		return "", fmt.Errorf("onion: torrc ControlPort: the socket path %w", err)
 	}
 	if err := checkExtraTorrc(c.ExtraTorrc); err != nil {
-		return "", err
+		return "", fmt.Errorf("onion: torrc %w", err)
 	}
 	var b strings.Builder
 	line := func(k string, v ...any) {
@@ -248,16 +230,16 @@ func (t torrc) render() (string, error) {
 	line("ClientOnly", 1)     // never a relay
 	line("SocksPort", 0)      // nothing here uses tor as a client proxy
 	line("Log notice stdout") // onionchat reads it; no log files
-	line("SafeLogging", b01(!c.NoSafeLogging))
-	line("AvoidDiskWrites", b01(!c.NoAvoidDiskWrites))
+	line("SafeLogging", b01(*c.SafeLogging))
+	line("AvoidDiskWrites", b01(*c.AvoidDiskWrites))
 	line("Sandbox", b01(t.sandbox))
-	line("MaxMemInQueues", or(c.MaxMemInQueues, DefaultMaxMemInQueues))
+	line("MaxMemInQueues", c.MaxMemInQueues)
 	line("HiddenServiceDir", t.serviceDir)
 	line("HiddenServicePort", 80, "unix:"+t.socket)
 	line("HiddenServiceExportCircuitID", "haproxy")
-	line("HiddenServiceEnableIntroDoSDefense", b01(!c.NoIntroDoSDefense))
+	line("HiddenServiceEnableIntroDoSDefense", b01(*c.IntroDoSDefense))
 	line("HiddenServicePoWDefensesEnabled", b01(t.pow))
-	line("HiddenServiceMaxStreams", orInt(c.MaxStreams, DefaultMaxStreams))
+	line("HiddenServiceMaxStreams", c.MaxStreams)
 	line("HiddenServiceMaxStreamsCloseCircuit", 1)
 	if c.OnionbalanceFront != "" {
 		if err := checkFront(c); err != nil {
@@ -276,18 +258,4 @@ func b01(v bool) int {
 		return 1
 	}
 	return 0
-}
-
-func or(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
-}
-
-func orInt(v, d int) string {
-	if v <= 0 {
-		v = d
-	}
-	return strconv.Itoa(v)
 }

@@ -1,12 +1,16 @@
 package onion
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/onionchat/onionchat/internal/setting"
 )
 
 // injection is the reproduction from issue 13: a data directory whose
@@ -45,7 +49,7 @@ func TestCheckTorrcValue(t *testing.T) {
 // came from, and no torrc is written.
 func TestStartRefusesInjection(t *testing.T) {
 	rt := t.TempDir()
-	for name, c := range map[string]Conf{
+	for name, c := range map[string]Config{
 		"data directory":                         {DataDir: injection, RuntimeDir: rt},
 		"runtime directory":                      {DataDir: t.TempDir(), RuntimeDir: rt + "/x\nSocksPort 9050"},
 		"runtime directory path has white space": {DataDir: t.TempDir(), RuntimeDir: rt + "/a b"},
@@ -65,7 +69,7 @@ func TestStartRefusesInjection(t *testing.T) {
 }
 
 // renderFuzzed renders the torrc as Start would for a data directory,
-// a runtime directory and the other Conf values a configuration sets.
+// a runtime directory and the other Config values a configuration sets.
 func renderFuzzed(dataDir, runtime, maxMem string, extra []string, maxStreams int, flags uint8) (torrc, string, error) {
 	rc := torrc{
 		dataDir:    filepath.Join(dataDir, TorDir),
@@ -75,9 +79,9 @@ func renderFuzzed(dataDir, runtime, maxMem string, extra []string, maxStreams in
 		socket:     filepath.Join(runtime, "hub.sock"),
 		sandbox:    flags&1 != 0,
 		pow:        flags&2 != 0,
-		conf: Conf{
+		conf: Config{
 			MaxMemInQueues: maxMem, ExtraTorrc: extra, MaxStreams: maxStreams,
-			NoSafeLogging: flags&4 != 0, NoAvoidDiskWrites: flags&8 != 0, NoIntroDoSDefense: flags&16 != 0,
+			SafeLogging: new(flags&4 == 0), AvoidDiskWrites: new(flags&8 == 0), IntroDoSDefense: new(flags&16 == 0),
 		},
 	}
 	if flags&64 != 0 {
@@ -130,7 +134,7 @@ func FuzzTorrc(f *testing.F) {
 		}
 		values := map[string]string{
 			"DataDirectory": rc.dataDir, "ControlPort": "unix:" + rc.control, "CookieAuthFile": rc.cookieFile, "HiddenServiceDir": rc.serviceDir,
-			"HiddenServicePort": "80 unix:" + rc.socket, "MaxMemInQueues": or(maxMem, DefaultMaxMemInQueues),
+			"HiddenServicePort": "80 unix:" + rc.socket, "MaxMemInQueues": cmp.Or(maxMem, DefaultMaxMemInQueues),
 		}
 		for i, kw := range keywords {
 			l := lines[i]
@@ -162,16 +166,44 @@ func FuzzTorrc(f *testing.F) {
 	})
 }
 
-// ParseFeature reads back every Feature's word, and only those words.
+// Validate takes a Feature's three words, and only those (the zero
+// value is FeatureAuto in code, not a word an owner writes).
 func TestFeatureWords(t *testing.T) {
 	for _, f := range []Feature{FeatureAuto, FeatureOn, FeatureOff} {
-		if got, err := ParseFeature(f.String()); err != nil || got != f {
-			t.Errorf("%q: got %q, %v", f.String(), got, err)
+		c := Config{Sandbox: f, PoW: f}.WithDefaults()
+		if err := c.Validate(); err != nil {
+			t.Errorf("%q: %v", f, err)
 		}
 	}
-	for _, s := range []string{"", "yes", "On", " auto"} {
-		if _, err := ParseFeature(s); err == nil {
-			t.Errorf("%q accepted", s)
+	for _, s := range []Feature{"", "yes", "On", " auto"} {
+		c := Config{}.WithDefaults()
+		c.PoW = s
+		var e *setting.Error
+		if err := c.Validate(); !errors.As(err, &e) || e.Key != "pow_defense" {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
+}
+
+// The zero Config is the defaults: it renders the torrc WithDefaults
+// renders, and the defaults are settings an owner may give.
+func TestZeroConfigIsDefaults(t *testing.T) {
+	d := Config{}.WithDefaults()
+	if err := d.Validate(); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	zero := torrc{dataDir: "/d/tor", control: "/r/control.sock", cookieFile: "/r/c", serviceDir: "/d/onion", socket: "/r/hub.sock", owner: 1}
+	def := zero
+	def.conf = d
+	a, err := zero.render()
+	b, err2 := def.render()
+	if err != nil || err2 != nil || a != b {
+		t.Errorf("zero Config:\n%s\nWithDefaults:\n%s\n%v %v", a, b, err, err2)
+	}
+	for _, want := range []string{"\nSafeLogging 1\n", "\nAvoidDiskWrites 1\n", "\nHiddenServiceEnableIntroDoSDefense 1\n",
+		"\nMaxMemInQueues " + DefaultMaxMemInQueues + "\n", "\nHiddenServiceMaxStreams 32\n"} {
+		if !strings.Contains(a, want) {
+			t.Errorf("zero Config's torrc lacks %q", want)
 		}
 	}
 }

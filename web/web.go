@@ -24,6 +24,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/onionchat/onionchat/hub"
+	"github.com/onionchat/onionchat/internal/setting"
 )
 
 //go:embed static
@@ -34,9 +35,11 @@ var static embed.FS
 const DefaultHandshakeTimeout = 10 * time.Second
 
 // Config configures the handler. Hub is required; every other zero value
-// has the meaning documented on its field.
+// has the meaning documented on its field. HandshakeTimeout is the [web]
+// section of the configuration file: its toml tag is its key there,
+// Validate its range.
 type Config struct {
-	Hub *hub.Hub
+	Hub *hub.Hub `toml:"-"`
 
 	// Hosts lists the Host header values the server answers to (DNS
 	// rebinding, docs/protocol.md §5.1): "host:port", or "host" alone
@@ -45,16 +48,31 @@ type Config struct {
 	// certificate. A request for any other host gets 421 Misdirected
 	// Request, on every path. Nil means the loopback names 127.0.0.1,
 	// localhost and [::1] with the port the request arrived on.
-	Hosts []string
+	Hosts []string `toml:"-"`
 
 	// HandshakeTimeout bounds the time a connection may spend before the
 	// WebSocket upgrade without progress: the TLS handshake, each request
 	// header, an idle keep-alive connection, writing the upgrade
 	// response. Zero means DefaultHandshakeTimeout.
-	HandshakeTimeout time.Duration
+	HandshakeTimeout time.Duration `toml:"handshake_timeout"`
 
 	// Logger receives errors only; nil means silent.
-	Logger *slog.Logger
+	Logger *slog.Logger `toml:"-"`
+}
+
+// WithDefaults returns c with every zero setting at its default.
+func (c Config) WithDefaults() Config {
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	return c
+}
+
+// Validate reports a setting out of the range an owner may set, as a
+// *setting.Error naming its key; zero is out of range (see
+// setting.Range).
+func (c Config) Validate() error {
+	return setting.Range("handshake_timeout", c.HandshakeTimeout, 10*time.Millisecond, 30*24*time.Hour)
 }
 
 // Headers are set on every response, whatever its status.
@@ -98,9 +116,7 @@ type Handler struct {
 
 // New returns the handler.
 func New(cfg Config) *Handler {
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = DefaultHandshakeTimeout
-	}
+	cfg = cfg.WithDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/onionchat/onionchat/hub"
-	"github.com/onionchat/onionchat/internal/wstest"
+	"github.com/onionchat/onionchat/internal/testing/wstest"
 	"github.com/onionchat/onionchat/web"
 	"go.uber.org/goleak"
 )

@@ -12,7 +12,7 @@ import (
 	"runtime/debug"
 
 	"github.com/onionchat/onionchat/internal/app"
-	"github.com/onionchat/onionchat/internal/bench"
+	"github.com/onionchat/onionchat/internal/cli"
 	"github.com/onionchat/onionchat/internal/config"
 	"github.com/onionchat/onionchat/internal/qrterm"
 	"github.com/onionchat/onionchat/onion"
@@ -21,16 +21,11 @@ import (
 // flags returns a flag set with the flags every command shares (--config,
 // --data-dir) and a func that loads the configuration they name.
 func flags(name string, stderr io.Writer) (*flag.FlagSet, func() (config.Config, error)) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	fs := cli.FlagSet(name, usage, stderr)
 	path := fs.String("config", "", "TOML configuration `file` (see config.example.toml); none: defaults")
 	dataDir := fs.String("data-dir", "", "`directory` for keys and certificate (overrides data_dir)")
 	return fs, func() (config.Config, error) {
-		cfg, err := app.Load(*path)
+		cfg, err := config.Load(*path)
 		if err != nil || *dataDir == "" {
 			return cfg, err
 		}
@@ -201,36 +196,4 @@ func auth(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return errors.New("auth needs add NAME, list or remove NAME")
-}
-
-func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	short := fs.Bool("short", false, "a quick run of every scenario (checks delivery, not speed)")
-	jsonPath := fs.String("json", "", "also write the report as JSON to `file`")
-	target := fs.String("target", "", "measure a running onionchat at `URL` instead of starting one (no server CPU or RSS then)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	_, err := bench.Run(ctx, bench.Options{Short: *short, JSON: *jsonPath, Target: *target, Out: stdout})
-	return err
-}
-
-func soakCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	short := fs.Bool("short", false, "the test command's version: 2,000 clients, under 3 minutes")
-	clients := fs.Int("clients", 0, "clients in all, half well-behaved (default 10000, 2000 with -short)")
-	duration := fs.Duration("duration", 0, "length of the abuse phase (default 10m, 35s with -short)")
-	jsonPath := fs.String("json", "", "also write the report as JSON to `file`")
-	abuse := fs.String("abuse", "", "(used by soak itself) run only the abusive clients against `URL` for -duration")
-	rooms := fs.String("rooms", "", "(used by soak itself, with -abuse) prefix of the well-behaved members' rooms")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *abuse != "" {
-		return bench.Abuse(ctx, *abuse, *rooms, *clients, *duration, stdout)
-	}
-	_, err := bench.Soak(ctx, bench.SoakOptions{Short: *short, Clients: *clients, Duration: *duration, JSON: *jsonPath, Out: stdout})
-	return err
 }

@@ -5,30 +5,16 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/onionchat/onionchat/internal/cli"
 )
 
 // version is set at release build time (-ldflags "-X main.version=…").
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "onionchat:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("onionchat", run) }
 
 const usage = `Usage:
   onionchat [flags]                  serve (onion mode unless --mode or the config says otherwise)
@@ -38,8 +24,6 @@ const usage = `Usage:
   onionchat auth remove NAME [--open] revoke a client (--open for the last one: anyone with the address then gets in)
   onionchat check-config [flags]     check a config file and exit
   onionchat cluster --front-key F --backend ADDR...  print the Onionbalance front's config (see the README)
-  onionchat bench [-short] [-json F] measure fan-out, latency and memory of a real onionchat here
-  onionchat soak [-short] [flags]    run thousands of clients, churn and abuse against a real onionchat
   onionchat version                  print the version
 
 Flags:
@@ -57,10 +41,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return address(args[1:], stdout, stderr)
 		case "auth":
 			return auth(args[1:], stdout, stderr)
-		case "bench":
-			return benchCmd(ctx, args[1:], stdout, stderr)
-		case "soak":
-			return soakCmd(ctx, args[1:], stdout, stderr)
 		case "cluster":
 			return clusterCmd(args[1:], stdout, stderr)
 		}

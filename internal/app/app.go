@@ -1,17 +1,18 @@
 // Package app runs the appliance: it is the one place where a
-// configuration becomes each part's settings (settings.go: hub.Config,
-// web.Config, onion.Conf, the data directory), where each mode opens its
-// listener and says what the owner needs to know (modes.go), and where
-// the parts are started and, when the context ends, stopped in order.
+// configuration becomes what each part starts with (settings.go: what
+// the file cannot say, such as the data directory from the environment
+// or the cluster's password), where each mode opens its listener and
+// says what the owner needs to know (modes.go), and where the parts are
+// started and, when the context ends, stopped in order.
 //
 // It owns the wiring and the lifecycle and nothing else: limits live in
 // hub, HTTP in web, Tor in onion, the file format in internal/config.
 //
-// A new section of the file for a part that serves every mode (a
-// cluster, say) is added in four places: its struct and ranges in
-// internal/config, its defaults from the part's constants in Defaults, a
-// field of settings and a function that fills it in resolve, and, in
-// Run, its start and stop around the hub's.
+// A part's new setting touches the part alone (its Config's field, tag,
+// default and range) and config.example.toml. A new section for a part
+// that serves every mode (as [cluster] did) is a field of config.Config
+// holding the part's own Config, a field of settings filled in resolve,
+// and, in Run, its start and stop around the hub's.
 package app
 
 import (

@@ -19,7 +19,7 @@ func TestClusterSection(t *testing.T) {
 	os.WriteFile(open644, []byte("s3cret\n"), 0o644)
 	os.Chmod(open644, 0o644) // whatever the umask
 	parse := func(doc string) (settings, error) {
-		c, err := config.Parse("c.toml", []byte(doc), Defaults())
+		c, err := config.Parse("c.toml", []byte(doc))
 		if err != nil {
 			return settings{}, err
 		}

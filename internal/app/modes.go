@@ -195,7 +195,7 @@ func localServerID(dataDir string) (string, error) {
 
 // onionMode starts tor, printing its progress, and serves the onion
 // service once it is published; the onion address is the server id.
-func onionMode(ctx context.Context, conf onion.Conf, out io.Writer, log *slog.Logger) (mode, error) {
+func onionMode(ctx context.Context, conf onion.Config, out io.Writer, log *slog.Logger) (mode, error) {
 	conf.Progress = func(msg string) { fmt.Fprintln(out, msg) }
 	conf.Logger = log
 	fmt.Fprintln(out, "Starting tor…")

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/onionchat/onionchat/hub"
 	"github.com/onionchat/onionchat/internal/cluster"
@@ -14,52 +13,6 @@ import (
 	"github.com/onionchat/onionchat/onion"
 	"github.com/onionchat/onionchat/web"
 )
-
-// Load reads the configuration file at path over Defaults; "" means no
-// file, the defaults alone.
-func Load(path string) (config.Config, error) {
-	if path == "" {
-		return Defaults(), nil
-	}
-	return config.Load(path, Defaults())
-}
-
-// Defaults is the configuration without a file: the format's own
-// defaults (config.Default) and every part's settings at the part's own
-// default constants, which are written nowhere else. A new section's
-// defaults go here, from its part.
-func Defaults() config.Config {
-	c := config.Default()
-	c.Hub = config.Hub{
-		MaxFrameBytes:   hub.DefaultMaxFrameBytes,
-		Rate:            hub.DefaultRate,
-		Burst:           hub.DefaultBurst,
-		MaxConns:        hub.DefaultMaxConns,
-		MaxConnsPerPeer: hub.DefaultMaxConnsPerPeer,
-		MaxRooms:        hub.DefaultMaxRooms,
-		MaxMembers:      hub.DefaultMaxMembers,
-		SendQueue:       hub.DefaultSendQueue,
-		SendQueueBytes:  hub.DefaultSendQueueBytes,
-		PingInterval:    dur(hub.DefaultPingInterval),
-		IdleTimeout:     dur(hub.DefaultIdleTimeout),
-		JoinTimeout:     dur(hub.DefaultJoinTimeout),
-		WriteTimeout:    dur(hub.DefaultWriteTimeout),
-		ResumeWindow:    dur(hub.DefaultResumeWindow),
-		JoinRate:        hub.DefaultJoinRate,
-		JoinBurst:       hub.DefaultJoinBurst,
-		ByteRate:        hub.DefaultByteRate,
-		MaxFileBytes:    hub.DefaultMaxFileBytes,
-	}
-	c.Web = config.Web{HandshakeTimeout: dur(web.DefaultHandshakeTimeout)}
-	var o onion.Conf // every zero value is onion's default
-	c.Tor.Sandbox, c.Tor.PoWDefense = o.Sandbox.String(), o.PoW.String()
-	c.Tor.SafeLogging, c.Tor.AvoidDiskWrites, c.Tor.IntroDoSDefense = !o.NoSafeLogging, !o.NoAvoidDiskWrites, !o.NoIntroDoSDefense
-	c.Tor.MaxStreams = onion.DefaultMaxStreams
-	c.Tor.MaxMemInQueues = onion.DefaultMaxMemInQueues
-	c.Tor.PublishTimeout = dur(onion.DefaultPublishTimeout)
-	c.Cluster.DeadAfter = dur(cluster.DefaultDeadAfter)
-	return c
-}
 
 // Check refuses what Run would refuse before it starts anything: a value
 // out of range, a part's own rule broken, a directory from the
@@ -71,14 +24,14 @@ func Check(cfg config.Config) (dataDir string, err error) {
 }
 
 // settings are a configuration turned into each part's own: what Run
-// starts. A mode-independent part (such as a later [cluster] section)
-// adds its field here and its function below.
+// starts. The file decodes into the parts' own types; what is left here
+// is what comes from the environment or from another section.
 type settings struct {
 	dataDir string
 	hub     hub.Config
 	web     web.Config
-	onion   onion.Conf
-	cluster *cluster.Options // nil: this instance alone
+	onion   onion.Config
+	cluster *cluster.Config // nil: this instance alone
 }
 
 // resolve is the one place a config.Config becomes the parts' settings.
@@ -92,15 +45,22 @@ func resolve(cfg config.Config) (settings, error) {
 	if err != nil {
 		return settings{}, err
 	}
-	tor, err := onionConf(cfg, dir)
-	if err != nil {
+	tor := cfg.Tor
+	tor.DataDir, tor.OnionbalanceFront = dir, cfg.Cluster.Front
+	if tor.RuntimeDir, err = runtimeDir(cfg.Tor); err != nil {
 		return settings{}, err
 	}
-	links, err := clusterOptions(cfg)
-	if err != nil {
-		return settings{}, err
+	s := settings{dataDir: dir, hub: cfg.Hub, web: cfg.Web, onion: tor}
+	if cfg.Cluster.On() {
+		// The password file is read now, so that check-config finds a
+		// file others can read before a start does.
+		links := cfg.Cluster
+		if err := links.ReadPassword(); err != nil {
+			return settings{}, cfg.Locate("cluster", err)
+		}
+		s.cluster = &links
 	}
-	return settings{dataDir: dir, hub: hubConfig(cfg.Hub), web: webConfig(cfg.Web), onion: tor, cluster: links}, nil
+	return s, nil
 }
 
 // DataDir returns the directory for keys and certificates: data_dir, else
@@ -131,7 +91,7 @@ func DataDir(cfg config.Config) (string, error) {
 
 // runtimeDir returns tor.runtime_dir, else $RUNTIME_DIRECTORY (systemd),
 // else "" (onion makes a temporary directory).
-func runtimeDir(t config.Tor) (string, error) {
+func runtimeDir(t onion.Config) (string, error) {
 	if d := os.Getenv("RUNTIME_DIRECTORY"); t.RuntimeDir == "" && d != "" {
 		return fromEnv("RUNTIME_DIRECTORY", d, onion.CheckSocketPath)
 	}
@@ -151,102 +111,3 @@ func fromEnv(name, dir string, check func(string) error) (string, error) {
 	}
 	return dir, nil
 }
-
-func hubConfig(h config.Hub) hub.Config {
-	return hub.Config{
-		MaxFrameBytes:   h.MaxFrameBytes,
-		Rate:            h.Rate,
-		Burst:           h.Burst,
-		MaxConns:        h.MaxConns,
-		MaxConnsPerPeer: h.MaxConnsPerPeer,
-		MaxRooms:        h.MaxRooms,
-		MaxMembers:      h.MaxMembers,
-		SendQueue:       h.SendQueue,
-		SendQueueBytes:  h.SendQueueBytes,
-		PingInterval:    h.PingInterval.Duration,
-		IdleTimeout:     h.IdleTimeout.Duration,
-		JoinTimeout:     h.JoinTimeout.Duration,
-		WriteTimeout:    h.WriteTimeout.Duration,
-		ResumeWindow:    h.ResumeWindow.Duration,
-		JoinRate:        h.JoinRate,
-		JoinBurst:       h.JoinBurst,
-		ByteRate:        h.ByteRate,
-		MaxFileBytes:    h.MaxFileBytes,
-	}
-}
-
-func webConfig(w config.Web) web.Config {
-	return web.Config{HandshakeTimeout: w.HandshakeTimeout.Duration}
-}
-
-// onionConf turns [tor] into onion's settings; onion reads "auto", "on"
-// and "off", and its error is reported with the key's line.
-func onionConf(cfg config.Config, dataDir string) (onion.Conf, error) {
-	t := cfg.Tor
-	sandbox, err := onion.ParseFeature(t.Sandbox)
-	if err != nil {
-		return onion.Conf{}, cfg.Errorf("tor.sandbox", "%v", err)
-	}
-	pow, err := onion.ParseFeature(t.PoWDefense)
-	if err != nil {
-		return onion.Conf{}, cfg.Errorf("tor.pow_defense", "%v", err)
-	}
-	rt, err := runtimeDir(t)
-	if err != nil {
-		return onion.Conf{}, err
-	}
-	return onion.Conf{
-		TorPath:           t.Path,
-		DataDir:           dataDir,
-		RuntimeDir:        rt,
-		Ephemeral:         t.Ephemeral,
-		Sandbox:           sandbox,
-		PoW:               pow,
-		NoSafeLogging:     !t.SafeLogging,
-		NoAvoidDiskWrites: !t.AvoidDiskWrites,
-		NoIntroDoSDefense: !t.IntroDoSDefense,
-		MaxStreams:        t.MaxStreams,
-		MaxMemInQueues:    t.MaxMemInQueues,
-		PublishTimeout:    t.PublishTimeout.Duration,
-		ExtraTorrc:        t.ExtraTorrc,
-		OnionbalanceFront: cfg.Cluster.Front,
-	}, nil
-}
-
-// clusterOptions turns [cluster] into the links' options, or nil when the
-// section is off; cluster's rules (no link in clear off the machine) are
-// reported with the key's line, before anything starts.
-func clusterOptions(cfg config.Config) (*cluster.Options, error) {
-	c := cfg.Cluster
-	if !c.On() {
-		return nil, nil
-	}
-	o := &cluster.Options{Listen: c.Listen, Peers: c.Peers, URL: c.URL, CertFile: c.TLSCert, KeyFile: c.TLSKey,
-		CAFile: c.TLSCA, User: c.User, DeadAfter: c.DeadAfter.Duration}
-	if c.PasswordFile != "" {
-		fi, err := os.Stat(c.PasswordFile)
-		if err != nil {
-			return nil, cfg.Errorf("cluster.password_file", "%v", err)
-		}
-		if m := fi.Mode().Perm(); m&0o077 != 0 {
-			return nil, cfg.Errorf("cluster.password_file", "%s can be read by others (mode %04o): chmod 600 it", c.PasswordFile, m)
-		}
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			return nil, cfg.Errorf("cluster.password_file", "%v", err)
-		}
-		if o.Password = strings.TrimSpace(string(b)); o.Password == "" || strings.ContainsAny(o.Password, "\r\n") {
-			return nil, cfg.Errorf("cluster.password_file", "want one line of password in %s", c.PasswordFile)
-		}
-	}
-	if err := o.Check(); err != nil {
-		var oe *cluster.OptionError
-		if errors.As(err, &oe) {
-			return nil, cfg.Errorf("cluster."+oe.Key, "%s", oe.Msg)
-		}
-		return nil, err
-	}
-	return o, nil
-}
-
-func dur(d time.Duration) config.Duration { return config.Duration{Duration: d} }

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/onionchat/onionchat/hub"
-	"github.com/onionchat/onionchat/internal/tortest"
-	"github.com/onionchat/onionchat/internal/wstest"
+	"github.com/onionchat/onionchat/internal/testing/tortest"
+	"github.com/onionchat/onionchat/internal/testing/wstest"
 	"github.com/onionchat/onionchat/web"
 	"go.uber.org/goleak"
 )
@@ -66,7 +66,7 @@ func startClusterDead(t *testing.T, k int, cfg hub.Config, dead time.Duration) [
 				peers = append(peers, "127.0.0.1:"+strconv.Itoa(p))
 			}
 		}
-		out[i] = startInstance(t, string(rune('A'+i)), Options{Listen: "127.0.0.1:" + strconv.Itoa(ports[i]), Peers: peers,
+		out[i] = startInstance(t, string(rune('A'+i)), Config{Listen: "127.0.0.1:" + strconv.Itoa(ports[i]), Peers: peers,
 			User: "onionchat", Password: "test links", Heartbeat: testBeat, DeadAfter: dead}, cfg)
 	}
 	waitFor(t, "every instance to see the others", 20*time.Second, func() bool {
@@ -80,7 +80,7 @@ func startClusterDead(t *testing.T, k int, cfg hub.Config, dead time.Duration) [
 	return out
 }
 
-func startInstance(t *testing.T, name string, o Options, cfg hub.Config) *instance {
+func startInstance(t *testing.T, name string, o Config, cfg hub.Config) *instance {
 	t.Helper()
 	n, err := Start(o, nil)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/onionchat/onionchat/internal/wstest"
+	"github.com/onionchat/onionchat/internal/testing/wstest"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

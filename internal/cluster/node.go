@@ -63,7 +63,7 @@ const byeTimeout = time.Second
 // Node is this instance's link to the others. Start it, give it to the
 // hub as Config.Cluster with Config.Instance = ID(), then Attach the hub.
 type Node struct {
-	o   Options
+	o   Config
 	id  string
 	srv *server.Server // nil with an external server
 	nc  *nats.Conn
@@ -93,13 +93,22 @@ type peer struct {
 }
 
 // Start starts the embedded NATS server (or connects to the external
-// one) and returns a Node not yet attached to a hub. Options are checked
-// first: a link that would leave the machine without TLS is refused.
-func Start(o Options, log *slog.Logger) (*Node, error) {
-	if err := o.Check(); err != nil {
+// one) and returns a Node not yet attached to a hub. The config is
+// checked first: a link that would leave the machine without TLS, or
+// without credentials, is refused.
+func Start(o Config, log *slog.Logger) (*Node, error) {
+	if err := o.check(); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	o = o.withDefaults()
+	if o.Password == "" {
+		if err := o.ReadPassword(); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
+	o = o.WithDefaults()
+	if o.ClaimTimeout <= 0 {
+		o.ClaimTimeout = o.DeadAfter + o.Heartbeat
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -145,7 +154,7 @@ func Start(o Options, log *slog.Logger) (*Node, error) {
 
 // embedded starts a NATS server that takes no client connections (the
 // instance talks to it in process) and routes to the peers.
-func embedded(o Options, id, clientPassword string) (*server.Server, error) {
+func embedded(o Config, id, clientPassword string) (*server.Server, error) {
 	host, port, _ := strings.Cut(o.Listen, ":")
 	if i := strings.LastIndex(o.Listen, ":"); i >= 0 {
 		host, port = strings.Trim(o.Listen[:i], "[]"), o.Listen[i+1:]

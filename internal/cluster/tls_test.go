@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/onionchat/onionchat/internal/setting"
 )
 
 // writePEM writes a PEM block to dir/name, 0600.
@@ -70,8 +72,8 @@ func TestTLSLinks(t *testing.T) {
 	_, strangerIssue := testCA(t, dir, "stranger-ca")
 	ports := freePorts(t, 4)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
-	opts := func(i int, cert, key string, pw string, peers ...int) Options {
-		o := Options{Listen: addr(i), CertFile: cert, KeyFile: key, CAFile: ca, User: "onionchat", Password: pw,
+	opts := func(i int, cert, key string, pw string, peers ...int) Config {
+		o := Config{Listen: addr(i), CertFile: cert, KeyFile: key, CAFile: ca, User: "onionchat", Password: pw,
 			Heartbeat: testBeat, DeadAfter: testDead}
 		for _, p := range peers {
 			o.Peers = append(o.Peers, addr(p))
@@ -97,24 +99,24 @@ func TestTLSLinks(t *testing.T) {
 // refused before anything starts, naming the option.
 func TestCheckFailsClosed(t *testing.T) {
 	for _, tc := range []struct {
-		o   Options
+		o   Config
 		key string
 	}{
-		{Options{Listen: "192.168.1.5:6222"}, "listen"},
-		{Options{Listen: "0.0.0.0:6222"}, "listen"},
-		{Options{Listen: "127.0.0.1:6222", Peers: []string{"10.0.0.2:6222"}}, "peers"},
-		{Options{Listen: "127.0.0.1:6222", Peers: []string{"pi2.local:6222"}}, "peers"},
-		{Options{Listen: "192.168.1.5:6222", CertFile: "c", KeyFile: "k"}, "tls_cert"},
-		{Options{Listen: "127.0.0.1:6222"}, "user"},
-		{Options{Listen: "127.0.0.1:6222", Peers: []string{"[::1]:6223"}}, "user"},
-		{Options{Listen: "127.0.0.1:6222", User: "u"}, "password_file"},
-		{Options{URL: "nats://127.0.0.1:4222"}, "user"},
-		{Options{}, "listen"},
-		{Options{URL: "nats://10.0.0.2:4222"}, "url"},
-		{Options{URL: "nats://127.0.0.1:4222", Listen: "127.0.0.1:6222"}, "url"},
+		{Config{Listen: "192.168.1.5:6222"}, "listen"},
+		{Config{Listen: "0.0.0.0:6222"}, "listen"},
+		{Config{Listen: "127.0.0.1:6222", Peers: []string{"10.0.0.2:6222"}}, "peers"},
+		{Config{Listen: "127.0.0.1:6222", Peers: []string{"pi2.local:6222"}}, "peers"},
+		{Config{Listen: "192.168.1.5:6222", CertFile: "c", KeyFile: "k"}, "tls_cert"},
+		{Config{Listen: "127.0.0.1:6222"}, "user"},
+		{Config{Listen: "127.0.0.1:6222", Peers: []string{"[::1]:6223"}}, "user"},
+		{Config{Listen: "127.0.0.1:6222", User: "u"}, "password_file"},
+		{Config{URL: "nats://127.0.0.1:4222"}, "user"},
+		{Config{}, "listen"},
+		{Config{URL: "nats://10.0.0.2:4222"}, "url"},
+		{Config{URL: "nats://127.0.0.1:4222", Listen: "127.0.0.1:6222"}, "url"},
 	} {
-		err := tc.o.Check()
-		var oe *OptionError
+		err := tc.o.check()
+		var oe *setting.Error
 		if !errors.As(err, &oe) || oe.Key != tc.key {
 			t.Errorf("%+v: %v, want an error about %s", tc.o, err, tc.key)
 			continue
@@ -123,13 +125,45 @@ func TestCheckFailsClosed(t *testing.T) {
 			t.Errorf("%+v: Start: %v", tc.o, err)
 		}
 	}
-	for _, o := range []Options{
+	for _, o := range []Config{
 		{Listen: "127.0.0.1:6222", Peers: []string{"[::1]:6223", "localhost:6224"}, User: "u", Password: "p"},
 		{Listen: "192.168.1.5:6222", Peers: []string{"192.168.1.6:6222"}, CertFile: "c", KeyFile: "k", CAFile: "ca", User: "u", Password: "p"},
 		{URL: "nats://127.0.0.1:4222", User: "u", Password: "p"},
 	} {
-		if err := o.Check(); err != nil {
+		if err := o.check(); err != nil {
 			t.Errorf("%+v: %v", o, err)
+		}
+	}
+}
+
+// TestValidate: what an owner may set goes beyond what Start refuses:
+// absolute paths, a dead_after of 2s to 10m, a front only with links.
+func TestValidate(t *testing.T) {
+	creds := Config{Listen: "127.0.0.1:6222", User: "u", PasswordFile: "/etc/onionchat/links.password"}.WithDefaults()
+	if err := creds.Validate(); err != nil {
+		t.Fatalf("a loopback cluster with credentials: %v", err)
+	}
+	if err := (Config{}).WithDefaults().Validate(); err != nil {
+		t.Fatalf("no cluster: %v", err)
+	}
+	for _, tc := range []struct {
+		change func(*Config)
+		key    string
+	}{
+		{func(c *Config) { c.DeadAfter = time.Second }, "dead_after"},
+		{func(c *Config) { c.DeadAfter = 0 }, "dead_after"},
+		{func(c *Config) { c.CertFile = "pi.crt" }, "tls_cert"},
+		{func(c *Config) { c.PasswordFile = "" }, "password_file"},
+		{func(c *Config) { c.Front = "abc.onion" }, "front"},
+		{func(c *Config) { c.Listen = ""; c.Front = strings.Repeat("a", 56) + ".onion" }, "front"},
+		{func(c *Config) { c.Listen = ""; c.Peers = []string{"127.0.0.1:6223"} }, "peers"},
+		{func(c *Config) { c.Listen = "10.0.0.1:6222" }, "listen"},
+	} {
+		c := creds
+		tc.change(&c)
+		var e *setting.Error
+		if err := c.Validate(); !errors.As(err, &e) || e.Key != tc.key {
+			t.Errorf("%+v: %v, want an error about %s", c, err, tc.key)
 		}
 	}
 }

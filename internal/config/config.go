@@ -2,18 +2,20 @@
 // an unknown key, a value of the wrong type or a value out of range is an
 // error that names the file, the line and the key.
 //
-// The package owns the file format and its validation, and nothing else:
-// it imports no other package of onionchat. A part's defaults are the
-// part's own constants (hub.Default*, web.Default*, onion.Default*);
-// internal/app puts them into the base configuration that a file is read
-// over (app.Defaults), and turns a Config into each part's settings.
+// Each section of the file is one part's own settings type, decoded as
+// it stands: [hub] is hub.Config, [web] web.Config, [tor] onion.Config,
+// [cluster] cluster.Config. A part owns its keys (toml tags), its
+// defaults (WithDefaults) and its ranges (Validate); this package owns
+// only what a file needs beyond them: reading it, the file, line and key
+// of an error, retired keys naming their replacement, the sections, the
+// modes' own sections ([lan], [local]) and the rules that span sections.
 package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,8 +23,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/onionchat/onionchat/hub"
+	"github.com/onionchat/onionchat/internal/cluster"
+	"github.com/onionchat/onionchat/internal/setting"
+	"github.com/onionchat/onionchat/onion"
+	"github.com/onionchat/onionchat/web"
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 )
@@ -35,18 +41,17 @@ const (
 	ModeLocal = "local" // plain HTTP on loopback or a unix socket, for this machine or a proxy in front
 )
 
-// Config is the whole configuration: one section a part. The zero value
-// is not valid; a file is read over a base that holds every default
-// (app.Defaults).
+// Config is the whole configuration: one section a part. Default holds
+// every default; a file is read over it.
 type Config struct {
-	Mode    string  `toml:"mode"`
-	DataDir string  `toml:"data_dir"` // empty: the environment's (app.DataDir)
-	LAN     LAN     `toml:"lan"`
-	Local   Local   `toml:"local"`
-	Hub     Hub     `toml:"hub"`
-	Web     Web     `toml:"web"`
-	Tor     Tor     `toml:"tor"`
-	Cluster Cluster `toml:"cluster"`
+	Mode    string         `toml:"mode"`
+	DataDir string         `toml:"data_dir"` // empty: the environment's (app.DataDir)
+	LAN     LAN            `toml:"lan"`
+	Local   Local          `toml:"local"`
+	Hub     hub.Config     `toml:"hub"`
+	Web     web.Config     `toml:"web"`
+	Tor     onion.Config   `toml:"tor"`
+	Cluster cluster.Config `toml:"cluster"`
 
 	// lines maps each dotted key the file set to its line; file is the
 	// file's name. Both are empty for a Config built in code.
@@ -74,65 +79,17 @@ type Local struct {
 	Hosts []string `toml:"hosts"`
 }
 
-// Hub holds the relay's limits and its resume window.
-type Hub struct {
-	MaxFrameBytes   int      `toml:"max_frame_bytes"`
-	Rate            float64  `toml:"rate"`
-	Burst           int      `toml:"burst"`
-	MaxConns        int      `toml:"max_conns"`
-	MaxConnsPerPeer int      `toml:"max_conns_per_peer"`
-	MaxRooms        int      `toml:"max_rooms"`
-	MaxMembers      int      `toml:"max_members"`
-	SendQueue       int      `toml:"send_queue"`
-	SendQueueBytes  int      `toml:"send_queue_bytes"`
-	PingInterval    Duration `toml:"ping_interval"`
-	IdleTimeout     Duration `toml:"idle_timeout"`
-	JoinTimeout     Duration `toml:"join_timeout"`
-	WriteTimeout    Duration `toml:"write_timeout"`
-	ResumeWindow    Duration `toml:"resume_window"`
-	JoinRate        float64  `toml:"join_rate"`
-	JoinBurst       int      `toml:"join_burst"`
-	ByteRate        int      `toml:"byte_rate"`
-	MaxFileBytes    int      `toml:"max_file_bytes"`
-}
-
-// Web holds the web server's settings.
-type Web struct {
-	HandshakeTimeout Duration `toml:"handshake_timeout"`
-}
-
-// Duration is a time.Duration written as a string such as "30s" or "1h".
-type Duration struct{ time.Duration }
-
-// UnmarshalText implements encoding.TextUnmarshaler. Its error is a
-// parser error so that the decoder reports the line it came from.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil || !isDurationText(b) {
-		return &unstable.ParserError{Highlight: b, Message: `want a duration such as "30s", "5m" or "1h"`}
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// isDurationText rejects bare numbers: "5" parses only as "0".
-func isDurationText(b []byte) bool {
-	return len(b) > 0 && (b[len(b)-1] < '0' || b[len(b)-1] > '9')
-}
-
-// Default returns the settings the format itself gives a key no file
-// sets: the mode, the listen addresses and empty lists. Every part's
-// setting is zero here; app.Defaults fills them from the parts.
+// Default returns the configuration without a file: the mode, the
+// modes' listen addresses and each part's defaults (its WithDefaults).
 func Default() Config {
 	return Config{
 		Mode:    ModeOnion,
-		LAN:     LAN{Listen: "127.0.0.1:8443", Names: []string{}},
-		Local:   Local{Listen: "127.0.0.1:8080", Hosts: []string{}},
-		Tor:     Tor{ExtraTorrc: []string{}},
-		Cluster: Cluster{Peers: []string{}},
+		LAN:     LAN{Listen: "127.0.0.1:8443"},
+		Local:   Local{Listen: "127.0.0.1:8080"},
+		Hub:     hub.Config{}.WithDefaults(),
+		Web:     web.Config{}.WithDefaults(),
+		Tor:     onion.Config{}.WithDefaults(),
+		Cluster: cluster.Config{}.WithDefaults(),
 	}
 }
 
@@ -158,59 +115,76 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Load reads the file at path over base.
-func Load(path string, base Config) (Config, error) {
+// Load reads the file at path over Default; "" means no file, Default
+// alone.
+func Load(path string) (Config, error) {
+	if path == "" {
+		return Default(), nil
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data, base)
+	return Parse(path, data)
 }
 
-// Parse decodes data, named name in errors, over base and validates the
-// result. base holds the value of every key data does not set
-// (app.Defaults); it is not changed.
-func Parse(name string, data []byte, base Config) (Config, error) {
-	c := base
+// Parse decodes data, named name in errors, over Default and validates
+// the result.
+func Parse(name string, data []byte) (Config, error) {
+	return parse(name, data, Default())
+}
+
+// parse decodes data over base, which holds the value of every key data
+// does not set and is not changed.
+func parse(name string, data []byte, base Config) (Config, error) {
 	lines, _ := keyLines(data) // a syntax error is reported, with its line, by Decode
+	file := reflect.New(fileType).Elem()
+	copyKeys(file, reflect.ValueOf(base))
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := dec.Decode(file.Addr().Interface()); err != nil {
 		return Config{}, decodeError(name, err)
 	}
+	c := base
+	copyKeys(reflect.ValueOf(&c).Elem(), file)
 	c.file, c.lines = name, lines
 	if err := c.validate(); err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			e.File = name
-			e.Line = lines[e.Key]
-		}
-		return Config{}, err
+		return Config{}, c.locate(err)
 	}
 	return c, nil
 }
 
 // Validate checks a configuration built in code or changed by flags; its
 // errors name the key but no file or line.
-func (c *Config) Validate() error {
-	err := c.validate()
+func (c *Config) Validate() error { return c.locate(c.validate()) }
+
+// Locate returns a part's *setting.Error about a key of section as an
+// *Error naming the file and line that set the key, when c was read
+// from a file. It is for what a part checks after the file is read
+// (cluster.Config.ReadPassword), so that its errors read like the
+// file's own. Other errors are returned as they are.
+func (c *Config) Locate(section string, err error) error {
+	return c.locate(inSection(section, err))
+}
+
+// locate fills in the file and line of an *Error.
+func (c *Config) locate(err error) error {
 	var e *Error
-	if errors.As(err, &e) && e.File == "" {
-		e.File = "config"
+	if errors.As(err, &e) {
+		e.File = cmp.Or(c.file, "config")
+		e.Line = c.lines[e.Key]
 	}
 	return err
 }
 
-// Errorf returns an *Error about key, naming the file and line that set
-// it when c was read from a file. It is for the rules a part owns and
-// applies itself (such as onion's "auto", "on" or "off"), so that their
-// errors read like the format's.
-func (c *Config) Errorf(key, format string, args ...any) error {
-	file := c.file
-	if file == "" {
-		file = "config"
+// inSection turns a part's *setting.Error into an *Error about the key in
+// section; other errors are returned as they are.
+func inSection(section string, err error) error {
+	var e *setting.Error
+	if errors.As(err, &e) {
+		return &Error{Key: section + "." + e.Key, Msg: e.Msg}
 	}
-	return &Error{File: file, Line: c.lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+	return err
 }
 
 func decodeError(name string, err error) error {
@@ -253,24 +227,22 @@ var retired = map[string]string{
 // isSection says whether name is a section ([name]) of the file.
 func isSection(name string) bool {
 	t, ok := keyType(name)
-	return ok && t.Kind() == reflect.Struct && t != durationType
+	return ok && t.Kind() == reflect.Struct
 }
-
-var durationType = reflect.TypeFor[Duration]()
 
 // keyType returns the Go type a dotted key decodes into, following the
 // toml tags from Config.
 func keyType(key string) (reflect.Type, bool) {
 	t := reflect.TypeFor[Config]()
 	for _, part := range strings.Split(key, ".") {
-		if t.Kind() != reflect.Struct || t == durationType {
+		if t.Kind() != reflect.Struct {
 			return nil, false
 		}
-		i := slices.IndexFunc(reflect.VisibleFields(t), func(f reflect.StructField) bool { return f.Tag.Get("toml") == part })
+		i := slices.IndexFunc(keys(t), func(f reflect.StructField) bool { return keyName(f) == part })
 		if i < 0 {
 			return nil, false
 		}
-		t = reflect.VisibleFields(t)[i].Type
+		t = keys(t)[i].Type
 	}
 	return t, true
 }
@@ -332,6 +304,8 @@ func want(key string) string {
 		return "a value of the documented type"
 	case t == durationType:
 		return `a duration string such as "30s"`
+	case t.Kind() == reflect.Pointer:
+		t = t.Elem()
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -387,6 +361,10 @@ func bad(key, format string, args ...any) error {
 	return &Error{Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
+// validator is a part's settings type: a section whose ranges the part
+// checks itself.
+type validator interface{ Validate() error }
+
 func (c *Config) validate() error {
 	switch c.Mode {
 	case ModeOnion, ModeLAN, ModeBoth, ModeLocal:
@@ -420,56 +398,32 @@ func (c *Config) validate() error {
 	if (c.LAN.CertFile == "") != (c.LAN.KeyFile == "") {
 		return bad("lan.cert_file", "set both cert_file and key_file, or neither")
 	}
-	h := &c.Hub
-	ints := []struct {
-		key      string
-		v        int
-		min, max int
-	}{
-		{"hub.max_frame_bytes", h.MaxFrameBytes, 1 << 10, 16 << 20},
-		{"hub.burst", h.Burst, 1, 1 << 20},
-		{"hub.max_conns", h.MaxConns, 1, 1 << 24},
-		{"hub.max_conns_per_peer", h.MaxConnsPerPeer, 1, 1 << 24},
-		{"hub.max_rooms", h.MaxRooms, 1, 1 << 24},
-		{"hub.max_members", h.MaxMembers, 2, 1 << 24},
-		{"hub.send_queue", h.SendQueue, 1, 1 << 20},
-		{"hub.send_queue_bytes", h.SendQueueBytes, h.MaxFrameBytes, 1 << 30},
-		{"hub.join_burst", h.JoinBurst, 1, 1 << 20},
-		{"hub.byte_rate", h.ByteRate, 1 << 10, 1 << 30},
-		{"hub.max_file_bytes", h.MaxFileBytes, 1 << 10, 64 << 20}, // a receiving page holds a whole file in memory
+	if c.Cluster.Front != "" && c.Mode != ModeOnion {
+		return bad("cluster.front", "an Onionbalance front is for onion mode, not %q", c.Mode)
 	}
-	for _, i := range ints {
-		if i.v < i.min || i.v > i.max {
-			return bad(i.key, "want %d to %d, not %d", i.min, i.max, i.v)
+	v := reflect.ValueOf(*c)
+	for _, f := range keys(v.Type()) {
+		if s, ok := v.FieldByIndex(f.Index).Interface().(validator); ok {
+			if err := s.Validate(); err != nil {
+				return inSection(keyName(f), err)
+			}
 		}
 	}
-	if !(h.Rate > 0) || h.Rate > 1e6 || math.IsNaN(h.Rate) {
-		return bad("hub.rate", "want frames per second above 0 and at most 1000000, not %v", h.Rate)
+	return nil
+}
+
+// checkDataDir checks data_dir: empty (the default) or an absolute path
+// that tor's torrc can take (tor's state and the service key live under
+// it), by onion's rule.
+func checkDataDir(p string) error {
+	if p == "" {
+		return nil
 	}
-	if !(h.JoinRate > 0) || h.JoinRate > 1e6 || math.IsNaN(h.JoinRate) {
-		return bad("hub.join_rate", "want joins per second above 0 and at most 1000000, not %v", h.JoinRate)
+	if !filepath.IsAbs(p) {
+		return fmt.Errorf("want an absolute path, not %q", p)
 	}
-	durs := []struct {
-		key string
-		v   time.Duration
-	}{
-		{"hub.ping_interval", h.PingInterval.Duration},
-		{"hub.idle_timeout", h.IdleTimeout.Duration},
-		{"hub.join_timeout", h.JoinTimeout.Duration},
-		{"hub.write_timeout", h.WriteTimeout.Duration},
-		{"hub.resume_window", h.ResumeWindow.Duration},
-		{"web.handshake_timeout", c.Web.HandshakeTimeout.Duration},
+	if err := onion.CheckTorrcValue(p); err != nil {
+		return fmt.Errorf("the path %q %v; it is written into tor's configuration, where that could add lines of its own", p, err)
 	}
-	for _, d := range durs {
-		if d.v < 10*time.Millisecond || d.v > 30*24*time.Hour {
-			return bad(d.key, "want 10ms to 720h, not %v", d.v)
-		}
-	}
-	if h.IdleTimeout.Duration <= h.PingInterval.Duration {
-		return bad("hub.idle_timeout", "must be longer than hub.ping_interval (%v)", h.PingInterval.Duration)
-	}
-	if err := c.Tor.validate(); err != nil {
-		return err
-	}
-	return c.Cluster.validate(c.Mode)
+	return nil
 }

@@ -53,8 +53,8 @@ func steps() []step {
 		}},
 		{"systemd", "systemd-analyze verify and security (score <= 2.0) on systemd/onionchat.service", checkSystemd},
 		{"deb", "lintian on every .deb; install, upgrade, remove and purge in a debootstrapped Debian", checkDebs},
-		{"bench", "onionchat bench -short: every scenario, 0 lost, duplicated or corrupt", runBenchShort},
-		{"soak", "onionchat soak -short: 2,000 clients, churn and abuse; 0 lost, limits held, memory back to baseline; p99 printed", runSoakShort},
+		{"bench", "onionchat-bench -short: every scenario, 0 lost, duplicated or corrupt", runBenchShort},
+		{"soak", "onionchat-bench soak -short: 2,000 clients, churn and abuse; 0 lost, limits held, memory back to baseline; p99 printed", runSoakShort},
 	}
 }
 

@@ -1,7 +1,7 @@
 // Package wsread reads whole WebSocket messages into buffers the caller
 // reuses, so that a connection that reads many small messages allocates
 // nothing per message. The server's readers (web) and the load
-// generator's clients (internal/bench) share it. Its Meter finds the
+// generator's clients (internal/testing/bench) share it. Its Meter finds the
 // frames of a WebSocket stream as they pass, for the server to count
 // those (continuation frames) that its WebSocket library reads unseen.
 package wsread

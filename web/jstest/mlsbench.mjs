@@ -28,7 +28,7 @@
 // nothing but the step measured runs meanwhile.
 //
 //   node web/jstest/mlsbench.mjs [n ...]     (default 10 50)
-//   in a browser: web/jstest/mlsbench.html (internal/e2e TestMLSFigures)
+//   in a browser: web/jstest/mlsbench.html (internal/testing/e2e TestMLSFigures)
 import { FakeRelay, Clock } from './fakerelay.mjs';
 import { Session } from '../static/session.mjs';
 import { Group } from '../static/group.mjs';

@@ -2,7 +2,7 @@
 // session into a fresh version 4 client per connection, one that knows the
 // passphrase but none of the participants' keys, and prints what it could
 // read as JSON. The browser tests run it on a real recording
-// (internal/e2e); it is not a test file itself.
+// (internal/testing/e2e); it is not a test file itself.
 //
 //   node web/jstest/replay.mjs < {"passphrase", "server", "room", "streams": [[frame, ...], ...]}
 //   -> {"streams", "frames", "messages": ["sender: text", ...], "opened", "notices"}

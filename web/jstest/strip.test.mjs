@@ -4,8 +4,8 @@
 // in every other place a picture can carry it, made by leaky.mjs). Every
 // trace of it goes, only the allowed segments remain, the picture data is
 // kept byte for byte, and a JPEG keeps its orientation. The same cleaning
-// runs in Chromium and Firefox in internal/e2e (pictures_test.go), where
-// exiftool reads what the receiver got.
+// runs in Chromium and Firefox in internal/testing/e2e (pictures_test.go),
+// where exiftool reads what the receiver got.
 //   node --test web/jstest/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
