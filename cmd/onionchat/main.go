@@ -23,7 +23,7 @@ const usage = `Usage:
   onionchat auth list [flags]        list authorized clients
   onionchat auth remove NAME [--open] revoke a client (--open for the last one: anyone with the address then gets in)
   onionchat check-config [flags]     check a config file and exit
-  onionchat cluster --front-key F --backend ADDR...  print the Onionbalance front's config (see the README)
+  onionchat cluster --front-key F --backend ADDR...  print the Onionbalance front's config (see docs/cluster.md)
   onionchat version                  print the version
 
 Flags:

@@ -9,7 +9,7 @@ import (
 // runBenchShort builds onionchat and onionchat-bench and runs
 // "onionchat-bench -short": every scenario briefly, failing on any lost,
 // duplicated or corrupt delivery. Speed is not asserted here (the machine
-// is shared); the README has the full figures.
+// is shared); docs/performance.md has the full figures.
 func runBenchShort(ctx context.Context) error { return runBench(ctx, "", "-short") }
 
 // runSoakShort runs "onionchat-bench soak -short" (under 3 minutes): 2,000

@@ -24,7 +24,7 @@ type step struct {
 }
 
 // fuzzTime is how long each fuzz target runs in the test command; the
-// README says how to run them for longer.
+// docs/performance.md says how to run them for longer.
 const fuzzTime = 10 * time.Second
 
 func steps() []step {
