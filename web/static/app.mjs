@@ -12,16 +12,6 @@ import { NotCleanable } from './strip.mjs';
 
 const $ = view.$;
 
-const STATUS = {
-  connecting: 'Connecting…',
-  deriving: 'Making the room key…',
-  joining: 'Joining…',
-  ready: 'Connected',
-  reconnecting: 'Reconnecting…',
-  stopped: 'Stopped',
-  left: '',
-};
-
 let session = null;
 let room = '';      // the room's name as shown, once in it
 let typedRoom = ''; // what the room field held at Join
@@ -30,25 +20,18 @@ const sent = new Map(); // session item -> its <li>
 const transfers = new Map(); // file transfer -> its <li>
 let notify = false; // desktop notifications, once the person asked and the browser allowed
 
-function unsupportedReason() {
-  if (!window.isSecureContext || !window.crypto || !window.crypto.subtle) {
-    return 'This page was not opened in a secure context, so the browser hides ' +
-      'the Web Crypto API that onionchat encrypts with. Open the chat at its ' +
-      '.onion address in Tor Browser, or at its https:// address if the owner ' +
-      'runs it in LAN mode. Plain http:// addresses other than .onion and ' +
-      'localhost do not work.';
-  }
-  if (!('WebSocket' in window)) return 'This browser has no WebSocket support.';
-  return '';
+// unsupportedReason says what this browser lacks, as a code of view.TEXT.
+async function unsupportedReason() {
+  if (!window.isSecureContext || !window.crypto || !window.crypto.subtle) return 'not-secure';
+  if (!('WebSocket' in window)) return 'no-websocket';
+  return (await supported()) ? '' : 'no-25519';
 }
 
 async function init() {
   $('loading').hidden = true;
-  const why = unsupportedReason() || (await supported() ? '' : 'This browser’s Web Crypto lacks Ed25519 and X25519, ' +
-    'which the room’s encryption (MLS) needs. Update Tor Browser (version 15 or later), Firefox (130 or later) or ' +
-    'Chromium (133 or later).');
+  const why = await unsupportedReason();
   if (why) {
-    $('unsupported-why').textContent = why;
+    $('unsupported-why').textContent = view.TEXT.unsupported[why];
     view.show('unsupported');
     view.setState('unsupported');
     return;
@@ -77,7 +60,7 @@ async function init() {
   document.addEventListener('visibilitychange', () => { if (!document.hidden) { unread = 0; updateTitle(); } });
   if (!('Notification' in window)) {
     $('notify').disabled = true;
-    $('notify-note').textContent = 'This browser does not allow notifications here (Tor Browser turns them off); the tab’s title and icon count unread messages.';
+    $('notify-note').textContent = view.TEXT.notify.none;
   }
   window.addEventListener('hashchange', fillRoomFromHash);
   window.addEventListener('online', () => { if (session) session.reconnectNow(); });
@@ -106,7 +89,7 @@ async function onJoinSubmit(e) {
   $('passphrase').value = '';
   let signing;
   if ($('keep-code').checked) {
-    try { signing = await keystore.keep(); } catch (x) { err.textContent = 'This browser cannot keep a key here: ' + x.message; return; }
+    try { signing = await keystore.keep(); } catch (x) { err.textContent = view.TEXT.cannotKeep(x.message); return; }
   } else {
     await keystore.forget();
   }
@@ -123,7 +106,7 @@ async function onJoinSubmit(e) {
   const bad = session.start({ room: $('room').value, name: $('name').value, passphrase: pass });
   if (bad) {
     session = null;
-    err.textContent = bad.message;
+    err.textContent = view.formError(bad);
     $(bad.field).focus();
     return;
   }
@@ -133,7 +116,7 @@ async function onJoinSubmit(e) {
 function onEvent(ev) {
   switch (ev.type) {
     case 'status':
-      view.status(ev.state === 'reconnecting' && ev.retryIn ? `Disconnected — reconnecting in ${Math.ceil(ev.retryIn / 1000)} s` : STATUS[ev.state] || '');
+      view.status(view.TEXT.status(ev.state, ev.retryIn));
       view.setState(ev.state);
       return;
     case 'joined': return enterChat(ev);
@@ -190,7 +173,7 @@ function enterChat(ev) {
   updateTitle();
   $('join').disabled = false;
   view.show('chat-view');
-  view.notice(`You joined “${room}” as ${ev.name}.`);
+  view.notice(view.TEXT.joined(room, ev.name));
   $('composer').focus();
 }
 
@@ -202,12 +185,12 @@ function stopped(ev) {
   if (ev.first || ev.field) {
     view.show('join-view');
     view.setState('join');
-    $('join-error').textContent = view.refusal(ev.code) || ev.message;
+    $('join-error').textContent = view.stopWords(ev);
     $(ev.field || 'passphrase').focus();
     return;
   }
-  view.notice(ev.message, 'error');
-  view.status(STATUS.stopped);
+  view.notice(view.stopWords(ev), 'error');
+  view.status(view.TEXT.status('stopped'));
 }
 
 function leave() {
@@ -245,7 +228,7 @@ function sendComposer() {
 async function sendFiles(list) {
   for (const f of [...list]) {
     if (!session) return;
-    const fail = (e) => view.notice(`“${f.name}” was not sent: ${e.message}`, 'error');
+    const fail = (e) => view.notice(`“${f.name}” was not sent: ${view.notSentWords(e)}.`, 'error');
     try {
       const file = { name: f.name, type: f.type, bytes: new Uint8Array(await f.arrayBuffer()) };
       await session.sendFile(file).catch((e) => {
@@ -270,7 +253,7 @@ function arrived(sender, text) {
   if (!notify) return;
   const detail = $('notify-detail').checked;
   try {
-    new Notification('onionchat', { body: detail ? `${sender}: ${text}` : `New message in ${room}`, tag: 'onionchat', silent: false });
+    new Notification('onionchat', { body: view.TEXT.notify.body(detail, sender, text, room), tag: 'onionchat', silent: false });
   } catch { /* the browser changed its mind */ }
 }
 
@@ -278,10 +261,8 @@ async function askNotifications() {
   let p = Notification.permission;
   if (p !== 'granted') p = await Notification.requestPermission();
   notify = p === 'granted';
-  $('notify-note').textContent = notify
-    ? 'You will be notified while this tab is hidden.'
-    : 'The browser did not allow notifications; the tab’s title and icon count unread messages.';
-  $('notify').textContent = notify ? 'Notifications on' : 'Notify me of new messages';
+  $('notify-note').textContent = notify ? view.TEXT.notify.on : view.TEXT.notify.refused;
+  $('notify').textContent = notify ? view.TEXT.notify.button.on : view.TEXT.notify.button.off;
 }
 
 function updateTitle() { view.title(room, unread); view.badge(unread); }

@@ -34,6 +34,12 @@ export const MIN_RATE = 8 << 10;          // bytes a second a transfer must keep
 export const MIN_CHUNK = 1024;            // smaller pieces (but for a file of one) are refused
 export const PROGRESS_EVERY = 0.05;       // progress is reported in steps of 5%
 
+// NotSent says why a file of ours was not offered: why is a code view.mjs
+// words.
+export class NotSent extends Error {
+  constructor(why, args = {}) { super(why); this.why = why; this.args = args; }
+}
+
 export class Transfers {
   constructor({ group, now, onEvent }) {
     this.group = group;
@@ -57,10 +63,10 @@ export class Transfers {
   // NotCleanable error unless asFile says the sender chose to send it as
   // a file anyway.
   async offer(file) {
-    if (this.outgoing.length >= MAX_OUTGOING) throw new Error('four files are on their way already; wait for them');
-    if (file.bytes.length > this.maxFile) throw new Error(`files can have at most ${mib(this.maxFile)} here`);
+    if (this.outgoing.length >= MAX_OUTGOING) throw new NotSent('busy', { max: MAX_OUTGOING });
+    if (file.bytes.length > this.maxFile) throw new NotSent('too-large', { max: this.maxFile });
     const chunkSize = maxChunkBytes(this.group.maxBucket);
-    if (chunkSize < 1024) throw new Error('this server’s frame limit is too small for files');
+    if (chunkSize < 1024) throw new NotSent('frames-too-small');
     let bytes = file.bytes;
     let flags = 0;
     let removed = [];
@@ -70,7 +76,7 @@ export class Transfers {
       stripped = stripMetadata(bytes);
     } catch (e) {
       if (e instanceof NotCleanable && file.asFile) stripped = null; // the sender chose to send it as it is
-      else if (e instanceof StripError) throw new Error(`this picture could not be cleaned of its location and camera data (${e.message}), so it was not sent`);
+      else if (e instanceof StripError) throw new NotSent('not-cleaned', { detail: e.message });
       else throw e;
     }
     if (stripped) {

@@ -13,14 +13,15 @@ const FORBIDDEN = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Default_Ignorable_Code_Poin
 const MARKS_RUN = /\p{M}{4,}/u;
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u;
 
-// prepareName returns {name} as the relay will store it, or {error} saying
-// why it cannot be a name.
+// prepareName returns {name} as the relay will store it, or {error}: why it
+// cannot be a name, as a code view.mjs words ("empty", "too-long",
+// "invisible", "marks", "no-letter").
 export function prepareName(raw) {
   const name = raw.replace(SPACES, ' ').trim().normalize('NFKC').replace(SPACES, ' ').trim();
-  if (!name) return { error: 'Enter your name.' };
-  if ([...name].length > MAX_NAME_CHARS) return { error: `Names have at most ${MAX_NAME_CHARS} characters.` };
-  if (FORBIDDEN.test(name)) return { error: 'Names cannot contain invisible, control or formatting characters.' };
-  if (MARKS_RUN.test(name)) return { error: 'Names have at most 3 combining marks in a row.' };
-  if (!LETTER_OR_DIGIT.test(name)) return { error: 'Names need at least one letter or digit.' };
+  if (!name) return { error: 'empty' };
+  if ([...name].length > MAX_NAME_CHARS) return { error: 'too-long' };
+  if (FORBIDDEN.test(name)) return { error: 'invisible' };
+  if (MARKS_RUN.test(name)) return { error: 'marks' };
+  if (!LETTER_OR_DIGIT.test(name)) return { error: 'no-letter' };
   return { name };
 }

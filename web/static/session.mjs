@@ -108,14 +108,14 @@ export class Session {
 
   // ---------------------------------------------------------------- public
 
-  // start joins room as name with passphrase; it returns an error message
-  // for the form, or '' if it started.
+  // start joins room as name with passphrase; it returns what is wrong for
+  // the form ({field, what}: view.mjs words it), or null if it started.
   start({ room, name, passphrase }) {
     const r = normRoom(room || '');
     const n = prepareName(name || '');
-    if (!r) return { field: 'room', message: 'Enter a room name.' };
-    if (n.error) return { field: 'name', message: n.error };
-    if (!passphrase) return { field: 'passphrase', message: 'Enter the room passphrase.' };
+    if (!r) return { field: 'room', what: 'no-room' };
+    if (n.error) return { field: 'name', what: 'name', why: n.error };
+    if (!passphrase) return { field: 'passphrase', what: 'no-passphrase' };
     this.stop();
     this.reset();
     this.room = r;
@@ -256,7 +256,7 @@ export class Session {
     if (this.stopped) return;
     if (ev && ev.code === 4000) return; // replaced: the error frame said so
     if (!this.everJoined && this.attempt >= FIRST_ATTEMPTS) {
-      this.fail('Could not reach the server. Check the address and your connection, then try again.');
+      this.fail('unreachable');
       return;
     }
     this.scheduleReconnect();
@@ -347,7 +347,7 @@ export class Session {
       if (this.pass === null) {
         // The server's identity changed (a new certificate or onion key):
         // the old keys cannot find this room any more.
-        this.fail('The server’s identity changed, so the room key must be made again. Enter the passphrase once more.', 'passphrase');
+        this.fail('server-changed', 'passphrase');
         return;
       }
       this.status('deriving');
@@ -367,7 +367,7 @@ export class Session {
           }, SWEEP_MS);
         }
       } catch (e) {
-        this.fail('Could not make the room key: ' + (e && e.message));
+        this.fail('no-key', '', '', { error: String(e && e.message) });
         return;
       } finally {
         this.pass = null; // the keys exist, or it failed: either way it goes
@@ -465,15 +465,13 @@ export class Session {
         this.scheduleReconnect();
         return;
       }
-      const msg = code === 'name_taken' && this.everJoined
-        ? `Someone else now uses the name “${this.name}” in this room. Choose another name.`
-        : (f.message ? capital(f.message) + '.' : code.replace('_', ' '));
-      this.fail(msg, JOIN_ERRORS[code], code);
+      this.fail(code === 'name_taken' && this.everJoined ? 'name-taken-now' : 'refused', JOIN_ERRORS[code], code,
+        { name: this.name, message: f.message || '' });
       return;
     }
     switch (code) {
       case 'bad_version':
-        this.fail('This server runs a newer version of onionchat: reload the page.');
+        this.fail('newer-version');
         return;
       case 'rate_limited':
         this.note('rate-limited');
@@ -491,7 +489,7 @@ export class Session {
       case 'too_many_conns':
         // Before a first join, trying again would be refused again: stop
         // and say why (the page words it by code).
-        if (!this.everJoined) { this.fail(f.message ? capital(f.message) + '.' : code, '', code); return; }
+        if (!this.everJoined) { this.fail('refused', '', code, { message: f.message || '' }); return; }
         this.note('busy', { code });
         return;
       case 'commit_conflict': {
@@ -510,12 +508,13 @@ export class Session {
     }
   }
 
-  // fail stops with a message for the join form: the keys and the
-  // passphrase are forgotten, and the person starts again.
-  fail(message, field, code) {
+  // fail stops, saying why (what: a code view.mjs words, with the
+  // relay's code and words if it refused something) for the join form: the
+  // keys and the passphrase are forgotten, and the person starts again.
+  fail(what, field, code, extra = {}) {
     const first = !this.everJoined;
     this.stop();
-    this.emit({ type: 'stopped', message, field: field || '', code: code || '', first });
+    this.emit({ type: 'stopped', what, field: field || '', code: code || '', first, ...extra });
     this.reset();
   }
 
@@ -753,4 +752,3 @@ export class Session {
   emit(ev) { this.onEvent(ev); }
 }
 
-function capital(s) { return s ? s[0].toUpperCase() + s.slice(1) : s; }

@@ -31,7 +31,71 @@ const REFUSED = {
   evicted: 'The server was full and gave this place to someone else. Try again in a few minutes.',
 };
 
-export function refusal(code) { return REFUSED[code] || ''; }
+// TEXT is what the page's wiring (app.mjs) says itself.
+export const TEXT = {
+  status: (state, retryIn) => (state === 'reconnecting' && retryIn ? `Disconnected — reconnecting in ${Math.ceil(retryIn / 1000)} s`
+    : { connecting: 'Connecting…', deriving: 'Making the room key…', joining: 'Joining…', ready: 'Connected', reconnecting: 'Reconnecting…', stopped: 'Stopped' }[state] || ''),
+  unsupported: {
+    'not-secure': 'This page was not opened in a secure context, so the browser hides the Web Crypto API that onionchat ' +
+      'encrypts with. Open the chat at its .onion address in Tor Browser, or at its https:// address if the owner runs it in ' +
+      'LAN mode. Plain http:// addresses other than .onion and localhost do not work.',
+    'no-websocket': 'This browser has no WebSocket support.',
+    'no-25519': 'This browser’s Web Crypto lacks Ed25519 and X25519, which the room’s encryption (MLS) needs. Update Tor ' +
+      'Browser (version 15 or later), Firefox (130 or later) or Chromium (133 or later).',
+  },
+  cannotKeep: (why) => `This browser cannot keep a key here: ${why}`,
+  joined: (room, name) => `You joined “${room}” as ${name}.`,
+  notify: {
+    none: 'This browser does not allow notifications here (Tor Browser turns them off); the tab’s title and icon count unread messages.',
+    on: 'You will be notified while this tab is hidden.',
+    refused: 'The browser did not allow notifications; the tab’s title and icon count unread messages.',
+    button: { on: 'Notifications on', off: 'Notify me of new messages' },
+    body: (detail, sender, text, room) => (detail ? `${sender}: ${text}` : `New message in ${room}`),
+  },
+};
+
+// NAME_WHY words why a name cannot be one (names.mjs's codes).
+const NAME_WHY = {
+  empty: 'Enter your name.',
+  'too-long': 'Names have at most 32 characters.',
+  invisible: 'Names cannot contain invisible, control or formatting characters.',
+  marks: 'Names have at most 3 combining marks in a row.',
+  'no-letter': 'Names need at least one letter or digit.',
+};
+
+// formError words what is wrong with the join form (Session.start).
+export function formError(bad) {
+  if (bad.what === 'name') return NAME_WHY[bad.why] || 'That cannot be a name.';
+  return { 'no-room': 'Enter a room name.', 'no-passphrase': 'Enter the room passphrase.' }[bad.what] || '';
+}
+
+const capital = (s) => (s ? s[0].toUpperCase() + s.slice(1) : s);
+
+// stopWords words why a session stopped (Session.fail's codes): for the
+// join form, or as a notice.
+export function stopWords(ev) {
+  switch (ev.what) {
+    case 'unreachable': return 'Could not reach the server. Check the address and your connection, then try again.';
+    case 'server-changed': return 'The server’s identity changed, so the room key must be made again. Enter the passphrase once more.';
+    case 'no-key': return `Could not make the room key: ${ev.error}`;
+    case 'name-taken-now': return `Someone else now uses the name “${ev.name}” in this room. Choose another name.`;
+    case 'newer-version': return 'This server runs a newer version of onionchat: reload the page.';
+    case 'refused': return REFUSED[ev.code] || (ev.message ? capital(ev.message) + '.' : ev.code.replace(/_/g, ' '));
+  }
+  return ev.what || '';
+}
+
+// notSentWords words why a file of ours was not offered (files.mjs's
+// NotSent; anything else is said as it is).
+export function notSentWords(e) {
+  switch (e && e.why) {
+    case 'busy': return `${e.args.max} files are on their way already; wait for them`;
+    case 'too-large': return `files can have at most ${size(e.args.max)} here`;
+    case 'frames-too-small': return 'this server’s frame limit is too small for files';
+    case 'not-cleaned': return `this picture could not be cleaned of its location and camera data (${e.args.detail}), so it was not sent`;
+  }
+  return String((e && e.message) || e);
+}
 
 export function title(room, unread) {
   const base = room ? `${room} — onionchat` : 'onionchat';
