@@ -409,11 +409,17 @@ func (h *Hub) unquiet(m *member) {
 }
 
 // mix records that a frame went between m and o, sessions of different
-// peers (or instances) if they are. r.mu is held.
+// peers (or instances) if they are. r.mu is held. mixed is only ever set,
+// so it is stored only while unset: a store is a locked write, and this
+// runs for every receiver of every frame.
 func mix(m, o *member) {
 	if o.peer != m.peer || o.far != nil || m.far != nil {
-		m.mixed.Store(true)
-		o.mixed.Store(true)
+		if !m.mixed.Load() {
+			m.mixed.Store(true)
+		}
+		if !o.mixed.Load() {
+			o.mixed.Store(true)
+		}
 	}
 }
 
