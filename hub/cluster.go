@@ -534,7 +534,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		}
 	case eventInfo:
 		if r.info == nil && len(e.Info) > 0 && validBase64(e.Info) {
-			r.setInfo(h, slices.Clone(e.Info))
+			r.setInfo(h, e.Info)
 			frame := h.infoFrame(r.info)
 			for _, o := range r.members {
 				if o.far == nil && o.conn != nil {
@@ -559,7 +559,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		r.keep(h, m, e.Body, now, e.Commit)
 		if e.Commit > 0 {
 			r.take(e.Commit-1, r.seq, e.Instance, e.Seq, m.sid, e.Over)
-			r.setInfo(h, slices.Clone(e.Info))
+			r.setInfo(h, e.Info)
 		}
 		return true
 	}

@@ -3,7 +3,6 @@ package hub
 import (
 	"bytes"
 	"errors"
-	"slices"
 	"strconv"
 	"time"
 )
@@ -471,7 +470,7 @@ func (s *Session) commit(f *clientFrame, now int64) {
 	}
 	s.broadcast(r, m, f, now, f.Epoch+1)
 	r.take(f.Epoch, r.seq, "", r.seq, m.sid, f.Over != 0)
-	r.setInfo(s.h, slices.Clone(f.Info))
+	r.setInfo(s.h, f.Info)
 	r.mu.Unlock()
 	s.h.trimKept()
 }
@@ -504,7 +503,7 @@ func (s *Session) info(f *clientFrame) {
 		}
 		return
 	}
-	r.setInfo(h, slices.Clone(f.Body))
+	r.setInfo(h, f.Body)
 	frame := h.infoFrame(r.info)
 	for _, o := range r.members {
 		if o != m && o.conn != nil {

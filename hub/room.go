@@ -235,11 +235,11 @@ func (r *room) forget(h *Hub) {
 	r.commits = nil
 }
 
-// setInfo makes info (nil: none) the room's GroupInfo, counted in the
-// hub's Stats.
+// setInfo makes a copy of info (nil: none) the room's GroupInfo, counted
+// in the hub's Stats; the caller may reuse info.
 func (r *room) setInfo(h *Hub, info []byte) {
 	h.infoBytes.Add(int64(len(info) - len(r.info)))
-	r.info = info
+	r.info = slices.Clone(info)
 }
 
 // take records the commit of seq (first taken by inst as its oseq) as the
