@@ -501,7 +501,7 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 	if e.Kind == eventDirect {
 		if m != nil && m.on(e.Instance) && len(e.Body) > 0 && validBase64(e.Body) {
 			for _, o := range r.members {
-				if o.sid == e.To && o.far == nil && o.conn != nil {
+				if o.sid == e.To && o.conn != nil { // only this instance's sessions have a conn
 					mix(m, o)
 					o.conn.push(h.directFrame(m, o, e.Body))
 				}
@@ -525,22 +525,11 @@ func (r *room) remoteEvent(h *Hub, e *Event, m *member, now int64) (kept bool) {
 		}
 	case eventBulk:
 		if len(e.Body) > 0 && validBase64(e.Body) {
-			frame := h.bulkFrame(m, e.Body)
-			for _, o := range r.members {
-				if o.conn != nil {
-					o.conn.push(frame)
-				}
-			}
+			r.pushAll(h.bulkFrame(m, e.Body), nil)
 		}
 	case eventInfo:
 		if r.info == nil && len(e.Info) > 0 && validBase64(e.Info) {
-			r.setInfo(h, e.Info)
-			frame := h.infoFrame(r.info)
-			for _, o := range r.members {
-				if o.far == nil && o.conn != nil {
-					o.conn.push(frame)
-				}
-			}
+			r.adoptInfo(h, m, e.Info)
 		}
 	case eventMsg:
 		if len(e.Body) == 0 || !validBase64(e.Body) || e.Commit < 0 || (e.Commit > 0 && (len(e.Info) == 0 || !validBase64(e.Info))) {

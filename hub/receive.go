@@ -382,12 +382,7 @@ func (s *Session) message(f *clientFrame, now int64) {
 	if f.Bulk {
 		// A file's chunk: to everyone present, not kept (it would push
 		// chat out of the room's kept frames), no seq.
-		frame := h.bulkFrame(m, f.Body)
-		for _, o := range r.members {
-			if o != m && o.conn != nil {
-				o.conn.push(frame)
-			}
-		}
+		r.pushAll(h.bulkFrame(m, f.Body), m)
 		h.others.bulk(r, m, f.Body)
 		r.mu.Unlock()
 		return
@@ -503,12 +498,6 @@ func (s *Session) info(f *clientFrame) {
 		}
 		return
 	}
-	r.setInfo(h, f.Body)
-	frame := h.infoFrame(r.info)
-	for _, o := range r.members {
-		if o != m && o.conn != nil {
-			o.conn.push(frame)
-		}
-	}
+	r.adoptInfo(h, m, f.Body)
 	h.others.info(r, m, f.Body)
 }

@@ -426,12 +426,25 @@ func mix(m, o *member) {
 // event tells every live session of r but m's that m joined, went away,
 // came back or left.
 func (r *room) event(h *Hub, typ string, m *member) {
-	f := h.eventFrame(typ, m)
+	r.pushAll(h.eventFrame(typ, m), m)
+}
+
+// pushAll queues frame for every live session of r but except's (nil:
+// nobody's). Only this instance's sessions have a conn, so the others'
+// get nothing. r.mu is held.
+func (r *room) pushAll(frame []byte, except *member) {
 	for _, o := range r.members {
-		if o != m && o.conn != nil {
-			o.conn.push(f)
+		if o != except && o.conn != nil {
+			o.conn.push(frame)
 		}
 	}
+}
+
+// adoptInfo makes info, the GroupInfo of a group m's page made, the
+// room's, and hands it to every other live session. r.mu is held.
+func (r *room) adoptInfo(h *Hub, m *member, info []byte) {
+	r.setInfo(h, info)
+	r.pushAll(h.infoFrame(r.info), m)
 }
 
 // trimKept drops kept frames until their bytes are within maxKeptBytes:
