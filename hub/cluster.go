@@ -274,9 +274,6 @@ func (l *linked) claimCommit(s *Session, r *room, f clientFrame) (claim *pending
 		seq = t.seq
 		if f.Over != 0 && f.Over == t.seq {
 			c.OverInst, c.OverSeq = t.inst, t.oseq
-			if c.OverInst == "" {
-				c.OverInst = h.cfg.Instance
-			}
 		}
 	}
 	r.mu.Unlock()
@@ -338,11 +335,7 @@ func (h *Hub) vetCommit(c *Claim, pending []*pendingJoin) string {
 	if t == nil {
 		return ""
 	}
-	inst := t.inst
-	if inst == "" {
-		inst = h.cfg.Instance
-	}
-	if c.OverSeq != 0 && c.OverInst == inst && c.OverSeq == t.oseq && !slices.Contains(t.over, c.SID) {
+	if c.OverSeq != 0 && c.OverInst == t.inst && c.OverSeq == t.oseq && !slices.Contains(t.over, c.SID) {
 		return ""
 	}
 	return codeCommitConflict

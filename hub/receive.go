@@ -464,7 +464,7 @@ func (s *Session) commit(f *clientFrame, now int64) {
 		return
 	}
 	s.broadcast(r, m, f, now, f.Epoch+1)
-	r.take(f.Epoch, r.seq, "", r.seq, m.sid, f.Over != 0)
+	r.take(f.Epoch, r.seq, s.h.cfg.Instance, r.seq, m.sid, f.Over != 0)
 	r.setInfo(s.h, f.Info)
 	r.mu.Unlock()
 	s.h.trimKept()

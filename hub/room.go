@@ -61,8 +61,9 @@ type room struct {
 }
 
 // taken is the commit the hub took for an epoch: its seq here, where it
-// was first taken (inst, "" for this instance, and oseq, its seq there),
-// and the sessions that have sent one over it (each may, once per epoch).
+// was first taken (inst, that instance's Config.Instance, this one's
+// included, and oseq, its seq there), and the sessions that have sent one
+// over it (each may, once per epoch).
 type taken struct {
 	seq  int64
 	inst string
