@@ -710,14 +710,22 @@ func (h *Hub) uncount(s *Session) {
 		s.counted = false
 		h.counted--
 	}
-	if s.over {
-		s.over = false
-		h.over--
-	}
+	h.unover(s)
 	if s.waiting != nil {
 		h.waiting.Remove(s.waiting)
 		s.waiting = nil
 	}
+}
+
+// unover stops counting s as admitted over MaxConns (Open) and reports
+// whether it was. h.mu is held.
+func (h *Hub) unover(s *Session) bool {
+	if !s.over {
+		return false
+	}
+	s.over = false
+	h.over--
+	return true
 }
 
 // noteAlone keeps r's place in the list of rooms with one session (of

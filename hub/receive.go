@@ -281,14 +281,10 @@ func (s *Session) makeWay(locked *room, id int64) bool {
 		s.sendError(codeTooManyConns, "too many sessions from one place ("+strconv.Itoa(sessionsPerConn*h.cfg.MaxConnsPerPeer)+")", id)
 		return false
 	}
-	if s.over {
-		s.over = false
-		h.over--
-		if h.counted > h.cfg.MaxConns && !h.evictAway(locked, "") && !h.evictLive(locked) {
-			h.uncount(s)
-			s.fail(closeTryAgainLater, codeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
-			return false
-		}
+	if h.unover(s) && h.counted > h.cfg.MaxConns && !h.evictAway(locked, "") && !h.evictLive(locked) {
+		h.uncount(s)
+		s.fail(closeTryAgainLater, codeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
+		return false
 	}
 	return true
 }
@@ -310,10 +306,7 @@ func (s *Session) resume(r *room, m *member, since, now int64) {
 		h.uncount(c)
 		c.fail(closeReplaced, codeReplaced, "this session continues on a newer connection", 0)
 	}
-	if s.over {
-		s.over = false // the place m held while away is s's now
-		h.over--
-	}
+	h.unover(s) // the place m held while away is s's now
 	if m.peer != s.peer {
 		h.charge(m.peer, -1)
 		h.charge(s.peer, 1)
