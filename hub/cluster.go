@@ -120,13 +120,13 @@ type others interface {
 	// of this instance: "" or the error code for the client, and done to
 	// call once the join is settled. No lock is held.
 	claim(s *Session, room string, keys nameKeys, resume string) (code string, done func())
-	// claimCommit asks for f's epoch; if another instance took it, or
-	// claims it and goes first, s is told so and ok is false. The caller
-	// takes f only if claim (nil for a single box) has not yielded once
-	// it holds r.mu. done is called once f is relayed. No lock is held.
-	// (f is a copy: a pointer handed to an interface would put every
-	// frame Receive decodes on the heap.)
-	claimCommit(s *Session, r *room, f clientFrame) (claim *pendingJoin, ok bool, done func())
+	// claimCommit asks for epoch for the commit frame id from s, which
+	// goes over the commit of seq over (0: none); if another instance
+	// took it, or claims it and goes first, s is told so and ok is false.
+	// The caller takes the commit only if claim (nil for a single box) has
+	// not yielded once it holds r.mu. done is called once the commit is
+	// relayed. No lock is held.
+	claimCommit(s *Session, r *room, id, epoch, over int64) (claim *pendingJoin, ok bool, done func())
 	// moved reports whether old, the member of r whose name a join with
 	// resume asks for, is a session of another instance that the join
 	// takes over; old has then left r. h.mu and r.mu are held.
@@ -155,7 +155,7 @@ type alone struct{}
 func nothing() {}
 
 func (alone) claim(*Session, string, nameKeys, string) (string, func()) { return "", nothing }
-func (alone) claimCommit(*Session, *room, clientFrame) (*pendingJoin, bool, func()) {
+func (alone) claimCommit(*Session, *room, int64, int64, int64) (*pendingJoin, bool, func()) {
 	return nil, true, nothing
 }
 func (alone) moved(*room, *member, string) bool               { return false }
@@ -258,21 +258,22 @@ type pendingJoin struct {
 	yielded bool // a commit's claim that let another instance's go first (vetCommit); under the room's mu
 }
 
-// claimCommit asks the other instances whether this instance may take f
-// for its epoch: each refuses if it took a commit for that epoch (unless f
-// goes over it, as the hub allows once per session), and of two claiming
-// one at once the one whose instance id sorts first takes it, the other
-// yields (vetCommit), so that two instances never both take one and one
-// always does. The caller takes f only if claim.yielded is still false
-// once it holds r.mu. done ends the claim once f is relayed.
-func (l *linked) claimCommit(s *Session, r *room, f clientFrame) (claim *pendingJoin, ok bool, done func()) {
+// claimCommit asks the other instances whether this instance may take a
+// commit (frame id) for epoch: each refuses if it took a commit for that
+// epoch (unless the commit goes over it, over naming its seq, as the hub
+// allows once per session), and of two claiming one at once the one whose
+// instance id sorts first takes it, the other yields (vetCommit), so that
+// two instances never both take one and one always does. The caller takes
+// the commit only if claim.yielded is still false once it holds r.mu.
+// done ends the claim once the commit is relayed.
+func (l *linked) claimCommit(s *Session, r *room, id, epoch, over int64) (claim *pendingJoin, ok bool, done func()) {
 	h := s.h
-	c := &Claim{Room: r.id, Commit: f.Epoch + 1, SID: s.m.sid}
+	c := &Claim{Room: r.id, Commit: epoch + 1, SID: s.m.sid}
 	r.mu.Lock()
 	var seq int64
-	if t := r.commits[f.Epoch]; t != nil {
+	if t := r.commits[epoch]; t != nil {
 		seq = t.seq
-		if f.Over != 0 && f.Over == t.seq {
+		if over != 0 && over == t.seq {
 			c.OverInst, c.OverSeq = t.inst, t.oseq
 		}
 	}
@@ -280,7 +281,7 @@ func (l *linked) claimCommit(s *Session, r *room, f clientFrame) (claim *pending
 	claim = &pendingJoin{room: r.id, commit: c.Commit}
 	done = l.addPending(claim)
 	if code := l.c.Claim(c); code != "" {
-		s.push(h.conflictFrame(f.ID, f.Epoch, seq))
+		s.push(h.conflictFrame(id, epoch, seq))
 		return claim, false, done
 	}
 	return claim, true, done

@@ -437,7 +437,7 @@ func (s *Session) commit(f *clientFrame, now int64) {
 		return
 	}
 	r := m.room
-	claim, ok, done := s.h.others.claimCommit(s, r, *f)
+	claim, ok, done := s.h.others.claimCommit(s, r, f.ID, f.Epoch, f.Over)
 	defer done()
 	if !ok {
 		return
