@@ -511,28 +511,26 @@ func (h *Hub) Open(conn Conn, peer string) *Session {
 	s.lastRead.Store(s.opened)
 	s.lastPing = s.opened
 	s.push(h.serverFrame)
+	// refuse ends s, never listed, with an error frame and closeCode.
+	refuse := func(closeCode int, code, msg string) *Session {
+		h.mu.Unlock()
+		s.refused.Store(true)
+		s.fail(closeCode, code, msg, 0)
+		return s
+	}
 	h.mu.Lock()
 	switch {
 	case h.closed:
-		h.mu.Unlock()
-		s.refused.Store(true)
-		s.fail(closeGoingAway, codeShuttingDown, "the server is shutting down", 0)
-		return s
+		return refuse(closeGoingAway, codeShuttingDown, "the server is shutting down")
 	case h.peers[peer] >= h.cfg.MaxConnsPerPeer:
-		h.mu.Unlock()
-		s.refused.Store(true)
-		s.fail(closePolicy, codeTooManyConns, "too many connections from one place ("+strconv.Itoa(h.cfg.MaxConnsPerPeer)+")", 0)
-		return s
+		return refuse(closePolicy, codeTooManyConns, "too many connections from one place ("+strconv.Itoa(h.cfg.MaxConnsPerPeer)+")")
 	case h.counted < h.cfg.MaxConns:
 	case h.evictWaiting():
 	case h.over < h.away.Len():
 		s.over = true
 		h.over++
 	case !h.evictLive(nil):
-		h.mu.Unlock()
-		s.refused.Store(true)
-		s.fail(closeTryAgainLater, codeServerFull, serverFullMsg(h.cfg.MaxConns), 0)
-		return s
+		return refuse(closeTryAgainLater, codeServerFull, serverFullMsg(h.cfg.MaxConns))
 	}
 	h.sessions[s] = struct{}{}
 	h.peers[peer]++
