@@ -210,7 +210,7 @@ func (c Config) Validate() error {
 		{"write_timeout", c.WriteTimeout},
 		{"resume_window", c.ResumeWindow},
 	} {
-		if err := setting.Range(d.key, d.v, 10*time.Millisecond, 30*24*time.Hour); err != nil {
+		if err := setting.Timeout(d.key, d.v); err != nil {
 			return err
 		}
 	}

@@ -72,7 +72,7 @@ func (c Config) WithDefaults() Config {
 // *setting.Error naming its key; zero is out of range (see
 // setting.Range).
 func (c Config) Validate() error {
-	return setting.Range("handshake_timeout", c.HandshakeTimeout, 10*time.Millisecond, 30*24*time.Hour)
+	return setting.Timeout("handshake_timeout", c.HandshakeTimeout)
 }
 
 // Headers are set on every response, whatever its status.

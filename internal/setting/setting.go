@@ -41,6 +41,13 @@ func Range[T int | time.Duration](key string, v, lo, hi T) error {
 	return Errorf(key, "want %d to %d, not %d", lo, hi, v)
 }
 
+// Timeout is Range over the span every timeout or interval without a
+// range of its own may take, 10ms to 720h (30 days): hub's
+// ping_interval to resume_window, web's handshake_timeout.
+func Timeout(key string, d time.Duration) error {
+	return Range(key, d, 10*time.Millisecond, 30*24*time.Hour)
+}
+
 // short writes a round duration as an owner would: 720h, 10m, 2s.
 func short(d time.Duration) string {
 	s := d.String()

@@ -2,6 +2,7 @@ package setting
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -25,5 +26,23 @@ func TestRange(t *testing.T) {
 	}
 	if err := Range("max_conns", 1, 1, 1); err != nil {
 		t.Errorf("in range: %v", err)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string // "" if in range
+	}{
+		{0, "t: want 10ms to 720h, not 0s"},
+		{10*time.Millisecond - 1, "t: want 10ms to 720h, not 9.999999ms"},
+		{10 * time.Millisecond, ""},
+		{720 * time.Hour, ""},
+		{720*time.Hour + 1, "t: want 10ms to 720h, not 720h0m0.000000001s"},
+	} {
+		err := Timeout("t", tc.d)
+		if got := fmt.Sprint(err); tc.want == "" && err != nil || tc.want != "" && got != tc.want {
+			t.Errorf("Timeout(%v) = %v, want %q", tc.d, err, tc.want)
+		}
 	}
 }
