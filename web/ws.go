@@ -33,19 +33,16 @@ func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // gorilla has answered with an HTTP error (403 for a foreign Origin)
 	}
-	mc := mw.conn
-	c := &conn{Conn: mc.Conn}
-	mc.c = c
-	s := wh.hub.Open(c, hostKey(r.RemoteAddr))
-	mc.s = s
-	go readLoop(ws, c, s, wh.limit)
+	c := mw.conn
+	c.s = wh.hub.Open(c, hostKey(r.RemoteAddr))
+	go readLoop(ws, c, c.s, wh.limit)
 }
 
-// meteredWriter hands gorilla the hijacked connection behind a
-// meteredConn, so that every frame gorilla reads passes the meter.
+// meteredWriter hands gorilla the hijacked connection as a conn, so that
+// every frame gorilla reads passes the meter.
 type meteredWriter struct {
 	http.ResponseWriter
-	conn *meteredConn
+	conn *conn
 }
 
 func (w *meteredWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -53,36 +50,48 @@ func (w *meteredWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.conn = &meteredConn{Conn: nc}
+	w.conn = &conn{Conn: nc}
 	return w.conn, brw, nil
 }
 
-// meteredConn is what gorilla reads from: it counts continuation frames
-// against the client's rate (hub.Session.Control), since gorilla
-// assembles a fragmented message below its frame handlers and a flood of
-// empty fragments would otherwise cost the server a core and the client
-// nothing; a flood of them is closed 1008 like any other. A fragment of
-// at least minFragment bytes is paid for by its bytes instead (the
-// message's bytes count against the byte rate): clients that cut large
-// messages into pieces (gorilla's own, at its 4 KiB write buffer) must
-// not be held to the frame rate per piece. Other frames are counted where
-// gorilla hands them over. Once the server has closed its side it reads
-// nothing more, so that gorilla stops; the connection's lingering reader
-// drains beneath it.
-type meteredConn struct {
+// conn is the upgraded net.Conn, as gorilla reads from it and as the hub
+// writes to it (hub.Conn).
+//
+// The hub's writer writes whole WebSocket frames with one Write; gorilla
+// writes to the same net.Conn only for its own protocol-error close
+// frames, and net.Conn serialises whole Writes, so frames never
+// interleave.
+//
+// Read counts continuation frames against the client's rate
+// (hub.Session.Control), since gorilla assembles a fragmented message
+// below its frame handlers and a flood of empty fragments would otherwise
+// cost the server a core and the client nothing; a flood of them is closed
+// 1008 like any other. A fragment of at least minFragment bytes is paid
+// for by its bytes instead (the message's bytes count against the byte
+// rate): clients that cut large messages into pieces (gorilla's own, at
+// its 4 KiB write buffer) must not be held to the frame rate per piece.
+// Other frames are counted where gorilla hands them over. Once the server
+// has closed its side Read reads nothing more, so that gorilla stops; the
+// connection's lingering reader drains beneath it.
+type conn struct {
 	net.Conn
+	lingering atomic.Bool  // the server has closed its side: the reader drains
+	until     atomic.Int64 // when lingering ends, in Unix nanoseconds
+
+	// m and s are the reader's: gorilla reads nothing during the upgrade
+	// (v1.5.3, with a ReadBufferSize of its own), and s is set before
+	// readLoop starts.
 	m wsread.Meter
-	c *conn
 	s *hub.Session
 }
 
-func (mc *meteredConn) Read(p []byte) (int, error) {
-	if mc.c != nil && mc.c.lingering.Load() {
+func (c *conn) Read(p []byte) (int, error) {
+	if c.lingering.Load() {
 		return 0, errLingering
 	}
-	n, err := mc.Conn.Read(p)
-	if n > 0 && mc.s != nil {
-		mc.m.Scan(p[:n], mc.frame)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.m.Scan(p[:n], c.frame)
 	}
 	return n, err
 }
@@ -91,21 +100,11 @@ func (mc *meteredConn) Read(p []byte) (int, error) {
 // paid for by its bytes rather than by a token of the frame rate.
 const minFragment = 1024
 
-func (mc *meteredConn) frame(op byte, _ bool, size uint64) error {
+func (c *conn) frame(op byte, _ bool, size uint64) error {
 	if op == 0 && size < minFragment { // a small continuation frame
-		mc.s.Control()
+		c.s.Control()
 	}
 	return nil
-}
-
-// conn adapts the upgraded net.Conn to hub.Conn. The hub's writer writes
-// whole WebSocket frames with one Write; gorilla writes to the same net.Conn
-// only for its own protocol-error close frames, and net.Conn serialises
-// whole Writes, so frames never interleave.
-type conn struct {
-	net.Conn
-	lingering atomic.Bool  // the server has closed its side: the reader drains
-	until     atomic.Int64 // when lingering ends, in Unix nanoseconds
 }
 
 // lingerTimeout bounds how long a closing connection waits for the client
