@@ -165,6 +165,16 @@ func TestChatAcrossInstances(t *testing.T) {
 	names := []string{"alice", "bob", "carol"}
 	cs := make([]*wstest.Client, 3)
 	for i, in := range ins {
+		// Every instance knows the members so far before the next joins, so
+		// that its welcome can list them all.
+		waitFor(t, "every instance to know the members so far", 20*time.Second, func() bool {
+			for _, in := range ins {
+				if in.h.Stats().Names != i {
+					return false
+				}
+			}
+			return true
+		})
 		cs[i] = wstest.Dial(t, in.url)
 		w := cs[i].JoinOK("across", names[i])
 		if got := len(wstest.Names(w)); got != i+1 {
