@@ -186,7 +186,11 @@ func previousDeb(ctx context.Context, arch, outDir string) (string, error) {
 	if err := buildTarget(ctx, t, "previous", src, bin, nil); err != nil {
 		return "", err
 	}
-	return buildDeb(ctx, debSource{src: src, version: "previous", date: time.Unix(0, 0)}, t, bin, outDir)
+	docs, err := makeDebDocs(ctx, debSource{src: src, version: "previous", date: time.Unix(0, 0)})
+	if err != nil {
+		return "", err
+	}
+	return buildDeb(ctx, docs, t, bin, outDir)
 }
 
 // testDebInRoot installs deb in a clean Debian root, as an owner would
