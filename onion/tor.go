@@ -326,10 +326,9 @@ func (s *Service) prepareDirs() error {
 	}
 	// The stamp is taken first: a change after the check is the watcher's.
 	s.clientsStamp = clientsStamp(filepath.Join(dir, ClientsDir))
-	if s.Clients, err = CheckClients(c.DataDir); err != nil {
+	if s.Clients, s.clientKeys, err = CheckClients(c.DataDir); err != nil {
 		return err
 	}
-	s.clientKeys = clientKeys(filepath.Join(dir, ClientsDir))
 	return writeOBConfig(dir, c.OnionbalanceFront, len(s.Clients))
 }
 
@@ -747,8 +746,7 @@ func (s *Service) watchClients() {
 				"(under systemd it restarts by itself)", dir))
 			return
 		}
-		names, err := CheckClients(s.conf.DataDir)
-		keys := clientKeys(dir)
+		names, keys, err := CheckClients(s.conf.DataDir)
 		if gone := revoked(s.clientKeys, keys); err == nil && gone != "" {
 			// v3 services check client authorization only when a visitor
 			// decrypts the descriptor: a revoked friend who holds it would
