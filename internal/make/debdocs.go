@@ -107,7 +107,7 @@ func copyrightHead(ctx context.Context, src string) (string, error) {
 		" files; each paragraph gives a licence as it ships with what it covers.\n")
 	own, err := licenceTexts(src)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("release: %w", err)
 	}
 	if own == "" {
 		own = "The onionchat repository has no licence file at its root yet; until\n" +
@@ -176,7 +176,7 @@ func copyrightFile(ctx context.Context, src, head string, t target) ([]byte, err
 			}
 			text, err := licenceTexts(dir)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("release: %w", err)
 			}
 			if text == "" {
 				return nil, fmt.Errorf("release: module %s %s ships no licence file; the package cannot say under what terms it is embedded", m.Path, version)
@@ -211,19 +211,20 @@ func copyrightFile(ctx context.Context, src, head string, t target) ([]byte, err
 	return []byte(b.String()), nil
 }
 
-// licenceTexts reads the licence files at the top of dir, sorted by name,
-// and joins their texts; "" if there are none.
+// licenceTexts reads the licence files (licenceFile) at the top of dir,
+// sorted by name, and joins their texts; "" if there are none. The
+// package's copyright file and the page's LICENSES.txt are made with it.
 func licenceTexts(dir string) (string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return "", fmt.Errorf("release: licences of %s: %w", dir, err)
+		return "", fmt.Errorf("licences of %s: %w", dir, err)
 	}
 	var texts []string
 	for _, e := range entries {
 		if e.Type().IsRegular() && licenceFile.MatchString(e.Name()) {
 			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 			if err != nil {
-				return "", fmt.Errorf("release: %w", err)
+				return "", err
 			}
 			texts = append(texts, strings.TrimSpace(string(b)))
 		}

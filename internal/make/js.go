@@ -230,20 +230,14 @@ func bundleLicences(dir string, lock []byte) ([]byte, error) {
 	out.WriteString("The third-party JavaScript in mls.mjs, as pinned by web/mls/package-lock.json.\n")
 	for _, p := range names {
 		pkg := locked.Packages[p]
-		text, err := readLicence(filepath.Join(dir, p))
+		text, err := licenceTexts(filepath.Join(dir, p))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("js: %w", err)
 		}
-		fmt.Fprintf(&out, "\n==== %s %s (%s)\n\n%s\n", strings.TrimPrefix(p, "node_modules/"), pkg.Version, pkg.License, strings.TrimSpace(text))
+		if text == "" {
+			return nil, fmt.Errorf("js: %s ships no licence file; cannot bundle it without one", filepath.Join(dir, p))
+		}
+		fmt.Fprintf(&out, "\n==== %s %s (%s)\n\n%s\n", strings.TrimPrefix(p, "node_modules/"), pkg.Version, pkg.License, text)
 	}
 	return out.Bytes(), nil
-}
-
-func readLicence(pkgDir string) (string, error) {
-	for _, n := range []string{"LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "license"} {
-		if b, err := os.ReadFile(filepath.Join(pkgDir, n)); err == nil {
-			return string(b), nil
-		}
-	}
-	return "", fmt.Errorf("js: %s ships no licence file; cannot bundle it without one", pkgDir)
 }
