@@ -105,11 +105,8 @@ var memRe = regexp.MustCompile(`^[0-9]{1,6} ?(KB|MB|GB|KBytes|MBytes|GBytes)$`)
 // tor's torrc cannot take.
 func (c Config) Validate() error {
 	if c.RuntimeDir != "" {
-		if !filepath.IsAbs(c.RuntimeDir) {
-			return setting.Errorf("runtime_dir", "want an absolute path, not %q", c.RuntimeDir)
-		}
-		if err := CheckSocketPath(c.RuntimeDir); err != nil {
-			return setting.Errorf("runtime_dir", "the path %q %v; it is written into tor's configuration", c.RuntimeDir, err)
+		if err := CheckTorrcDir(c.RuntimeDir, true); err != nil {
+			return setting.Errorf("runtime_dir", "%v", err)
 		}
 	}
 	for _, f := range []struct {

@@ -137,6 +137,26 @@ func CheckSocketPath(p string) error {
 	return nil
 }
 
+// CheckTorrcDir returns why p cannot be a directory of the configuration
+// that onionchat writes into tor's torrc, or nil: it must be absolute,
+// and a torrc value (CheckTorrcValue) or, with socket, the directory of
+// HiddenServicePort's unix socket (CheckSocketPath). The error names p,
+// not the setting: "want an absolute path, not …", or "the path … <why>;
+// it is written into tor's configuration".
+func CheckTorrcDir(p string, socket bool) error {
+	if !filepath.IsAbs(p) {
+		return fmt.Errorf("want an absolute path, not %q", p)
+	}
+	check := CheckTorrcValue
+	if socket {
+		check = CheckSocketPath
+	}
+	if err := check(p); err != nil {
+		return fmt.Errorf("the path %q %w; it is written into tor's configuration", p, err)
+	}
+	return nil
+}
+
 // checkExtraTorrc checks Config.ExtraTorrc: one torrc line per entry, and
 // only on a private test network ("TestingTorNetwork 1" among them). Its
 // error is a *setting.Error about extra_torrc.
