@@ -112,17 +112,13 @@ func CheckTorrcValue(v string) error {
 	case strings.TrimSpace(v) != v:
 		return errors.New("begins or ends with white space, which torrc drops")
 	}
-	for _, r := range v {
-		if isControl(r) {
+	for _, r := range v { // C0 and C1 controls and DEL: line structure to tor's parser, or nothing a path holds
+		if unicode.IsControl(r) {
 			return fmt.Errorf("has the control character %U", r)
 		}
 	}
 	return nil
 }
-
-// isControl reports the characters tor's config parser may treat as line
-// structure or that have no place in a path: C0 and C1 controls and DEL.
-func isControl(r rune) bool { return unicode.IsControl(r) }
 
 // CheckSocketPath is CheckTorrcValue for the unix socket of
 // HiddenServicePort, whose value tor splits at white space, and so for
@@ -166,7 +162,7 @@ func checkExtraTorrc(lines []string) error {
 	}
 	testing := false
 	for _, l := range lines {
-		if strings.ContainsFunc(l, isControl) {
+		if strings.ContainsFunc(l, unicode.IsControl) {
 			return setting.Errorf("extra_torrc", "one torrc line per entry: %q has a line break or control character", l)
 		}
 		if strings.HasSuffix(l, "\\") {
