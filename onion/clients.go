@@ -201,7 +201,9 @@ func ClientAuthLine(addr string, k ClientKey) string {
 
 // CheckClients checks the authorized_clients directory of dataDir the way
 // tor reads it, as the user tor runs as (this process's: onionchat starts
-// tor as itself), and returns the names of its keys. tor skips a key file it
+// tor as itself), and returns the names of its keys and, by file name, the
+// key each file holds, from the very bytes the check read: a second read
+// could see another file, or block on a FIFO. tor skips a key file it
 // cannot read or parse with no more than a warning, and turns client
 // authorization on only if at least one key loads: so every entry must be
 // a key tor loads, or the service could end up open while its owner
@@ -209,50 +211,53 @@ func ClientAuthLine(addr string, k ClientKey) string {
 // refuses it otherwise); each entry must be a regular file called
 // NAME.auth, readable, holding one "descriptor:x25519:" key. The error
 // names the file, says why, and what to do. No directory means no keys.
-func CheckClients(dataDir string) ([]string, error) {
+func CheckClients(dataDir string) ([]string, map[string]string, error) {
 	dir := filepath.Join(dataDir, ServiceDir, ClientsDir)
 	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("onion: %w", err)
+		return nil, nil, fmt.Errorf("onion: %w", err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("onion: %s is not a directory; move it away (onionchat auth add makes it)", dir)
+		return nil, nil, fmt.Errorf("onion: %s is not a directory; move it away (onionchat auth add makes it)", dir)
 	}
 	if err := torOwns(dir, fi); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("onion: %s has mode %04o and tor refuses a directory others can read; run: chmod 700 %s", dir, perm, dir)
+		return nil, nil, fmt.Errorf("onion: %s has mode %04o and tor refuses a directory others can read; run: chmod 700 %s", dir, perm, dir)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("onion: list the client keys: %w", err)
+		return nil, nil, fmt.Errorf("onion: list the client keys: %w", err)
 	}
 	var names []string
+	keys := map[string]string{}
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
 		name, ok := strings.CutSuffix(e.Name(), ".auth")
 		if !ok || checkClientName(name) != nil {
-			return nil, fmt.Errorf("onion: %s is not a client key onionchat made (NAME.auth, NAME of 1 to 32 letters, digits, '-' or '_'), "+
+			return nil, nil, fmt.Errorf("onion: %s is not a client key onionchat made (NAME.auth, NAME of 1 to 32 letters, digits, '-' or '_'), "+
 				"and tor would skip it with a warning: move it out of %s", p, dir)
 		}
-		if err := checkClientFile(p, name); err != nil {
-			return nil, err
+		key, err := checkClientFile(p, name)
+		if err != nil {
+			return nil, nil, err
 		}
 		names = append(names, name)
+		keys[e.Name()] = key
 	}
-	return names, nil
+	return names, keys, nil
 }
 
 // maxClientFile bounds what checkClientFile reads: a key line is 71 bytes.
 const maxClientFile = 1024
 
 // checkClientFile checks that tor, running as this process's user, can
-// read path and finds one client key in it.
-func checkClientFile(path, name string) error {
+// read path and finds one client key in it, and returns that key.
+func checkClientFile(path, name string) (string, error) {
 	redo := fmt.Sprintf("onionchat auth remove %s, then onionchat auth add %s", name, name)
 	// O_NONBLOCK: a FIFO put here must not hang the check; O_NOFOLLOW: tor
 	// would follow a link, but onionchat never makes one.
@@ -260,33 +265,33 @@ func checkClientFile(path, name string) error {
 	if errors.Is(err, fs.ErrPermission) {
 		fi, serr := os.Lstat(path)
 		if serr != nil {
-			return fmt.Errorf("onion: client key %s: tor (uid %d) cannot read it: %w", path, os.Getuid(), err)
+			return "", fmt.Errorf("onion: client key %s: tor (uid %d) cannot read it: %w", path, os.Getuid(), err)
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		return fmt.Errorf("onion: client key %s: tor runs as uid %d and cannot read it (owner uid %d, group %d, mode %04o), "+
+		return "", fmt.Errorf("onion: client key %s: tor runs as uid %d and cannot read it (owner uid %d, group %d, mode %04o), "+
 			"so it would serve without this key; run: chown %d:%d %s (or %s as that user)",
 			path, os.Getuid(), st.Uid, st.Gid, fi.Mode().Perm(), os.Getuid(), os.Getgid(), path, redo)
 	}
 	if err != nil {
-		return fmt.Errorf("onion: client key %s: %w; remove it or run: %s", path, err, redo)
+		return "", fmt.Errorf("onion: client key %s: %w; remove it or run: %s", path, err, redo)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("onion: client key %s: %w", path, err)
+		return "", fmt.Errorf("onion: client key %s: %w", path, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("onion: client key %s is not a regular file; move it away and run: onionchat auth add %s", path, name)
+		return "", fmt.Errorf("onion: client key %s is not a regular file; move it away and run: onionchat auth add %s", path, name)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxClientFile+1))
 	if err != nil {
-		return fmt.Errorf("onion: client key %s: tor (uid %d) cannot read it: %w; run: %s", path, os.Getuid(), err, redo)
+		return "", fmt.Errorf("onion: client key %s: tor (uid %d) cannot read it: %w; run: %s", path, os.Getuid(), err, redo)
 	}
 	if !validClientKey(b) {
-		return fmt.Errorf("onion: client key %s is not one line \"descriptor:x25519:\" and 52 base32 characters, "+
+		return "", fmt.Errorf("onion: client key %s is not one line \"descriptor:x25519:\" and 52 base32 characters, "+
 			"so tor would skip it; run: %s", path, redo)
 	}
-	return nil
+	return strings.TrimSpace(string(b)), nil
 }
 
 // validClientKey reports whether b holds what AddClient writes, which tor
@@ -340,19 +345,6 @@ func clientsStamp(dir string) string {
 		}
 	}
 	return b.String()
-}
-
-// clientKeys reads the key of every client in dir, by name ("" for a file
-// it cannot read), for watchClients to tell a key added from one taken
-// away.
-func clientKeys(dir string) map[string]string {
-	keys := map[string]string{}
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
-		keys[e.Name()] = strings.TrimSpace(string(b))
-	}
-	return keys
 }
 
 // revoked names a key of was that is missing from now or different there,

@@ -15,16 +15,20 @@ import (
 // with a warning is refused, and the error names the file.
 func TestCheckClients(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
-	if names, err := CheckClients(data); err != nil || len(names) != 0 {
-		t.Fatalf("no directory: %v, %v; want no keys", names, err)
+	if names, keys, err := CheckClients(data); err != nil || len(names) != 0 || len(keys) != 0 {
+		t.Fatalf("no directory: %v, %v, %v; want no keys", names, keys, err)
 	}
 	k, err := AddClient(data, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	AddClient(data, "bob")
-	if names, err := CheckClients(data); err != nil || strings.Join(names, ",") != "alice,bob" {
+	kb, _ := AddClient(data, "bob")
+	names, keys, err := CheckClients(data)
+	if err != nil || strings.Join(names, ",") != "alice,bob" {
 		t.Fatalf("CheckClients = %v, %v", names, err)
+	}
+	if len(keys) != 2 || keys["alice.auth"] != "descriptor:x25519:"+k.Public || keys["bob.auth"] != "descriptor:x25519:"+kb.Public {
+		t.Fatalf("CheckClients' keys = %v; want alice's and bob's public keys as AddClient wrote them", keys)
 	}
 	dir := filepath.Join(data, ServiceDir, ClientsDir)
 	good := "descriptor:x25519:" + k.Public + "\n"
@@ -48,18 +52,18 @@ func TestCheckClients(t *testing.T) {
 		if err := c.make(p); err != nil {
 			t.Fatal(err)
 		}
-		_, err := CheckClients(data)
+		_, _, err := CheckClients(data)
 		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), c.why) {
 			t.Errorf("%s: got %v, want an error naming the file and %q", c.name, err, c.why)
 		}
 		os.RemoveAll(p)
 	}
 	os.Chmod(dir, 0o750)
-	if _, err := CheckClients(data); err == nil || !strings.Contains(err.Error(), "chmod 700 "+dir) {
+	if _, _, err := CheckClients(data); err == nil || !strings.Contains(err.Error(), "chmod 700 "+dir) {
 		t.Errorf("a group-readable directory: %v", err)
 	}
 	os.Chmod(dir, 0o700)
-	if _, err := CheckClients(data); err != nil {
+	if _, _, err := CheckClients(data); err != nil {
 		t.Fatalf("after the clean-up: %v", err)
 	}
 }

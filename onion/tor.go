@@ -105,11 +105,8 @@ var memRe = regexp.MustCompile(`^[0-9]{1,6} ?(KB|MB|GB|KBytes|MBytes|GBytes)$`)
 // tor's torrc cannot take.
 func (c Config) Validate() error {
 	if c.RuntimeDir != "" {
-		if !filepath.IsAbs(c.RuntimeDir) {
-			return setting.Errorf("runtime_dir", "want an absolute path, not %q", c.RuntimeDir)
-		}
-		if err := CheckSocketPath(c.RuntimeDir); err != nil {
-			return setting.Errorf("runtime_dir", "the path %q %v; it is written into tor's configuration", c.RuntimeDir, err)
+		if err := CheckTorrcDir(c.RuntimeDir, true); err != nil {
+			return setting.Errorf("runtime_dir", "%v", err)
 		}
 	}
 	for _, f := range []struct {
@@ -326,10 +323,9 @@ func (s *Service) prepareDirs() error {
 	}
 	// The stamp is taken first: a change after the check is the watcher's.
 	s.clientsStamp = clientsStamp(filepath.Join(dir, ClientsDir))
-	if s.Clients, err = CheckClients(c.DataDir); err != nil {
+	if s.Clients, s.clientKeys, err = CheckClients(c.DataDir); err != nil {
 		return err
 	}
-	s.clientKeys = clientKeys(filepath.Join(dir, ClientsDir))
 	return writeOBConfig(dir, c.OnionbalanceFront, len(s.Clients))
 }
 
@@ -747,8 +743,7 @@ func (s *Service) watchClients() {
 				"(under systemd it restarts by itself)", dir))
 			return
 		}
-		names, err := CheckClients(s.conf.DataDir)
-		keys := clientKeys(dir)
+		names, keys, err := CheckClients(s.conf.DataDir)
 		if gone := revoked(s.clientKeys, keys); err == nil && gone != "" {
 			// v3 services check client authorization only when a visitor
 			// decrypts the descriptor: a revoked friend who holds it would

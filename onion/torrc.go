@@ -112,17 +112,13 @@ func CheckTorrcValue(v string) error {
 	case strings.TrimSpace(v) != v:
 		return errors.New("begins or ends with white space, which torrc drops")
 	}
-	for _, r := range v {
-		if isControl(r) {
+	for _, r := range v { // C0 and C1 controls and DEL: line structure to tor's parser, or nothing a path holds
+		if unicode.IsControl(r) {
 			return fmt.Errorf("has the control character %U", r)
 		}
 	}
 	return nil
 }
-
-// isControl reports the characters tor's config parser may treat as line
-// structure or that have no place in a path: C0 and C1 controls and DEL.
-func isControl(r rune) bool { return unicode.IsControl(r) }
 
 // CheckSocketPath is CheckTorrcValue for the unix socket of
 // HiddenServicePort, whose value tor splits at white space, and so for
@@ -137,6 +133,26 @@ func CheckSocketPath(p string) error {
 	return nil
 }
 
+// CheckTorrcDir returns why p cannot be a directory of the configuration
+// that onionchat writes into tor's torrc, or nil: it must be absolute,
+// and a torrc value (CheckTorrcValue) or, with socket, the directory of
+// HiddenServicePort's unix socket (CheckSocketPath). The error names p,
+// not the setting: "want an absolute path, not …", or "the path … <why>;
+// it is written into tor's configuration".
+func CheckTorrcDir(p string, socket bool) error {
+	if !filepath.IsAbs(p) {
+		return fmt.Errorf("want an absolute path, not %q", p)
+	}
+	check := CheckTorrcValue
+	if socket {
+		check = CheckSocketPath
+	}
+	if err := check(p); err != nil {
+		return fmt.Errorf("the path %q %w; it is written into tor's configuration", p, err)
+	}
+	return nil
+}
+
 // checkExtraTorrc checks Config.ExtraTorrc: one torrc line per entry, and
 // only on a private test network ("TestingTorNetwork 1" among them). Its
 // error is a *setting.Error about extra_torrc.
@@ -146,7 +162,7 @@ func checkExtraTorrc(lines []string) error {
 	}
 	testing := false
 	for _, l := range lines {
-		if strings.ContainsFunc(l, isControl) {
+		if strings.ContainsFunc(l, unicode.IsControl) {
 			return setting.Errorf("extra_torrc", "one torrc line per entry: %q has a line break or control character", l)
 		}
 		if strings.HasSuffix(l, "\\") {

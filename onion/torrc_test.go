@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/onionchat/onionchat/internal/setting"
 )
@@ -138,7 +139,7 @@ func FuzzTorrc(f *testing.F) {
 		}
 		for i, kw := range keywords {
 			l := lines[i]
-			if strings.ContainsFunc(l, isControl) || strings.ContainsAny(l, "#\"\\") || strings.TrimSpace(l) != l {
+			if strings.ContainsFunc(l, unicode.IsControl) || strings.ContainsAny(l, "#\"\\") || strings.TrimSpace(l) != l {
 				t.Fatalf("line %q of option %s has what tor reads as structure", l, kw)
 			}
 			key, val, _ := strings.Cut(l, " ")
@@ -155,7 +156,7 @@ func FuzzTorrc(f *testing.F) {
 		}
 		testing := false
 		for _, l := range got {
-			if strings.ContainsFunc(l, isControl) || strings.HasSuffix(l, "\\") {
+			if strings.ContainsFunc(l, unicode.IsControl) || strings.HasSuffix(l, "\\") {
 				t.Fatalf("extra line %q runs into another", l)
 			}
 			testing = testing || strings.Join(strings.Fields(l), " ") == "TestingTorNetwork 1"

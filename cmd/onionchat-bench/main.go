@@ -42,9 +42,6 @@ func flags(name string, stderr io.Writer) (*flag.FlagSet, func(context.Context) 
 	fs := cli.FlagSet(name, usage, stderr)
 	binary := fs.String("onionchat", "", "the onionchat `binary` to start; none: build one from this module")
 	return fs, func(ctx context.Context) (string, func(), error) {
-		if fs.NArg() > 0 {
-			return "", nil, fmt.Errorf("unknown command %q; see onionchat-bench --help", fs.Arg(0))
-		}
 		if *binary != "" {
 			return *binary, func() {}, nil
 		}
@@ -61,12 +58,24 @@ func flags(name string, stderr io.Writer) (*flag.FlagSet, func(context.Context) 
 	}
 }
 
+// parse parses args into fs and refuses a word left after the flags,
+// before anything is built, started or measured.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unknown command %q; see onionchat-bench --help", fs.Arg(0))
+	}
+	return nil
+}
+
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, onionchat := flags("onionchat-bench", stderr)
 	short := fs.Bool("short", false, "a quick run of every scenario (checks delivery, not speed)")
 	jsonPath := fs.String("json", "", "also write the report as JSON to `file`")
 	target := fs.String("target", "", "measure a running onionchat at `URL` instead of starting one (no server CPU or RSS then)")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	o := bench.Options{Short: *short, JSON: *jsonPath, Target: *target, Out: stdout}
@@ -90,7 +99,7 @@ func soakCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	jsonPath := fs.String("json", "", "also write the report as JSON to `file`")
 	abuse := fs.String("abuse", "", "(used by soak itself) run only the abusive clients against `URL` for -duration")
 	rooms := fs.String("rooms", "", "(used by soak itself, with -abuse) prefix of the well-behaved members' rooms")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *abuse != "" {

@@ -414,16 +414,14 @@ func (c *Config) validate() error {
 
 // checkDataDir checks data_dir: empty (the default) or an absolute path
 // that tor's torrc can take (tor's state and the service key live under
-// it), by onion's rule.
+// it), by onion's rule (onion.CheckTorrcDir).
 func checkDataDir(p string) error {
 	if p == "" {
 		return nil
 	}
-	if !filepath.IsAbs(p) {
-		return fmt.Errorf("want an absolute path, not %q", p)
+	err := onion.CheckTorrcDir(p, false)
+	if err != nil && filepath.IsAbs(p) { // a value that could reach the torrc: say what it risks
+		return fmt.Errorf("%w, where that could add lines of its own", err)
 	}
-	if err := onion.CheckTorrcValue(p); err != nil {
-		return fmt.Errorf("the path %q %v; it is written into tor's configuration, where that could add lines of its own", p, err)
-	}
-	return nil
+	return err
 }

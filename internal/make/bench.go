@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 )
 
-// runBenchShort builds onionchat and onionchat-bench and runs
-// "onionchat-bench -short": every scenario briefly, failing on any lost,
+// runBenchShort runs "onionchat-bench -short" against the onionchat it
+// builds: every scenario briefly, failing on any lost,
 // duplicated or corrupt delivery. Speed is not asserted here (the machine
 // is shared); docs/performance.md has the full figures.
 func runBenchShort(ctx context.Context) error { return runBench(ctx, "", "-short") }
@@ -20,26 +20,22 @@ func runBenchShort(ctx context.Context) error { return runBench(ctx, "", "-short
 // fails (bench.verdict says why).
 func runSoakShort(ctx context.Context) error { return runBench(ctx, "soak", "-short") }
 
-// runBench builds the appliance and the bench command, and runs the bench
-// command's sub (none: the benchmark) with args against that appliance:
-// the binary measured is the one a release ships, which carries no load
-// generator.
+// runBench builds the bench command and runs its sub (none: the
+// benchmark) with args. Given no -onionchat, it builds the appliance
+// itself (bench.Build: go build ./cmd/onionchat, as a release's binary
+// carries no load generator) and measures that.
 func runBench(ctx context.Context, sub string, args ...string) error {
 	dir, err := os.MkdirTemp("", "onionchat-bin-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	app, bench := filepath.Join(dir, "onionchat"), filepath.Join(dir, "onionchat-bench")
-	if err := run(ctx, "go", "build", "-o", app, "./cmd/onionchat"); err != nil {
-		return err
-	}
+	bench := filepath.Join(dir, "onionchat-bench")
 	if err := run(ctx, "go", "build", "-o", bench, "./cmd/onionchat-bench"); err != nil {
 		return err
 	}
-	argv := []string{"-onionchat", app}
 	if sub != "" {
-		argv = append([]string{sub}, argv...)
+		args = append([]string{sub}, args...)
 	}
-	return run(ctx, bench, append(argv, args...)...)
+	return run(ctx, bench, args...)
 }

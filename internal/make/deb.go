@@ -6,6 +6,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,13 +114,61 @@ type debSource struct {
 	date    time.Time
 }
 
+// debDocs are the files of the package that no target changes, made from
+// s.src by makeDebDocs: once for every package of a release.
+type debDocs struct {
+	debSource
+	pkgVersion string            // the Debian version (debVersion)
+	files      map[string][]byte // by name in the staging directory: unit, conffile, man page, changelog, lintian overrides
+	copyright  string            // the copyright file's paragraphs that no target changes (copyrightHead)
+}
+
+// makeDebDocs makes, from s.src, every file of a package that no target
+// changes: the unit, the conffile, the man page (from the command's own
+// help, built for this machine), the changelog (from git), the lintian
+// overrides, and the head of the copyright file.
+func makeDebDocs(ctx context.Context, s debSource) (debDocs, error) {
+	d := debDocs{debSource: s, pkgVersion: debVersion(s.version, s.date), files: map[string][]byte{}}
+	gen := d.files
+	unit, err := os.ReadFile(filepath.Join(s.src, unitFile))
+	if err != nil {
+		return debDocs{}, fmt.Errorf("release: %w", err)
+	}
+	u, err := withExecBinary(string(unit), debBinary)
+	if err != nil {
+		return debDocs{}, err
+	}
+	gen["onionchat.service"] = []byte(u)
+	example, err := os.ReadFile(filepath.Join(s.src, "config.example.toml"))
+	if err != nil {
+		return debDocs{}, fmt.Errorf("release: %w", err)
+	}
+	gen["config.toml"] = commentedConfig(example)
+	help, err := commandHelp(ctx, s.src)
+	if err != nil {
+		return debDocs{}, err
+	}
+	if gen["onionchat.1.gz"], err = gzipMax([]byte(manPage(help, d.pkgVersion, s.date))); err != nil {
+		return debDocs{}, err
+	}
+	if gen["changelog.gz"], err = gzipMax([]byte(changelog(ctx, s.src, d.pkgVersion, s.date))); err != nil {
+		return debDocs{}, err
+	}
+	if gen["lintian-overrides"], err = debian.ReadFile("debian/lintian-overrides"); err != nil {
+		return debDocs{}, err
+	}
+	if d.copyright, err = copyrightHead(ctx, s.src); err != nil {
+		return debDocs{}, err
+	}
+	return d, nil
+}
+
 // buildDeb writes the .deb of target t, holding the binary bin, into
-// outDir and returns its path. Everything in it but the binary is made
-// from s.src: the unit, the conffile, the man page (from the command's
-// own help), the copyright file (from the licences shipped by every Go
-// module the binary embeds and every licence file among the page's
-// embedded files) and the changelog (from git).
-func buildDeb(ctx context.Context, s debSource, t target, bin, outDir string) (string, error) {
+// outDir and returns its path. Everything in it but the binary and the
+// copyright file's paragraphs of what the binary embeds (copyrightFile:
+// the licences shipped by every Go module it embeds for t and every
+// licence file among the page's embedded files) is d's.
+func buildDeb(ctx context.Context, d debDocs, t target, bin, outDir string) (string, error) {
 	arch := debArch[t.name]
 	if arch == "" {
 		return "", fmt.Errorf("release: no Debian architecture for linux/%s", t.name)
@@ -129,39 +178,14 @@ func buildDeb(ctx context.Context, s debSource, t target, bin, outDir string) (s
 		return "", fmt.Errorf("release: %w", err)
 	}
 	defer os.RemoveAll(stage)
-	v := debVersion(s.version, s.date)
+	s, v := d.debSource, d.pkgVersion
 
-	gen := map[string][]byte{}
-	unit, err := os.ReadFile(filepath.Join(s.src, unitFile))
-	if err != nil {
-		return "", fmt.Errorf("release: %w", err)
-	}
-	u, err := withExecBinary(string(unit), debBinary)
+	copyright, err := copyrightFile(ctx, s.src, d.copyright, t)
 	if err != nil {
 		return "", err
 	}
-	gen["onionchat.service"] = []byte(u)
-	example, err := os.ReadFile(filepath.Join(s.src, "config.example.toml"))
-	if err != nil {
-		return "", fmt.Errorf("release: %w", err)
-	}
-	gen["config.toml"] = commentedConfig(example)
-	help, err := commandHelp(ctx, s.src)
-	if err != nil {
-		return "", err
-	}
-	if gen["onionchat.1.gz"], err = gzipMax([]byte(manPage(help, v, s.date))); err != nil {
-		return "", err
-	}
-	if gen["copyright"], err = copyrightFile(ctx, s.src, t); err != nil {
-		return "", err
-	}
-	if gen["changelog.gz"], err = gzipMax([]byte(changelog(ctx, s.src, v, s.date))); err != nil {
-		return "", err
-	}
-	if gen["lintian-overrides"], err = debian.ReadFile("debian/lintian-overrides"); err != nil {
-		return "", err
-	}
+	gen := maps.Clone(d.files)
+	gen["copyright"] = copyright
 	for name, data := range gen {
 		if err := os.WriteFile(filepath.Join(stage, name), data, 0o644); err != nil {
 			return "", fmt.Errorf("release: %w", err)

@@ -122,7 +122,11 @@ func TestCopyrightFile(t *testing.T) {
 			tgt = c
 		}
 	}
-	got, err := copyrightFile(ctx, root(t), tgt)
+	head, err := copyrightHead(ctx, root(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := copyrightFile(ctx, root(t), head, tgt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +171,10 @@ func TestCopyrightFile(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(lib, "LICENSE"), []byte("MIT License\n\nCopyright (c) 2026 Some Author\n\nPermission is hereby granted, free of charge, to any person\n"), 0o644)
 	os.WriteFile(filepath.Join(lib, "somelib.js"), []byte("export const x = 1;\n"), 0o644)
-	withLib, err := copyrightFile(ctx, src, tgt)
+	if head, err = copyrightHead(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	withLib, err := copyrightFile(ctx, src, head, tgt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +201,11 @@ func TestDebReproducible(t *testing.T) {
 	s := debSource{src: root(t), version: "v1.2.3", date: time.Unix(1764000000, 0)}
 	var debs [][]byte
 	for range 2 {
-		p, err := buildDeb(ctx, s, tgt, bin, t.TempDir())
+		docs, err := makeDebDocs(ctx, s) // anew each time, so that every file is compared
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := buildDeb(ctx, docs, tgt, bin, t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -93,25 +93,12 @@ func roffEscape(s string) string {
 // LICENSE-MIT, COPYING.txt).
 var licenceFile = regexp.MustCompile(`(?i)^(licen[cs]e|copying|notice|patents|unlicense)([._-].*)?$`)
 
-// copyrightFile writes the machine-readable copyright file of the
-// package of target t, from the sources in src: onionchat's own licence
-// (a licence file at the module root), then one paragraph for each thing
-// the binary embeds, with the licence text as it ships there: the Go
-// runtime and standard library, every module `go list -deps` names for
-// the target, and every licence file among the embedded files of
-// onionchat's own packages (the page's third-party JavaScript ships its
-// licence beside it, so a library added there is picked up with no
-// change here).
-func copyrightFile(ctx context.Context, src string, t target) ([]byte, error) {
-	src, err := filepath.Abs(src)
-	if err != nil {
-		return nil, fmt.Errorf("release: %w", err)
-	}
-	pkgs, err := goListDeps(ctx, src, t)
-	if err != nil {
-		return nil, err
-	}
-
+// copyrightHead returns the paragraphs of the machine-readable copyright
+// file that no target changes, from the sources in src: the header,
+// onionchat's own licence (a licence file at the module root), and the Go
+// runtime and standard library, with their licence as the toolchain ships
+// it.
+func copyrightHead(ctx context.Context, src string) (string, error) {
 	var b strings.Builder
 	b.WriteString("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n" +
 		"Upstream-Name: onionchat\nSource: " + debHomepage + "\n" +
@@ -120,7 +107,7 @@ func copyrightFile(ctx context.Context, src string, t target) ([]byte, error) {
 		" files; each paragraph gives a licence as it ships with what it covers.\n")
 	own, err := licenceTexts(src)
 	if err != nil {
-		return nil, err
+		return "", fmt.Errorf("release: %w", err)
 	}
 	if own == "" {
 		own = "The onionchat repository has no licence file at its root yet; until\n" +
@@ -130,20 +117,40 @@ func copyrightFile(ctx context.Context, src string, t target) ([]byte, error) {
 		paragraph(&b, "*", copyrightLines(own, "the onionchat authors"), licenceName(own), own, "")
 	}
 
-	goroot := runtime.GOROOT()
-	if out, err := exec.CommandContext(ctx, "go", "env", "GOROOT").Output(); err == nil {
-		goroot = strings.TrimSpace(string(out))
-	}
-	goVersion := runtime.Version()
-	if out, err := exec.CommandContext(ctx, "go", "env", "GOVERSION").Output(); err == nil {
-		goVersion = strings.TrimSpace(string(out))
+	goroot, goVersion := runtime.GOROOT(), runtime.Version()
+	if out, err := exec.CommandContext(ctx, "go", "env", "GOROOT", "GOVERSION").Output(); err == nil {
+		if l := strings.Split(strings.TrimSpace(string(out)), "\n"); len(l) == 2 {
+			goroot, goVersion = strings.TrimSpace(l[0]), strings.TrimSpace(l[1])
+		}
 	}
 	std, err := licenceTexts(goroot)
 	if err != nil || std == "" {
-		return nil, fmt.Errorf("release: no licence file in GOROOT %s: %v", goroot, err)
+		return "", fmt.Errorf("release: no licence file in GOROOT %s: %v", goroot, err)
 	}
 	paragraph(&b, "go/*", copyrightLines(std, "The Go Authors"), licenceName(std), std,
 		"The Go runtime and standard library ("+goVersion+"), compiled in.")
+	return b.String(), nil
+}
+
+// copyrightFile returns the machine-readable copyright file of the package
+// of target t: head (copyrightHead), then one paragraph for each thing the
+// binary embeds beyond Go's runtime and standard library, from the sources
+// in src, with the licence text as it ships there: every module `go list
+// -deps` names for the target, and every licence file among the embedded
+// files of onionchat's own packages (the page's third-party JavaScript
+// ships its licence beside it, so a library added there is picked up with
+// no change here).
+func copyrightFile(ctx context.Context, src, head string, t target) ([]byte, error) {
+	src, err := filepath.Abs(src)
+	if err != nil {
+		return nil, fmt.Errorf("release: %w", err)
+	}
+	pkgs, err := goListDeps(ctx, src, t)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	b.WriteString(head)
 
 	seen := map[string]bool{}
 	var embedded []string // directories of licence files among embedded files, relative to src
@@ -169,7 +176,7 @@ func copyrightFile(ctx context.Context, src string, t target) ([]byte, error) {
 			}
 			text, err := licenceTexts(dir)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("release: %w", err)
 			}
 			if text == "" {
 				return nil, fmt.Errorf("release: module %s %s ships no licence file; the package cannot say under what terms it is embedded", m.Path, version)
@@ -204,19 +211,20 @@ func copyrightFile(ctx context.Context, src string, t target) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// licenceTexts reads the licence files at the top of dir, sorted by name,
-// and joins their texts; "" if there are none.
+// licenceTexts reads the licence files (licenceFile) at the top of dir,
+// sorted by name, and joins their texts; "" if there are none. The
+// package's copyright file and the page's LICENSES.txt are made with it.
 func licenceTexts(dir string) (string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return "", fmt.Errorf("release: licences of %s: %w", dir, err)
+		return "", fmt.Errorf("licences of %s: %w", dir, err)
 	}
 	var texts []string
 	for _, e := range entries {
 		if e.Type().IsRegular() && licenceFile.MatchString(e.Name()) {
 			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 			if err != nil {
-				return "", fmt.Errorf("release: %w", err)
+				return "", err
 			}
 			texts = append(texts, strings.TrimSpace(string(b)))
 		}

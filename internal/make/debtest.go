@@ -96,19 +96,15 @@ func firstLine(s string) string {
 	return l
 }
 
-// cachedRoot returns a tar of a clean Debian root, made with debootstrap
-// on first use and kept in the user's cache directory under a name that
-// says what it holds.
-func cachedRoot(ctx context.Context) (string, error) {
+// cachedRoot returns a tar of a clean Debian root for arch, this machine's
+// Debian architecture, made with debootstrap on first use and kept in the
+// user's cache directory under a name that says what it holds.
+func cachedRoot(ctx context.Context, arch string) (string, error) {
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		return "", fmt.Errorf("deb: %w", err)
 	}
-	arch, err := exec.CommandContext(ctx, "dpkg", "--print-architecture").Output()
-	if err != nil {
-		return "", fmt.Errorf("deb: %w", err)
-	}
-	what := strings.Join([]string{rootSuite, rootMirror, rootVariant, rootInclude, strings.TrimSpace(string(arch)), "download:tor"}, " ")
+	what := strings.Join([]string{rootSuite, rootMirror, rootVariant, rootInclude, arch, "download:tor"}, " ")
 	key := fmt.Sprintf("%x", sha256.Sum256([]byte(what)))[:16]
 	tarball := filepath.Join(cache, "onionchat", "debroot-"+rootSuite+"-"+key+".tar")
 	if _, err := os.Stat(tarball); err == nil {
@@ -186,7 +182,11 @@ func previousDeb(ctx context.Context, arch, outDir string) (string, error) {
 	if err := buildTarget(ctx, t, "previous", src, bin, nil); err != nil {
 		return "", err
 	}
-	return buildDeb(ctx, debSource{src: src, version: "previous", date: time.Unix(0, 0)}, t, bin, outDir)
+	docs, err := makeDebDocs(ctx, debSource{src: src, version: "previous", date: time.Unix(0, 0)})
+	if err != nil {
+		return "", err
+	}
+	return buildDeb(ctx, docs, t, bin, outDir)
 }
 
 // testDebInRoot installs deb in a clean Debian root, as an owner would
@@ -200,7 +200,7 @@ func previousDeb(ctx context.Context, arch, outDir string) (string, error) {
 // scripts' start and stop requests go through it, as Debian's do.
 func testDebInRoot(ctx context.Context, deb, arch string) error {
 	start := time.Now()
-	tarball, err := cachedRoot(ctx)
+	tarball, err := cachedRoot(ctx, arch)
 	if err != nil {
 		return err
 	}

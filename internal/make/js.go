@@ -51,7 +51,11 @@ func jsCommand(ctx context.Context, args []string) error {
 // buildJS builds the bundle and its licence file; with check it compares
 // them with the committed ones instead of writing them.
 func buildJS(ctx context.Context, check bool) error {
-	modules, err := npmInstall(ctx)
+	lock, err := os.ReadFile(filepath.Join(jsSrcDir, jsLockfile))
+	if err != nil {
+		return fmt.Errorf("js: %w", err)
+	}
+	modules, err := npmInstall(ctx, lock)
 	if err != nil {
 		return err
 	}
@@ -59,7 +63,7 @@ func buildJS(ctx context.Context, check bool) error {
 	if err != nil {
 		return err
 	}
-	licences, err := bundleLicences(modules)
+	licences, err := bundleLicences(modules, lock)
 	if err != nil {
 		return err
 	}
@@ -99,15 +103,12 @@ func short(b []byte) string {
 	return hex.EncodeToString(s[:6])
 }
 
-// npmInstall runs `npm ci` on a copy of web/mls in a cache directory named
-// after the lockfile's hash, once per lockfile, and returns the directory
-// holding node_modules. npm checks every package against the lockfile's
-// integrity hash; install scripts never run (.npmrc).
-func npmInstall(ctx context.Context) (string, error) {
-	lock, err := os.ReadFile(filepath.Join(jsSrcDir, jsLockfile))
-	if err != nil {
-		return "", fmt.Errorf("js: %w", err)
-	}
+// npmInstall runs `npm ci` on a copy of web/mls, with lock as its
+// lockfile, in a cache directory named after lock's hash, once per
+// lockfile, and returns the directory holding node_modules. npm checks
+// every package against the lockfile's integrity hash; install scripts
+// never run (.npmrc).
+func npmInstall(ctx context.Context, lock []byte) (string, error) {
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = os.TempDir()
@@ -125,14 +126,11 @@ func npmInstall(ctx context.Context) (string, error) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return "", err
 	}
-	for _, f := range []string{"package.json", jsLockfile, ".npmrc"} {
-		b, err := os.ReadFile(filepath.Join(jsSrcDir, f))
-		if err != nil {
-			return "", fmt.Errorf("js: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(tmp, f), b, 0o644); err != nil {
-			return "", err
-		}
+	if err := copySrc(tmp, "package.json", ".npmrc"); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, jsLockfile), lock, 0o644); err != nil {
+		return "", err
 	}
 	cmd := exec.CommandContext(ctx, "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund")
 	cmd.Dir = tmp
@@ -152,14 +150,8 @@ func npmInstall(ctx context.Context) (string, error) {
 // ES module. The build runs in dir with the entry copied there, so that the
 // paths esbuild writes into its comments are the same on every machine.
 func bundleJS(dir string) ([]byte, error) {
-	for _, f := range []string{jsEntry, jsStub} {
-		b, err := os.ReadFile(filepath.Join(jsSrcDir, f))
-		if err != nil {
-			return nil, fmt.Errorf("js: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			return nil, err
-		}
+	if err := copySrc(dir, jsEntry, jsStub); err != nil {
+		return nil, err
 	}
 	stub := filepath.Join(dir, jsStub)
 	optional := api.Plugin{
@@ -201,24 +193,34 @@ func bundleJS(dir string) ([]byte, error) {
 	return res.OutputFiles[0].Contents, nil
 }
 
-// bundleLicences lists every package installed from the lockfile, with its
-// version and licence text, in name order.
-func bundleLicences(dir string) ([]byte, error) {
-	var lock struct {
+// copySrc copies the named files of web/mls into dir.
+func copySrc(dir string, names ...string) error {
+	for _, f := range names {
+		b, err := os.ReadFile(filepath.Join(jsSrcDir, f))
+		if err != nil {
+			return fmt.Errorf("js: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bundleLicences lists every package installed (in dir) from the
+// lockfile lock, with its version and licence text, in name order.
+func bundleLicences(dir string, lock []byte) ([]byte, error) {
+	var locked struct {
 		Packages map[string]struct {
 			Version string `json:"version"`
 			License string `json:"license"`
 		} `json:"packages"`
 	}
-	b, err := os.ReadFile(filepath.Join(jsSrcDir, jsLockfile))
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(b, &lock); err != nil {
+	if err := json.Unmarshal(lock, &locked); err != nil {
 		return nil, fmt.Errorf("js: %s: %w", jsLockfile, err)
 	}
 	var names []string
-	for p := range lock.Packages {
+	for p := range locked.Packages {
 		if p != "" {
 			names = append(names, p)
 		}
@@ -227,21 +229,15 @@ func bundleLicences(dir string) ([]byte, error) {
 	var out bytes.Buffer
 	out.WriteString("The third-party JavaScript in mls.mjs, as pinned by web/mls/package-lock.json.\n")
 	for _, p := range names {
-		pkg := lock.Packages[p]
-		text, err := readLicence(filepath.Join(dir, p))
+		pkg := locked.Packages[p]
+		text, err := licenceTexts(filepath.Join(dir, p))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("js: %w", err)
 		}
-		fmt.Fprintf(&out, "\n==== %s %s (%s)\n\n%s\n", strings.TrimPrefix(p, "node_modules/"), pkg.Version, pkg.License, strings.TrimSpace(text))
+		if text == "" {
+			return nil, fmt.Errorf("js: %s ships no licence file; cannot bundle it without one", filepath.Join(dir, p))
+		}
+		fmt.Fprintf(&out, "\n==== %s %s (%s)\n\n%s\n", strings.TrimPrefix(p, "node_modules/"), pkg.Version, pkg.License, text)
 	}
 	return out.Bytes(), nil
-}
-
-func readLicence(pkgDir string) (string, error) {
-	for _, n := range []string{"LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "license"} {
-		if b, err := os.ReadFile(filepath.Join(pkgDir, n)); err == nil {
-			return string(b), nil
-		}
-	}
-	return "", fmt.Errorf("js: %s ships no licence file; cannot bundle it without one", pkgDir)
 }

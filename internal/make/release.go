@@ -112,11 +112,15 @@ func release(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	docs, err := makeDebDocs(ctx, debSource{src: ".", version: v, date: date})
+	if err != nil {
+		return err
+	}
 	for _, t := range targets {
 		if debArch[t.name] == "" {
 			continue
 		}
-		p, err := buildDeb(ctx, debSource{src: ".", version: v, date: date}, t, filepath.Join(distDir, binaryName(v, t)), distDir)
+		p, err := buildDeb(ctx, docs, t, filepath.Join(distDir, binaryName(v, t)), distDir)
 		if err != nil {
 			return err
 		}
@@ -352,12 +356,17 @@ func checkReproducible(ctx context.Context, s debSource, snap sources) error {
 			first, len(a), sha256.Sum256(a), second, len(b), sha256.Sum256(b), firstDiff(a, b))
 	}
 	fmt.Printf("Reproducible: both linux/%s builds are the same %d bytes (sha256 %x)\n", t.name, len(a), sha256.Sum256(a))
-	// The package again, around the second binary.
+	// The package again, around the second binary, every file of it made
+	// anew.
+	docs, err := makeDebDocs(ctx, s)
+	if err != nil {
+		return err
+	}
 	debDir := filepath.Join(tmp, "deb")
 	if err := os.Mkdir(debDir, 0o755); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
-	secondDeb, err := buildDeb(ctx, s, t, second, debDir)
+	secondDeb, err := buildDeb(ctx, docs, t, second, debDir)
 	if err != nil {
 		return err
 	}

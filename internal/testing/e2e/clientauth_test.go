@@ -349,6 +349,32 @@ func TestOnionFailsClosed(t *testing.T) {
 		}
 	})
 
+	t.Run("without the sandbox, a FIFO put among the keys while it runs stops it", func(t *testing.T) {
+		// A FIFO is no key tor loads, and reading one blocks until
+		// something writes to it: the watcher must refuse it, not hang
+		// on it while tor goes on with the old keys.
+		if err := os.Remove(u.keyFile("carol")); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(u.cfg)
+		must(t, err)
+		if !strings.Contains(string(b), "sandbox = \"off\"") {
+			must(t, os.WriteFile(u.cfg, []byte(strings.Replace(string(b), "[tor]\n", "[tor]\nsandbox = \"off\"\n", 1)), 0o600))
+		}
+		p := u.start(t)
+		if !strings.Contains(p.Output(), "Tor sandbox: off") {
+			t.Fatalf("tor's sandbox is on:\n%s", p.Output())
+		}
+		fifo := u.keyFile("dave")
+		must(t, syscall.Mkfifo(fifo, 0o600))
+		t.Cleanup(func() { os.Remove(fifo) })
+		must(t, os.Chown(fifo, u.uid, u.uid)) // the service user's: opening it to read waits for a writer
+		code := p.Wait(t, 30*time.Second)
+		if out := p.Output(); code == 0 || !strings.Contains(out, "client authorization changed") || !strings.Contains(out, fifo+" is not a regular file") {
+			t.Fatalf("after a FIFO was put among the keys: exit %d, output:\n%s", code, out)
+		}
+	})
+
 	t.Run("an ephemeral key is never a file", func(t *testing.T) {
 		testEphemeralKey(t, net)
 	})
